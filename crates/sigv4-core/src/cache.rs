@@ -1,0 +1,207 @@
+//! The derived signing-key cache: `kSigning` per (access key id, date, region, service).
+//!
+//! `kSigning` is valid for one day, one region and one service; caching it means the device
+//! holding the root key is asked once per scope per day instead of once per request.
+
+use std::sync::Mutex;
+
+use crate::hmac256::HmacKey;
+use crate::key::DateStamp;
+
+/// Whether the signer caches derived keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CachePolicy {
+    /// One root-key call per (access key id, date, region, service); the default.
+    #[default]
+    PerScope,
+    /// Every signature calls the root key (for auditing, or devices that count uses).
+    Off,
+}
+
+/// `kSigning`, kept as its HMAC pad states: zeroized on drop (including eviction), never
+/// printed.
+#[derive(Clone)]
+pub(crate) struct SigningKey(pub(crate) HmacKey);
+
+struct Entry {
+    access_key_id: String,
+    date: DateStamp,
+    region: String,
+    service: String,
+    key: SigningKey,
+    last_used: u64,
+}
+
+impl Entry {
+    fn matches(&self, access_key_id: &str, date: &DateStamp, region: &str, service: &str) -> bool {
+        self.date == *date
+            && self.region == region
+            && self.service == service
+            && self.access_key_id == access_key_id
+    }
+}
+
+/// A bounded cache of derived signing keys; the least recently used entry is evicted (and
+/// zeroized) when it is full.
+pub struct DerivedKeyCache {
+    capacity: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    entries: Vec<Entry>,
+    clock: u64,
+}
+
+impl DerivedKeyCache {
+    /// Default number of scopes kept: enough for a process talking to many services in a few
+    /// regions, across a date change.
+    pub const DEFAULT_CAPACITY: usize = 64;
+
+    /// A cache holding at most `capacity` keys (at least one).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// How many keys are cached now.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops (and zeroizes) every cached key.
+    pub fn clear(&self) {
+        self.lock().entries.clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock can't leave the Vec inconsistent: recover it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn get(
+        &self,
+        access_key_id: &str,
+        date: &DateStamp,
+        region: &str,
+        service: &str,
+    ) -> Option<SigningKey> {
+        let mut state = self.lock();
+        state.clock += 1;
+        let now = state.clock;
+        let entry = state
+            .entries
+            .iter_mut()
+            .find(|e| e.matches(access_key_id, date, region, service))?;
+        entry.last_used = now;
+        Some(entry.key.clone())
+    }
+
+    pub(crate) fn insert(
+        &self,
+        access_key_id: &str,
+        date: &DateStamp,
+        region: &str,
+        service: &str,
+        key: &SigningKey,
+    ) {
+        let mut state = self.lock();
+        state.clock += 1;
+        let now = state.clock;
+        if let Some(entry) = state
+            .entries
+            .iter_mut()
+            .find(|e| e.matches(access_key_id, date, region, service))
+        {
+            entry.last_used = now;
+            return;
+        }
+        if state.entries.len() >= self.capacity
+            && let Some(oldest) =
+                (0..state.entries.len()).min_by_key(|&i| state.entries[i].last_used)
+        {
+            state.entries.swap_remove(oldest);
+        }
+        state.entries.push(Entry {
+            access_key_id: access_key_id.to_owned(),
+            date: *date,
+            region: region.to_owned(),
+            service: service.to_owned(),
+            key: key.clone(),
+            last_used: now,
+        });
+    }
+}
+
+impl Default for DerivedKeyCache {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_CAPACITY)
+    }
+}
+
+impl std::fmt::Debug for DerivedKeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DerivedKeyCache")
+            .field("capacity", &self.capacity)
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(byte: u8) -> SigningKey {
+        SigningKey(HmacKey::new(&[byte; 32]))
+    }
+
+    fn same(a: &SigningKey, b: &SigningKey) -> bool {
+        a.0.mac(&[b"x"]) == b.0.mac(&[b"x"])
+    }
+
+    fn stamp(day: u8) -> DateStamp {
+        DateStamp::from_date(time::Date::from_calendar_date(2024, time::Month::May, day).unwrap())
+    }
+
+    #[test]
+    fn evicts_least_recently_used_when_full() {
+        let cache = DerivedKeyCache::new(2);
+        cache.insert("AKID", &stamp(1), "r", "s", &key(1));
+        cache.insert("AKID", &stamp(2), "r", "s", &key(2));
+        assert!(cache.get("AKID", &stamp(1), "r", "s").is_some()); // day 2 is now oldest
+        cache.insert("AKID", &stamp(3), "r", "s", &key(3));
+        assert_eq!(cache.len(), 2);
+        assert!(cache.get("AKID", &stamp(2), "r", "s").is_none());
+        assert!(same(
+            &cache.get("AKID", &stamp(1), "r", "s").unwrap(),
+            &key(1)
+        ));
+        assert!(same(
+            &cache.get("AKID", &stamp(3), "r", "s").unwrap(),
+            &key(3)
+        ));
+    }
+
+    #[test]
+    fn scope_is_the_whole_key() {
+        let cache = DerivedKeyCache::new(8);
+        cache.insert("AKID", &stamp(1), "us-east-1", "sts", &key(1));
+        assert!(cache.get("AKID", &stamp(1), "us-east-1", "sts").is_some());
+        assert!(cache.get("OTHER", &stamp(1), "us-east-1", "sts").is_none());
+        assert!(cache.get("AKID", &stamp(2), "us-east-1", "sts").is_none());
+        assert!(cache.get("AKID", &stamp(1), "eu-west-1", "sts").is_none());
+        assert!(cache.get("AKID", &stamp(1), "us-east-1", "s3").is_none());
+        cache.clear();
+        assert!(cache.is_empty());
+    }
+}

@@ -1,0 +1,205 @@
+//! Byte-level helpers of the canonical form: percent-encoding, hex, SigV4 timestamps and
+//! RFC 3986 dot-segment removal. Written for the signing hot path: no allocation except into
+//! the caller's buffer.
+
+use std::borrow::Cow;
+
+use crate::key::DateStamp;
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+
+/// RFC 3986 unreserved characters: the only bytes SigV4 leaves unencoded.
+const fn unreserved_table() -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~');
+        b += 1;
+    }
+    table
+}
+static UNRESERVED: [bool; 256] = unreserved_table();
+
+/// Appends `bytes` percent-encoded (uppercase hex) to `out`, leaving unreserved characters,
+/// and `/` too when `keep_slash` (paths keep their separators).
+pub(crate) fn percent_encode_into(out: &mut Vec<u8>, mut bytes: &[u8], keep_slash: bool) {
+    let keep = |b: u8| UNRESERVED[usize::from(b)] || (keep_slash && b == b'/');
+    // Copy runs of bytes that stay as they are in one go; most input is such a run.
+    while !bytes.is_empty() {
+        let run = bytes.iter().position(|&b| !keep(b)).unwrap_or(bytes.len());
+        out.extend_from_slice(&bytes[..run]);
+        if let Some(&b) = bytes.get(run) {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+            bytes = &bytes[run + 1..];
+        } else {
+            break;
+        }
+    }
+}
+
+/// Appends a path that is already percent-encoded, encoding only the bytes a URI path can't
+/// carry (space, controls, non-ASCII). Used when double encoding is off (S3).
+pub(crate) fn encode_unsafe_path_bytes_into(out: &mut Vec<u8>, path: &[u8]) {
+    for &b in path {
+        if b.is_ascii_graphic() {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+    }
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component: `+` is a space and `%XY` a
+/// byte; a `%` not followed by two hex digits stays as it is. Borrows when nothing changes.
+pub(crate) fn form_decode(input: &[u8]) -> Cow<'_, [u8]> {
+    if !input.iter().any(|&b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(input);
+    }
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        match input[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < input.len() => {
+                match (hex_value(input[i + 1]), hex_value(input[i + 2])) {
+                    (Some(hi), Some(lo)) => {
+                        out.push(hi << 4 | lo);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Cow::Owned(out)
+}
+
+/// The lowercase hex of a 32-byte digest.
+pub(crate) fn hex32(bytes: &[u8; 32]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX_LOWER[usize::from(b >> 4)];
+        pair[1] = HEX_LOWER[usize::from(b & 15)];
+    }
+    out
+}
+
+/// `yyyymmddThhmmssZ`, the `X-Amz-Date` form of a UTC instant.
+pub(crate) fn amz_date(time: time::OffsetDateTime) -> [u8; 16] {
+    let utc = time.to_offset(time::UtcOffset::UTC);
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(DateStamp::from_date(utc.date()).as_bytes());
+    out[8] = b'T';
+    let (h, m, s) = (utc.hour(), utc.minute(), utc.second());
+    for (slot, v) in out[9..15].chunks_exact_mut(2).zip([h, m, s]) {
+        slot[0] = b'0' + v / 10;
+        slot[1] = b'0' + v % 10;
+    }
+    out[15] = b'Z';
+    out
+}
+
+/// Removes dot segments and empty segments from an absolute path (RFC 3986 section 5.2.4, as
+/// SigV4 specifies it for services other than S3: `//a/./b/../c/` becomes `/a/c/`).
+pub(crate) fn normalize_path(path: &str) -> Cow<'_, str> {
+    if path.is_empty() {
+        return Cow::Borrowed("/");
+    }
+    let needs_work = !path.starts_with('/')
+        || path.contains("//")
+        || path
+            .split('/')
+            .any(|segment| segment == "." || segment == "..");
+    if !needs_work {
+        return Cow::Borrowed(path);
+    }
+    let mut kept: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                kept.pop();
+            }
+            other => kept.push(other),
+        }
+    }
+    let mut out = String::with_capacity(path.len() + 1);
+    for segment in &kept {
+        out.push('/');
+        out.push_str(segment);
+    }
+    // A path that ended in a directory still does: "/a/b/.." is "/a/", and "/" stays "/".
+    let ends_as_directory = ["/", "/.", "/.."].iter().any(|end| path.ends_with(end));
+    if out.is_empty() || (ends_as_directory && !out.ends_with('/')) {
+        out.push('/');
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(s: &str, keep_slash: bool) -> String {
+        let mut out = Vec::new();
+        percent_encode_into(&mut out, s.as_bytes(), keep_slash);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn encodes_everything_but_unreserved() {
+        assert_eq!(encode("a-b_c.d~e", false), "a-b_c.d~e");
+        assert_eq!(encode("a b/c+d=%", false), "a%20b%2Fc%2Bd%3D%25");
+        assert_eq!(encode("/a b/", true), "/a%20b/");
+        assert_eq!(encode("ሴ", false), "%E1%88%B4");
+    }
+
+    #[test]
+    fn form_decoding_follows_the_urlencoded_rules() {
+        assert_eq!(&*form_decode(b"a+b%20c"), b"a b c");
+        assert_eq!(&*form_decode(b"%zz%4"), b"%zz%4");
+        assert_eq!(&*form_decode(b"%e1%88%B4"), "ሴ".as_bytes());
+        assert_eq!(&*form_decode(b"100%"), b"100%");
+        assert!(matches!(form_decode(b"plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn amz_date_is_utc() {
+        let t = time::macros::datetime!(2015-08-30 14:36:00 +02:00);
+        assert_eq!(&amz_date(t), b"20150830T123600Z");
+    }
+
+    #[test]
+    fn path_normalization() {
+        for (input, expected) in [
+            ("", "/"),
+            ("/", "/"),
+            ("//", "/"),
+            ("/./", "/"),
+            ("/example/..", "/"),
+            ("/a/b/../..", "/"),
+            ("//example//", "/example/"),
+            ("/./example", "/example"),
+            ("/a/./b/../c/", "/a/c/"),
+            ("/a/b/.", "/a/b/"),
+            ("/../a", "/a"),
+            ("/a..b/.c", "/a..b/.c"),
+        ] {
+            assert_eq!(normalize_path(input), expected, "{input}");
+        }
+    }
+}

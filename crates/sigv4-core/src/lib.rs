@@ -1,0 +1,48 @@
+//! Pure AWS Signature Version 4, with the long-term secret behind the [`RootKey`] seam.
+//!
+//! No I/O, no async, no unsafe. The one step of SigV4 that needs the secret,
+//! `kDate = HMAC-SHA256("AWS4" + secret, yyyymmdd)`, is [`RootKey::date_key`]; a PKCS#11
+//! token, a TPM or a Tink keyset implements it, and everything else happens here.
+//!
+//! ```
+//! use sigv4_core::{Signer, SigningParams, SoftwareRootKey};
+//!
+//! let signer = Signer::new(
+//!     "AKIDEXAMPLE",
+//!     SoftwareRootKey::from_secret_access_key("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+//! );
+//! let mut request = http::Request::get("https://example.amazonaws.com/").body("").unwrap();
+//! let time = time::macros::datetime!(2015-08-30 12:36:00 UTC);
+//! let out = signer.sign_request(&mut request, &SigningParams::new("us-east-1", "service").at(time))?;
+//! assert_eq!(
+//!     out.signature().to_string(),
+//!     "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
+//! );
+//! assert!(request.headers()["authorization"].to_str()?.starts_with("AWS4-HMAC-SHA256 "));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+
+mod cache;
+mod canonical;
+mod encoding;
+mod hmac256;
+pub mod key;
+mod settings;
+mod signer;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use cache::{CachePolicy, DerivedKeyCache};
+pub use canonical::{CanonicalRequest, Redacted, SignableRequest};
+pub use key::{DateKey, DateStamp, KeyError, KeyErrorKind, RootKey, RootSecret, SoftwareRootKey};
+pub use settings::{PathEncoding, SessionTokenMode, SigningSettings};
+pub use signer::{
+    Addition, MAX_PRESIGN_EXPIRY, Payload, SignError, Signature, Signer, SigningOutput,
+    SigningParams, StringToSign, UNSIGNED_PAYLOAD,
+};
+
+/// The workspace README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

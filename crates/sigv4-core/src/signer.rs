@@ -1,0 +1,632 @@
+//! The signer: canonical request, string to sign, key chain and signature, applied to an
+//! `http::Request` as an `Authorization` header or as a presigned URL.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use smallvec::SmallVec;
+use zeroize::Zeroizing;
+
+use crate::cache::{CachePolicy, DerivedKeyCache, SigningKey};
+use crate::canonical::{CanonicalError, CanonicalRequest, Placement, SignableRequest, names};
+use crate::encoding::{amz_date, hex32, percent_encode_into};
+use crate::hmac256::HmacKey;
+use crate::key::{DateStamp, KeyError, RootKey, hmac_sha256};
+use crate::settings::SigningSettings;
+
+/// The payload hash of a request whose body is not signed (S3 presigned URLs, streaming).
+pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+
+/// SHA-256 of the empty string: the payload hash of every request without a body.
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// The longest validity AWS accepts for a presigned URL: seven days.
+pub const MAX_PRESIGN_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What stands for the body in the canonical request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Payload<'a> {
+    /// Hash these bytes (SHA-256).
+    Bytes(&'a [u8]),
+    /// `UNSIGNED-PAYLOAD`.
+    Unsigned,
+    /// A hash computed elsewhere (64 lowercase hex digits), or another SigV4 literal such as
+    /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER`.
+    Precomputed(&'a str),
+}
+
+/// Region, service and time of one signature.
+#[derive(Clone, Debug)]
+pub struct SigningParams<'a> {
+    region: &'a str,
+    service: &'a str,
+    time: Option<time::OffsetDateTime>,
+    payload: Option<Payload<'a>>,
+}
+
+impl<'a> SigningParams<'a> {
+    /// Signs for `region` and `service` (the SigV4 signing name, e.g. `sts`, `s3`) now.
+    pub fn new(region: &'a str, service: &'a str) -> Self {
+        Self {
+            region,
+            service,
+            time: None,
+            payload: None,
+        }
+    }
+
+    /// Signs as of `time` instead of now.
+    pub fn at(mut self, time: time::OffsetDateTime) -> Self {
+        self.time = Some(time);
+        self
+    }
+
+    /// Uses this payload instead of hashing the request body.
+    pub fn with_payload(mut self, payload: Payload<'a>) -> Self {
+        self.payload = Some(payload);
+        self
+    }
+
+    /// The signing time: the one given to [`at`](Self::at), else now.
+    pub fn time(&self) -> time::OffsetDateTime {
+        self.time.unwrap_or_else(time::OffsetDateTime::now_utc)
+    }
+}
+
+/// Step two of SigV4. `Display` is exactly the signed text.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StringToSign {
+    amz_date: [u8; 16],
+    scope: String,
+    canonical_request_hash: [u8; 64],
+}
+
+impl StringToSign {
+    /// The credential scope, `yyyymmdd/region/service/aws4_request`.
+    pub fn scope(&self) -> &str {
+        &self.scope
+    }
+
+    fn parts(&self) -> [&[u8]; 6] {
+        [
+            b"AWS4-HMAC-SHA256\n",
+            &self.amz_date,
+            b"\n",
+            self.scope.as_bytes(),
+            b"\n",
+            &self.canonical_request_hash,
+        ]
+    }
+}
+
+impl fmt::Display for StringToSign {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for part in self.parts() {
+            // Every part is ASCII: a fixed literal, digits, the scope, hex.
+            f.write_str(&String::from_utf8_lossy(part))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for StringToSign {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StringToSign({:?})", self.to_string())
+    }
+}
+
+/// Step three of SigV4: 32 bytes, shown as lowercase hex.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Signature([u8; 32]);
+
+impl Signature {
+    /// The raw signature.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&hex32(&self.0)))
+    }
+}
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({self})")
+    }
+}
+
+/// Everything one signature produced: the three stages and what to add to the request.
+#[derive(Clone, Debug)]
+pub struct SigningOutput {
+    canonical_request: CanonicalRequest,
+    string_to_sign: StringToSign,
+    signature: Signature,
+    additions: SmallVec<[Addition; 7]>,
+    presigned: bool,
+}
+
+/// A header (or, presigned, a query parameter) the signature adds to the request.
+#[derive(Clone)]
+pub struct Addition {
+    name: &'static str,
+    value: AdditionValue,
+    sensitive: bool,
+}
+
+/// An addition's value, kept without allocating where it can be.
+#[derive(Clone)]
+enum AdditionValue {
+    Owned(String),
+    Static(&'static str),
+    AmzDate([u8; 16]),
+}
+
+impl Addition {
+    /// Header or query parameter name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+    /// Its value (unencoded). The session token is one of these: keep it out of logs.
+    pub fn value(&self) -> &str {
+        match &self.value {
+            AdditionValue::Owned(s) => s,
+            AdditionValue::Static(s) => s,
+            AdditionValue::AmzDate(d) => std::str::from_utf8(d).unwrap_or_default(),
+        }
+    }
+    /// Whether the value is a credential (the session token).
+    pub fn is_sensitive(&self) -> bool {
+        self.sensitive
+    }
+}
+
+impl fmt::Debug for Addition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = if self.sensitive {
+            "** redacted **"
+        } else {
+            self.value()
+        };
+        write!(f, "{}: {value}", self.name)
+    }
+}
+
+impl SigningOutput {
+    /// Step one.
+    pub fn canonical_request(&self) -> &CanonicalRequest {
+        &self.canonical_request
+    }
+    /// Step two.
+    pub fn string_to_sign(&self) -> &StringToSign {
+        &self.string_to_sign
+    }
+    /// Step three.
+    pub fn signature(&self) -> Signature {
+        self.signature
+    }
+    /// Headers to set (header signing) or query parameters to append (presigning), in order.
+    pub fn additions(&self) -> &[Addition] {
+        &self.additions
+    }
+    /// Whether this is a presigned-URL signature.
+    pub fn is_presigned(&self) -> bool {
+        self.presigned
+    }
+}
+
+/// Why a request could not be signed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    /// Neither a `host` header nor an authority in the URI.
+    #[error(
+        "the request has no host: use an absolute URI (https://host/path) or set a Host header"
+    )]
+    NoHost,
+    /// A header name that HTTP does not allow.
+    #[error("header name {0:?} is not a valid HTTP header name")]
+    InvalidHeaderName(String),
+    /// A presigned-URL validity outside what AWS accepts.
+    #[error("presigned URL validity must be 1 to 604800 seconds (7 days); got {0} s")]
+    InvalidExpiry(u64),
+    /// A precomputed payload hash that can't be placed in a canonical request.
+    #[error(
+        "precomputed payload hash must be 64 hex digits or a SigV4 literal such as UNSIGNED-PAYLOAD"
+    )]
+    InvalidPayloadHash,
+    /// The session token can't be sent as a header value.
+    #[error("the session token contains characters not allowed in an HTTP header")]
+    InvalidSessionToken,
+    /// The presigned URI could not be built (the original URI was unusual).
+    #[error("could not build the presigned URI: {0}")]
+    InvalidUri(#[source] http::Error),
+    /// The root key failed to compute `kDate`.
+    #[error("{0}")]
+    RootKey(#[source] KeyError),
+}
+
+impl From<CanonicalError> for SignError {
+    fn from(e: CanonicalError) -> Self {
+        match e {
+            CanonicalError::NoHost => SignError::NoHost,
+            CanonicalError::BadHeaderName(name) => SignError::InvalidHeaderName(name),
+        }
+    }
+}
+
+/// Signs requests as one AWS identity: an access key id and the [`RootKey`] holding its
+/// secret, with an optional session token.
+///
+/// Cheap to share: wrap it in an `Arc` and sign from many threads.
+pub struct Signer {
+    access_key_id: String,
+    session_token: Option<Zeroizing<String>>,
+    root_key: Arc<dyn RootKey>,
+    settings: SigningSettings,
+    cache_policy: CachePolicy,
+    cache: Arc<DerivedKeyCache>,
+    root_key_calls: AtomicU64,
+}
+
+impl Signer {
+    /// A signer for `access_key_id` whose secret is held by `root_key`, with default
+    /// settings (every service but S3) and a per-scope key cache.
+    pub fn new(access_key_id: impl Into<String>, root_key: impl RootKey + 'static) -> Self {
+        Self::from_arc(access_key_id, Arc::new(root_key))
+    }
+
+    /// As [`new`](Self::new), sharing a root key already behind an `Arc`.
+    pub fn from_arc(access_key_id: impl Into<String>, root_key: Arc<dyn RootKey>) -> Self {
+        Self {
+            access_key_id: access_key_id.into(),
+            session_token: None,
+            root_key,
+            settings: SigningSettings::default(),
+            cache_policy: CachePolicy::default(),
+            cache: Arc::new(DerivedKeyCache::default()),
+            root_key_calls: AtomicU64::new(0),
+        }
+    }
+
+    /// Adds a session token (temporary credentials).
+    pub fn with_session_token(mut self, token: impl Into<String>) -> Self {
+        self.session_token = Some(Zeroizing::new(token.into()));
+        self
+    }
+
+    /// Replaces the signing settings (see [`SigningSettings::s3`]).
+    pub fn with_settings(mut self, settings: SigningSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Sets whether derived keys are cached.
+    pub fn with_cache_policy(mut self, policy: CachePolicy) -> Self {
+        self.cache_policy = policy;
+        self
+    }
+
+    /// Shares a derived-key cache with other signers.
+    pub fn with_cache(mut self, cache: Arc<DerivedKeyCache>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// The access key id signatures are made for.
+    pub fn access_key_id(&self) -> &str {
+        &self.access_key_id
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &SigningSettings {
+        &self.settings
+    }
+
+    /// How many times this signer has called [`RootKey::date_key`] (the device).
+    pub fn root_key_calls(&self) -> u64 {
+        self.root_key_calls.load(Ordering::Relaxed)
+    }
+
+    /// Signs `request` in place with an `Authorization` header, hashing its body (unless the
+    /// params give a payload).
+    pub fn sign_request<B: AsRef<[u8]>>(
+        &self,
+        request: &mut http::Request<B>,
+        params: &SigningParams<'_>,
+    ) -> Result<SigningOutput, SignError> {
+        let payload = params
+            .payload
+            .unwrap_or(Payload::Bytes(request.body().as_ref()));
+        let signable =
+            SignableRequest::from_http_parts(request.method(), request.uri(), request.headers());
+        let output = self.sign_signable(&signable, payload, params, None)?;
+        apply_headers(request.headers_mut(), &output)?;
+        Ok(output)
+    }
+
+    /// Turns `request` into a presigned request (signature in the query), valid for
+    /// `expires_in`. The body is not hashed unless the params give a payload: presigned
+    /// URLs sign [`Payload::Unsigned`] for S3 and the empty body's hash elsewhere.
+    pub fn presign_request<B>(
+        &self,
+        request: &mut http::Request<B>,
+        params: &SigningParams<'_>,
+        expires_in: Duration,
+    ) -> Result<SigningOutput, SignError> {
+        let payload = params.payload.unwrap_or(Payload::Bytes(b""));
+        let (method, uri, headers) = (request.method(), request.uri(), request.headers());
+        let signable = SignableRequest::from_http_parts(method, uri, headers);
+        let output = self.sign_signable(&signable, payload, params, Some(expires_in))?;
+        *request.uri_mut() = presigned_uri(request.uri(), &output)?;
+        Ok(output)
+    }
+
+    /// Signs request parts with an `Authorization` header (for bodies that are not bytes).
+    pub fn sign_parts(
+        &self,
+        parts: &mut http::request::Parts,
+        payload: Payload<'_>,
+        params: &SigningParams<'_>,
+    ) -> Result<SigningOutput, SignError> {
+        let output =
+            self.sign_signable(&SignableRequest::from_http(parts), payload, params, None)?;
+        apply_headers(&mut parts.headers, &output)?;
+        Ok(output)
+    }
+
+    /// The core: signs a [`SignableRequest`], returning the stages and what to add, without
+    /// touching any request. `presign` is the validity of a presigned URL, or `None` for an
+    /// `Authorization` header.
+    pub fn sign_signable(
+        &self,
+        request: &SignableRequest<'_>,
+        payload: Payload<'_>,
+        params: &SigningParams<'_>,
+        presign: Option<Duration>,
+    ) -> Result<SigningOutput, SignError> {
+        let amz_date = amz_date(params.time());
+        let date = DateStamp::from_amz_date(&amz_date);
+        let body_hash;
+        let payload_hash: &str = match payload {
+            Payload::Bytes([]) => EMPTY_SHA256,
+            Payload::Bytes(bytes) => {
+                body_hash = hex32(&Sha256::digest(bytes).into());
+                std::str::from_utf8(&body_hash).unwrap_or_default()
+            }
+            Payload::Unsigned => UNSIGNED_PAYLOAD,
+            Payload::Precomputed(hash) => {
+                if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(SignError::InvalidPayloadHash);
+                }
+                hash
+            }
+        };
+        let mut scope = String::with_capacity(48);
+        scope.push_str(date.as_str());
+        for part in [params.region, params.service, "aws4_request"] {
+            scope.push('/');
+            scope.push_str(part);
+        }
+        let credential;
+        let token = self.session_token.as_deref().map(String::as_str);
+        let placement = match presign {
+            None => Placement::Headers {
+                amz_date: &amz_date,
+                session_token: token,
+                content_sha256: self.settings.content_sha256_header.then_some(payload_hash),
+            },
+            Some(expires) => {
+                let secs = expires.as_secs();
+                if secs == 0 || expires > MAX_PRESIGN_EXPIRY || expires.subsec_nanos() != 0 {
+                    return Err(SignError::InvalidExpiry(secs));
+                }
+                credential = format!("{}/{scope}", self.access_key_id);
+                Placement::Query {
+                    amz_date: &amz_date,
+                    credential: &credential,
+                    expires_secs: secs,
+                    session_token: token,
+                }
+            }
+        };
+        let canonical_request =
+            CanonicalRequest::build(request, &self.settings, &placement, payload_hash)?;
+        let string_to_sign = StringToSign {
+            amz_date,
+            scope,
+            canonical_request_hash: hex32(&Sha256::digest(canonical_request.as_bytes()).into()),
+        };
+        let key = self.signing_key(&date, params.region, params.service)?;
+        let signature = Signature(key.0.mac(&string_to_sign.parts()));
+        let additions = self.additions(&placement, &canonical_request, &string_to_sign, signature);
+        Ok(SigningOutput {
+            canonical_request,
+            string_to_sign,
+            signature,
+            additions,
+            presigned: presign.is_some(),
+        })
+    }
+
+    fn additions(
+        &self,
+        placement: &Placement<'_>,
+        canonical_request: &CanonicalRequest,
+        string_to_sign: &StringToSign,
+        signature: Signature,
+    ) -> SmallVec<[Addition; 7]> {
+        let add = |name, value| Addition {
+            name,
+            value,
+            sensitive: false,
+        };
+        let date = AdditionValue::AmzDate(string_to_sign.amz_date);
+        let mut out = SmallVec::new();
+        match placement {
+            Placement::Headers { content_sha256, .. } => {
+                let signed_headers = canonical_request.signed_headers();
+                let mut authorization = String::with_capacity(
+                    160 + self.access_key_id.len()
+                        + string_to_sign.scope.len()
+                        + signed_headers.len(),
+                );
+                for part in [
+                    names::ALGORITHM,
+                    " Credential=",
+                    &self.access_key_id,
+                    "/",
+                    &string_to_sign.scope,
+                    ", SignedHeaders=",
+                    signed_headers,
+                    ", Signature=",
+                    std::str::from_utf8(&hex32(&signature.0)).unwrap_or_default(),
+                ] {
+                    authorization.push_str(part);
+                }
+                out.push(add(names::X_AMZ_DATE, date));
+                out.push(add("authorization", AdditionValue::Owned(authorization)));
+                if let Some(hash) = content_sha256 {
+                    out.push(add(
+                        names::X_AMZ_CONTENT_SHA256,
+                        AdditionValue::Owned((*hash).to_owned()),
+                    ));
+                }
+            }
+            Placement::Query {
+                credential,
+                expires_secs,
+                ..
+            } => {
+                out.push(add(
+                    "X-Amz-Algorithm",
+                    AdditionValue::Static(names::ALGORITHM),
+                ));
+                out.push(add(
+                    "X-Amz-Credential",
+                    AdditionValue::Owned((*credential).to_owned()),
+                ));
+                out.push(add("X-Amz-Date", date));
+                out.push(add(
+                    "X-Amz-Expires",
+                    AdditionValue::Owned(expires_secs.to_string()),
+                ));
+                out.push(add(
+                    "X-Amz-SignedHeaders",
+                    AdditionValue::Owned(canonical_request.signed_headers().to_owned()),
+                ));
+                out.push(add(
+                    "X-Amz-Signature",
+                    AdditionValue::Owned(signature.to_string()),
+                ));
+            }
+        }
+        if let Some(token) = &self.session_token {
+            let name = match placement {
+                Placement::Headers { .. } => names::X_AMZ_SECURITY_TOKEN,
+                Placement::Query { .. } => "X-Amz-Security-Token",
+            };
+            out.push(Addition {
+                name,
+                value: AdditionValue::Owned(token.to_string()),
+                sensitive: true,
+            });
+        }
+        out
+    }
+
+    /// `kSigning` for a scope: from the cache, or derived through the root key.
+    fn signing_key(
+        &self,
+        date: &DateStamp,
+        region: &str,
+        service: &str,
+    ) -> Result<SigningKey, SignError> {
+        let cached = self.cache_policy == CachePolicy::PerScope;
+        if cached && let Some(key) = self.cache.get(&self.access_key_id, date, region, service) {
+            return Ok(key);
+        }
+        self.root_key_calls.fetch_add(1, Ordering::Relaxed);
+        let k_date = self.root_key.date_key(date).map_err(SignError::RootKey)?;
+        let k_region = Zeroizing::new(hmac_sha256(k_date.as_bytes(), region.as_bytes()));
+        let k_service = Zeroizing::new(hmac_sha256(&*k_region, service.as_bytes()));
+        let key = SigningKey(HmacKey::new(&hmac_sha256(&*k_service, b"aws4_request")));
+        if cached {
+            self.cache
+                .insert(&self.access_key_id, date, region, service, &key);
+        }
+        Ok(key)
+    }
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signer")
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "** redacted **"),
+            )
+            .field("root_key", &self.root_key)
+            .field("cache_policy", &self.cache_policy)
+            .field("root_key_calls", &self.root_key_calls())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The original URI with the presigning parameters appended (its own query untouched).
+fn presigned_uri(uri: &http::Uri, output: &SigningOutput) -> Result<http::Uri, SignError> {
+    let mut target: Vec<u8> = Vec::with_capacity(512);
+    target.extend_from_slice(uri.path().as_bytes());
+    let mut separator = match uri.query() {
+        None => Some(b'?'),
+        Some(query) => {
+            target.push(b'?');
+            target.extend_from_slice(query.as_bytes());
+            (!query.is_empty()).then_some(b'&')
+        }
+    };
+    for addition in &output.additions {
+        if let Some(sep) = separator {
+            target.push(sep);
+        }
+        separator = Some(b'&');
+        percent_encode_into(&mut target, addition.name.as_bytes(), false);
+        target.push(b'=');
+        percent_encode_into(&mut target, addition.value().as_bytes(), false);
+    }
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(
+        http::uri::PathAndQuery::try_from(target).map_err(|e| SignError::InvalidUri(e.into()))?,
+    );
+    http::Uri::from_parts(parts).map_err(|e| SignError::InvalidUri(e.into()))
+}
+
+/// Sets the signature's headers on a request, replacing any of the same name.
+fn apply_headers(headers: &mut http::HeaderMap, output: &SigningOutput) -> Result<(), SignError> {
+    const X_AMZ_DATE: http::HeaderName = http::HeaderName::from_static(names::X_AMZ_DATE);
+    const X_AMZ_SECURITY_TOKEN: http::HeaderName =
+        http::HeaderName::from_static(names::X_AMZ_SECURITY_TOKEN);
+    const X_AMZ_CONTENT_SHA256: http::HeaderName =
+        http::HeaderName::from_static(names::X_AMZ_CONTENT_SHA256);
+    headers.reserve(output.additions.len());
+    for addition in &output.additions {
+        let name = match addition.name {
+            names::X_AMZ_DATE => X_AMZ_DATE,
+            names::X_AMZ_SECURITY_TOKEN => X_AMZ_SECURITY_TOKEN,
+            names::X_AMZ_CONTENT_SHA256 => X_AMZ_CONTENT_SHA256,
+            _ => http::header::AUTHORIZATION,
+        };
+        let mut value = http::HeaderValue::from_str(addition.value())
+            .map_err(|_| SignError::InvalidSessionToken)?;
+        value.set_sensitive(addition.sensitive);
+        headers.insert(name, value);
+    }
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! keyhold's chores, as `cargo xtask <command>`:
+//!
+//! - `setup`: install the system packages the tests and demo need (Debian, apt-get).
+//! - `ci`: everything CI checks: fmt, clippy, doc tests, then every test (unit, end-to-end
+//!   against local services, tidy) in one cargo-nextest run whose summary ends the output.
+//! - `e2e`: only the end-to-end tests (`tests/e2e_*.rs`), with the services started.
+//! - `demo`: the main job, end to end.
+//! - `bench`: the criterion benchmarks and a table of ratios.
+
+#![allow(clippy::print_stdout)] // a command-line tool: its table goes to stdout
+
+mod bench;
+// Services are added by the backends' end-to-end tests as they land.
+#[allow(dead_code)]
+mod services;
+mod setup;
+#[cfg(test)]
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  setup   install system packages the tests need (apt-get; prints the command if it can't)
+  ci      fmt check, clippy (warnings denied), doc tests, then all tests incl. end-to-end
+  e2e     end-to-end tests only, against SoftHSM and swtpm started on loopback
+  demo    the main job end to end (see README)
+  bench   run the criterion benchmarks and print the table of ratios
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup::run(&workspace_root()),
+        Some("ci") => ci(),
+        Some("e2e") => e2e(),
+        Some("demo") => demo(),
+        Some("bench") => bench::run(&workspace_root(), &args[1..]),
+        Some("-h" | "--help" | "help") => {
+            eprint!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        other => {
+            if let Some(other) = other {
+                eprintln!("xtask: unknown command {other:?}\n");
+            }
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask's parent directory).
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+/// Runs a command, failing with its description when it fails.
+fn run(what: &str, cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("xtask: {what}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+/// The services end-to-end tests run against, started on loopback; stopped when dropped.
+fn start_services(root: &Path) -> anyhow::Result<services::Services> {
+    let work = root.join("target/xtask/run");
+    if work.exists() {
+        std::fs::remove_dir_all(&work).with_context(|| format!("cleaning {}", work.display()))?;
+    }
+    std::fs::create_dir_all(&work)?;
+    let ctx = services::Ctx {
+        root: root.to_path_buf(),
+        work,
+    };
+    let mut running = services::Services::default();
+    let _ = &ctx; // services are added here as backends land
+    let _ = &mut running;
+    Ok(running)
+}
+
+/// `cargo nextest run` with the services' environment, over the tests `filter` selects.
+fn nextest(services: &services::Services, filter: Option<&str>) -> anyhow::Result<()> {
+    setup::ensure_nextest()?;
+    let mut cmd = cargo();
+    cmd.args([
+        "nextest",
+        "run",
+        "--workspace",
+        "--all-features",
+        "--no-fail-fast",
+    ]);
+    if let Some(filter) = filter {
+        cmd.args(["-E", filter]);
+    }
+    cmd.envs(services.env());
+    run("running tests (cargo nextest)", &mut cmd)
+}
+
+fn ci() -> anyhow::Result<()> {
+    let root = workspace_root();
+    setup::run(&root)?;
+    run(
+        "checking formatting (cargo fmt --check)",
+        cargo().args(["fmt", "--all", "--", "--check"]),
+    )?;
+    run(
+        "linting (cargo clippy, warnings denied)",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    run(
+        "doc tests",
+        cargo().args(["test", "--workspace", "--all-features", "--doc"]),
+    )?;
+    let services = start_services(&root)?;
+    // Unit, end-to-end and tidy tests in one run, so its summary is the last thing printed.
+    nextest(&services, None)
+}
+
+fn e2e() -> anyhow::Result<()> {
+    let root = workspace_root();
+    setup::run(&root)?;
+    let services = start_services(&root)?;
+    nextest(&services, Some("binary(/^e2e_/)"))
+}
+
+fn demo() -> anyhow::Result<()> {
+    let root = workspace_root();
+    setup::run(&root)?;
+    run(
+        "signing a request with a software key",
+        cargo().args([
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            "sigv4-core",
+            "--example",
+            "demo",
+        ]),
+    )
+}

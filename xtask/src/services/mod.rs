@@ -1,0 +1,186 @@
+//! Local services the end-to-end tests run against (SoftHSM, swtpm, moto).
+//!
+//! Each service module has `pub fn start(ctx: &Ctx) -> anyhow::Result<Box<dyn Service>>`.
+//! A started service tells the tests where it is through environment variables
+//! ([`Service::env`]), and is stopped when the [`Services`] holding it is dropped, which also
+//! happens when a test run fails or xtask returns early with an error.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// Where services keep their files.
+pub struct Ctx {
+    /// The workspace root.
+    pub root: PathBuf,
+    /// A scratch directory for this run (`target/xtask/run`), emptied at start.
+    pub work: PathBuf,
+}
+
+/// A running local service.
+pub trait Service {
+    /// A short name for messages.
+    fn name(&self) -> &'static str;
+    /// Environment variables (name, value) through which tests find this service.
+    fn env(&self) -> Vec<(String, String)>;
+    /// Stops the service. Called exactly once, by [`Services`].
+    fn stop(&mut self) -> anyhow::Result<()>;
+}
+
+/// The services of one run, stopped in reverse order when dropped.
+#[derive(Default)]
+pub struct Services {
+    running: Vec<Box<dyn Service>>,
+}
+
+impl Services {
+    /// Starts a service and keeps it until this value is dropped.
+    pub fn start(
+        &mut self,
+        ctx: &Ctx,
+        start: fn(&Ctx) -> anyhow::Result<Box<dyn Service>>,
+    ) -> anyhow::Result<()> {
+        let service = start(ctx)?;
+        eprintln!("xtask: started {}", service.name());
+        self.running.push(service);
+        Ok(())
+    }
+
+    /// All environment variables of all running services.
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.running.iter().flat_map(|s| s.env()).collect()
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        while let Some(mut service) = self.running.pop() {
+            match service.stop() {
+                Ok(()) => eprintln!("xtask: stopped {}", service.name()),
+                Err(e) => eprintln!("xtask: stopping {} failed: {e:#}", service.name()),
+            }
+        }
+    }
+}
+
+/// A child process killed (and reaped) when dropped, so no service outlives xtask.
+pub struct ChildGuard {
+    name: &'static str,
+    child: Option<Child>,
+}
+
+impl ChildGuard {
+    /// Spawns `cmd`, naming it for messages.
+    pub fn spawn(name: &'static str, cmd: &mut Command) -> anyhow::Result<Self> {
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("could not start {name} ({cmd:?})"))?;
+        Ok(Self {
+            name,
+            child: Some(child),
+        })
+    }
+
+    /// Fails if the process has already exited, with its exit status.
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(child) = self.child.as_mut()
+            && let Some(status) = child.try_wait()?
+        {
+            bail!("{} exited early with {status}", self.name);
+        }
+        Ok(())
+    }
+
+    /// The process id.
+    pub fn id(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills and reaps the process.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            if child.try_wait()?.is_none() {
+                child.kill().ok();
+            }
+            child.wait()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.kill() {
+            eprintln!("xtask: could not stop {}: {e:#}", self.name);
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (asked of the kernel; racy only against other programs).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Two consecutive free ports (swtpm puts its control channel on port + 1).
+pub fn free_port_pair() -> anyhow::Result<u16> {
+    for _ in 0..100 {
+        let port = free_port()?;
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no two consecutive free ports on 127.0.0.1")
+}
+
+/// Waits until something accepts TCP connections on `port`, checking `child` stays alive.
+pub fn wait_for_port(child: &mut ChildGuard, port: u16, timeout: Duration) -> anyhow::Result<()> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + timeout;
+    loop {
+        child.check_alive()?;
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("nothing listened on {addr} within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until an HTTP GET of `path` on `port` answers with any status line.
+pub fn wait_for_http(
+    child: &mut ChildGuard,
+    port: u16,
+    path: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let deadline = Instant::now() + timeout;
+    loop {
+        child.check_alive()?;
+        let answered = (|| -> std::io::Result<bool> {
+            let mut s = TcpStream::connect(("127.0.0.1", port))?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            )?;
+            let mut buf = [0u8; 12];
+            s.read_exact(&mut buf)?;
+            Ok(buf.starts_with(b"HTTP/1."))
+        })()
+        .unwrap_or(false);
+        if answered {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("no HTTP answer on 127.0.0.1:{port}{path} within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
