@@ -147,6 +147,16 @@ impl CanonicalRequest {
         std::str::from_utf8(&self.bytes[self.signed_headers.clone()]).unwrap_or("")
     }
 
+    /// The payload hash, the last line.
+    pub fn payload_hash(&self) -> &str {
+        let start = self
+            .bytes
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        std::str::from_utf8(&self.bytes[start..]).unwrap_or_default()
+    }
+
     /// A form for logs: the session token and customer-provided keys are replaced.
     pub fn redacted(&self) -> Redacted<'_> {
         Redacted(self)

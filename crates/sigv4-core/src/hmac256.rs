@@ -28,23 +28,23 @@ impl HmacKey {
     /// Keys of up to 64 bytes (SigV4's are 32, or 44 for `"AWS4"+secret`); longer keys are
     /// hashed first, as RFC 2104 says.
     pub(crate) fn new(key: &[u8]) -> Self {
-        let mut padded = [0u8; BLOCK];
-        if key.len() > BLOCK {
-            let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(key).into();
-            padded[..32].copy_from_slice(&digest);
+        let mut hashed = [0u8; 32];
+        let key = if key.len() > BLOCK {
+            hashed = <sha2::Sha256 as sha2::Digest>::digest(key).into();
+            &hashed[..]
         } else {
-            padded[..key.len()].copy_from_slice(key);
-        }
-        let pad_state = |pad: u8| {
-            let mut block = padded;
-            block.iter_mut().for_each(|b| *b ^= pad);
-            let mut state = INITIAL_STATE;
-            compress(&mut state, &block);
-            block.zeroize();
-            state
+            key
         };
-        let (inner, outer) = (pad_state(0x36), pad_state(0x5c));
-        padded.zeroize();
+        // One block holds the key XOR ipad, then (flipped in place) the key XOR opad.
+        let mut block = [0x36u8; BLOCK];
+        block.iter_mut().zip(key).for_each(|(b, k)| *b ^= k);
+        let mut inner = INITIAL_STATE;
+        compress(&mut inner, &block);
+        block.iter_mut().for_each(|b| *b ^= 0x36 ^ 0x5c);
+        let mut outer = INITIAL_STATE;
+        compress(&mut outer, &block);
+        block.zeroize();
+        hashed.zeroize();
         Self { inner, outer }
     }
 

@@ -81,14 +81,15 @@ impl<'a> SigningParams<'a> {
 #[derive(Clone, PartialEq, Eq)]
 pub struct StringToSign {
     amz_date: [u8; 16],
-    scope: String,
+    scope: SmallVec<[u8; 64]>,
     canonical_request_hash: [u8; 64],
 }
 
 impl StringToSign {
     /// The credential scope, `yyyymmdd/region/service/aws4_request`.
     pub fn scope(&self) -> &str {
-        &self.scope
+        // Built from a date, region and service that are all `&str`.
+        std::str::from_utf8(&self.scope).unwrap_or_default()
     }
 
     fn parts(&self) -> [&[u8]; 6] {
@@ -96,7 +97,7 @@ impl StringToSign {
             b"AWS4-HMAC-SHA256\n",
             &self.amz_date,
             b"\n",
-            self.scope.as_bytes(),
+            &self.scope,
             b"\n",
             &self.canonical_request_hash,
         ]
@@ -142,30 +143,39 @@ impl fmt::Debug for Signature {
     }
 }
 
-/// Everything one signature produced: the three stages and what to add to the request.
+/// Everything one signature produced: the three stages, and what goes on the request.
 #[derive(Clone, Debug)]
 pub struct SigningOutput {
     canonical_request: CanonicalRequest,
     string_to_sign: StringToSign,
     signature: Signature,
-    additions: SmallVec<[Addition; 7]>,
-    presigned: bool,
+    access_key_id: Arc<str>,
+    session_token: Option<SessionToken>,
+    kind: OutputKind,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum OutputKind {
+    Headers { content_sha256: bool },
+    Presigned { expires_secs: u64 },
+}
+
+/// A session token, shared between a signer and its outputs; zeroized when the last goes.
+#[derive(Clone)]
+struct SessionToken(Arc<Zeroizing<String>>);
+
+impl fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("** redacted **")
+    }
 }
 
 /// A header (or, presigned, a query parameter) the signature adds to the request.
 #[derive(Clone)]
 pub struct Addition {
     name: &'static str,
-    value: AdditionValue,
+    value: String,
     sensitive: bool,
-}
-
-/// An addition's value, kept without allocating where it can be.
-#[derive(Clone)]
-enum AdditionValue {
-    Owned(String),
-    Static(&'static str),
-    AmzDate([u8; 16]),
 }
 
 impl Addition {
@@ -175,11 +185,7 @@ impl Addition {
     }
     /// Its value (unencoded). The session token is one of these: keep it out of logs.
     pub fn value(&self) -> &str {
-        match &self.value {
-            AdditionValue::Owned(s) => s,
-            AdditionValue::Static(s) => s,
-            AdditionValue::AmzDate(d) => std::str::from_utf8(d).unwrap_or_default(),
-        }
+        &self.value
     }
     /// Whether the value is a credential (the session token).
     pub fn is_sensitive(&self) -> bool {
@@ -192,7 +198,7 @@ impl fmt::Debug for Addition {
         let value = if self.sensitive {
             "** redacted **"
         } else {
-            self.value()
+            &self.value
         };
         write!(f, "{}: {value}", self.name)
     }
@@ -211,13 +217,86 @@ impl SigningOutput {
     pub fn signature(&self) -> Signature {
         self.signature
     }
-    /// Headers to set (header signing) or query parameters to append (presigning), in order.
-    pub fn additions(&self) -> &[Addition] {
-        &self.additions
-    }
     /// Whether this is a presigned-URL signature.
     pub fn is_presigned(&self) -> bool {
-        self.presigned
+        matches!(self.kind, OutputKind::Presigned { .. })
+    }
+
+    /// The `Authorization` header value (`None` for a presigned URL).
+    pub fn authorization(&self) -> Option<String> {
+        match self.kind {
+            OutputKind::Headers { .. } => String::from_utf8(self.authorization_bytes()).ok(),
+            OutputKind::Presigned { .. } => None,
+        }
+    }
+
+    fn authorization_bytes(&self) -> Vec<u8> {
+        let signed_headers = self.canonical_request.signed_headers().as_bytes();
+        let mut out = Vec::with_capacity(
+            160 + self.access_key_id.len() + self.string_to_sign.scope.len() + signed_headers.len(),
+        );
+        for part in [
+            names::ALGORITHM.as_bytes(),
+            b" Credential=",
+            self.access_key_id.as_bytes(),
+            b"/",
+            &self.string_to_sign.scope,
+            b", SignedHeaders=",
+            signed_headers,
+            b", Signature=",
+            &hex32(&self.signature.0),
+        ] {
+            out.extend_from_slice(part);
+        }
+        out
+    }
+
+    /// Headers to set (header signing) or query parameters to append (presigning), in the
+    /// order they are added.
+    pub fn additions(&self) -> Vec<Addition> {
+        let add = |name, value: &str| Addition {
+            name,
+            value: value.to_owned(),
+            sensitive: false,
+        };
+        let date = std::str::from_utf8(&self.string_to_sign.amz_date).unwrap_or_default();
+        let mut out = Vec::with_capacity(7);
+        let token_name = match self.kind {
+            OutputKind::Headers { content_sha256 } => {
+                out.push(add(names::X_AMZ_DATE, date));
+                out.push(Addition {
+                    name: "authorization",
+                    value: self.authorization().unwrap_or_default(),
+                    sensitive: false,
+                });
+                if content_sha256 {
+                    let hash = self.canonical_request.payload_hash();
+                    out.push(add(names::X_AMZ_CONTENT_SHA256, hash));
+                }
+                names::X_AMZ_SECURITY_TOKEN
+            }
+            OutputKind::Presigned { expires_secs } => {
+                let credential = format!("{}/{}", self.access_key_id, self.string_to_sign.scope());
+                out.push(add("X-Amz-Algorithm", names::ALGORITHM));
+                out.push(add("X-Amz-Credential", &credential));
+                out.push(add("X-Amz-Date", date));
+                out.push(add("X-Amz-Expires", &expires_secs.to_string()));
+                out.push(add(
+                    "X-Amz-SignedHeaders",
+                    self.canonical_request.signed_headers(),
+                ));
+                out.push(add("X-Amz-Signature", &self.signature.to_string()));
+                "X-Amz-Security-Token"
+            }
+        };
+        if let Some(token) = &self.session_token {
+            out.push(Addition {
+                name: token_name,
+                value: token.0.to_string(),
+                sensitive: true,
+            });
+        }
+        out
     }
 }
 
@@ -266,8 +345,8 @@ impl From<CanonicalError> for SignError {
 ///
 /// Cheap to share: wrap it in an `Arc` and sign from many threads.
 pub struct Signer {
-    access_key_id: String,
-    session_token: Option<Zeroizing<String>>,
+    access_key_id: Arc<str>,
+    session_token: Option<SessionToken>,
     root_key: Arc<dyn RootKey>,
     settings: SigningSettings,
     cache_policy: CachePolicy,
@@ -285,7 +364,7 @@ impl Signer {
     /// As [`new`](Self::new), sharing a root key already behind an `Arc`.
     pub fn from_arc(access_key_id: impl Into<String>, root_key: Arc<dyn RootKey>) -> Self {
         Self {
-            access_key_id: access_key_id.into(),
+            access_key_id: Arc::from(access_key_id.into()),
             session_token: None,
             root_key,
             settings: SigningSettings::default(),
@@ -297,7 +376,7 @@ impl Signer {
 
     /// Adds a session token (temporary credentials).
     pub fn with_session_token(mut self, token: impl Into<String>) -> Self {
-        self.session_token = Some(Zeroizing::new(token.into()));
+        self.session_token = Some(SessionToken(Arc::new(Zeroizing::new(token.into()))));
         self
     }
 
@@ -408,14 +487,14 @@ impl Signer {
                 hash
             }
         };
-        let mut scope = String::with_capacity(48);
-        scope.push_str(date.as_str());
+        let mut scope = SmallVec::<[u8; 64]>::new();
+        scope.extend_from_slice(date.as_bytes());
         for part in [params.region, params.service, "aws4_request"] {
-            scope.push('/');
-            scope.push_str(part);
+            scope.push(b'/');
+            scope.extend_from_slice(part.as_bytes());
         }
         let credential;
-        let token = self.session_token.as_deref().map(String::as_str);
+        let token = self.session_token.as_ref().map(|t| t.0.as_str());
         let placement = match presign {
             None => Placement::Headers {
                 amz_date: &amz_date,
@@ -427,7 +506,11 @@ impl Signer {
                 if secs == 0 || expires > MAX_PRESIGN_EXPIRY || expires.subsec_nanos() != 0 {
                     return Err(SignError::InvalidExpiry(secs));
                 }
-                credential = format!("{}/{scope}", self.access_key_id);
+                credential = format!(
+                    "{}/{}",
+                    self.access_key_id,
+                    std::str::from_utf8(&scope).unwrap_or_default()
+                );
                 Placement::Query {
                     amz_date: &amz_date,
                     credential: &credential,
@@ -445,100 +528,22 @@ impl Signer {
         };
         let key = self.signing_key(&date, params.region, params.service)?;
         let signature = Signature(key.0.mac(&string_to_sign.parts()));
-        let additions = self.additions(&placement, &canonical_request, &string_to_sign, signature);
+        let kind = match (presign, &placement) {
+            (Some(expires), _) => OutputKind::Presigned {
+                expires_secs: expires.as_secs(),
+            },
+            (None, _) => OutputKind::Headers {
+                content_sha256: self.settings.content_sha256_header,
+            },
+        };
         Ok(SigningOutput {
             canonical_request,
             string_to_sign,
             signature,
-            additions,
-            presigned: presign.is_some(),
+            access_key_id: Arc::clone(&self.access_key_id),
+            session_token: self.session_token.clone(),
+            kind,
         })
-    }
-
-    fn additions(
-        &self,
-        placement: &Placement<'_>,
-        canonical_request: &CanonicalRequest,
-        string_to_sign: &StringToSign,
-        signature: Signature,
-    ) -> SmallVec<[Addition; 7]> {
-        let add = |name, value| Addition {
-            name,
-            value,
-            sensitive: false,
-        };
-        let date = AdditionValue::AmzDate(string_to_sign.amz_date);
-        let mut out = SmallVec::new();
-        match placement {
-            Placement::Headers { content_sha256, .. } => {
-                let signed_headers = canonical_request.signed_headers();
-                let mut authorization = String::with_capacity(
-                    160 + self.access_key_id.len()
-                        + string_to_sign.scope.len()
-                        + signed_headers.len(),
-                );
-                for part in [
-                    names::ALGORITHM,
-                    " Credential=",
-                    &self.access_key_id,
-                    "/",
-                    &string_to_sign.scope,
-                    ", SignedHeaders=",
-                    signed_headers,
-                    ", Signature=",
-                    std::str::from_utf8(&hex32(&signature.0)).unwrap_or_default(),
-                ] {
-                    authorization.push_str(part);
-                }
-                out.push(add(names::X_AMZ_DATE, date));
-                out.push(add("authorization", AdditionValue::Owned(authorization)));
-                if let Some(hash) = content_sha256 {
-                    out.push(add(
-                        names::X_AMZ_CONTENT_SHA256,
-                        AdditionValue::Owned((*hash).to_owned()),
-                    ));
-                }
-            }
-            Placement::Query {
-                credential,
-                expires_secs,
-                ..
-            } => {
-                out.push(add(
-                    "X-Amz-Algorithm",
-                    AdditionValue::Static(names::ALGORITHM),
-                ));
-                out.push(add(
-                    "X-Amz-Credential",
-                    AdditionValue::Owned((*credential).to_owned()),
-                ));
-                out.push(add("X-Amz-Date", date));
-                out.push(add(
-                    "X-Amz-Expires",
-                    AdditionValue::Owned(expires_secs.to_string()),
-                ));
-                out.push(add(
-                    "X-Amz-SignedHeaders",
-                    AdditionValue::Owned(canonical_request.signed_headers().to_owned()),
-                ));
-                out.push(add(
-                    "X-Amz-Signature",
-                    AdditionValue::Owned(signature.to_string()),
-                ));
-            }
-        }
-        if let Some(token) = &self.session_token {
-            let name = match placement {
-                Placement::Headers { .. } => names::X_AMZ_SECURITY_TOKEN,
-                Placement::Query { .. } => "X-Amz-Security-Token",
-            };
-            out.push(Addition {
-                name,
-                value: AdditionValue::Owned(token.to_string()),
-                sensitive: true,
-            });
-        }
-        out
     }
 
     /// `kSigning` for a scope: from the cache, or derived through the root key.
@@ -569,10 +574,7 @@ impl fmt::Debug for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Signer")
             .field("access_key_id", &self.access_key_id)
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "** redacted **"),
-            )
+            .field("session_token", &self.session_token)
             .field("root_key", &self.root_key)
             .field("cache_policy", &self.cache_policy)
             .field("root_key_calls", &self.root_key_calls())
@@ -592,14 +594,14 @@ fn presigned_uri(uri: &http::Uri, output: &SigningOutput) -> Result<http::Uri, S
             (!query.is_empty()).then_some(b'&')
         }
     };
-    for addition in &output.additions {
+    for addition in &output.additions() {
         if let Some(sep) = separator {
             target.push(sep);
         }
         separator = Some(b'&');
         percent_encode_into(&mut target, addition.name.as_bytes(), false);
         target.push(b'=');
-        percent_encode_into(&mut target, addition.value().as_bytes(), false);
+        percent_encode_into(&mut target, addition.value.as_bytes(), false);
     }
     let mut parts = uri.clone().into_parts();
     parts.path_and_query = Some(
@@ -610,23 +612,30 @@ fn presigned_uri(uri: &http::Uri, output: &SigningOutput) -> Result<http::Uri, S
 
 /// Sets the signature's headers on a request, replacing any of the same name.
 fn apply_headers(headers: &mut http::HeaderMap, output: &SigningOutput) -> Result<(), SignError> {
-    const X_AMZ_DATE: http::HeaderName = http::HeaderName::from_static(names::X_AMZ_DATE);
-    const X_AMZ_SECURITY_TOKEN: http::HeaderName =
-        http::HeaderName::from_static(names::X_AMZ_SECURITY_TOKEN);
-    const X_AMZ_CONTENT_SHA256: http::HeaderName =
-        http::HeaderName::from_static(names::X_AMZ_CONTENT_SHA256);
-    headers.reserve(output.additions.len());
-    for addition in &output.additions {
-        let name = match addition.name {
-            names::X_AMZ_DATE => X_AMZ_DATE,
-            names::X_AMZ_SECURITY_TOKEN => X_AMZ_SECURITY_TOKEN,
-            names::X_AMZ_CONTENT_SHA256 => X_AMZ_CONTENT_SHA256,
-            _ => http::header::AUTHORIZATION,
-        };
-        let mut value = http::HeaderValue::from_str(addition.value())
-            .map_err(|_| SignError::InvalidSessionToken)?;
-        value.set_sensitive(addition.sensitive);
-        headers.insert(name, value);
+    use http::{HeaderName, HeaderValue};
+    const X_AMZ_DATE: HeaderName = HeaderName::from_static(names::X_AMZ_DATE);
+    const X_AMZ_SECURITY_TOKEN: HeaderName = HeaderName::from_static(names::X_AMZ_SECURITY_TOKEN);
+    const X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static(names::X_AMZ_CONTENT_SHA256);
+    let OutputKind::Headers { content_sha256 } = output.kind else {
+        return Ok(());
+    };
+    // Every value is ASCII built here, except the session token, which the caller gave.
+    let ascii =
+        |bytes: &[u8]| HeaderValue::from_bytes(bytes).map_err(|_| SignError::InvalidPayloadHash);
+    headers.reserve(4);
+    headers.insert(X_AMZ_DATE, ascii(&output.string_to_sign.amz_date)?);
+    let authorization = HeaderValue::try_from(output.authorization_bytes())
+        .map_err(|_| SignError::InvalidHeaderName("authorization".into()))?;
+    headers.insert(http::header::AUTHORIZATION, authorization);
+    if content_sha256 {
+        let hash = ascii(output.canonical_request.payload_hash().as_bytes())?;
+        headers.insert(X_AMZ_CONTENT_SHA256, hash);
+    }
+    if let Some(token) = &output.session_token {
+        let mut value =
+            HeaderValue::from_str(token.0.as_str()).map_err(|_| SignError::InvalidSessionToken)?;
+        value.set_sensitive(true);
+        headers.insert(X_AMZ_SECURITY_TOKEN, value);
     }
     Ok(())
 }
