@@ -98,8 +98,7 @@ fn start_services(root: &Path) -> anyhow::Result<services::Services> {
         work,
     };
     let mut running = services::Services::default();
-    let _ = &ctx; // services are added here as backends land
-    let _ = &mut running;
+    running.start(&ctx, services::swtpm::start)?;
     Ok(running)
 }
 

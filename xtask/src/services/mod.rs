@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+pub mod swtpm;
+
 /// Where services keep their files.
 pub struct Ctx {
     /// The workspace root.

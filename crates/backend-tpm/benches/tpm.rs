@@ -1,0 +1,197 @@
+//! TPM signing speed, each row against its baseline in the same run, on one swtpm:
+//!
+//! - `tpm-cache-off/bare-tss-esapi-hmac`: a loop of TPM2_HMAC through tss-esapi on a loaded
+//!   key with a password session, nothing else (the floor).
+//! - `tpm-cache-off/keyhold-cleartext`: a whole GET signature by a cache-off signer, so one
+//!   TPM2_HMAC per signature, same session type as the floor.
+//! - `tpm-cache-off/keyhold-salted`: the same with keyhold's default, encrypted sessions
+//!   salted with the EK (the cost of parameter encryption, its own row).
+//! - `tpm-cache-on/software-signer` and `tpm-cache-on/keyhold-tpm`: warm per-scope cache,
+//!   the TPM key against the software key.
+//!
+//! Needs `KEYHOLD_TEST_TPM_TCTI` (swtpm started by `cargo xtask`, or by hand:
+//! `swtpm socket --tpm2 --tpmstate dir=D --server type=tcp,port=P --ctrl type=tcp,port=P+1
+//! --flags not-need-init,startup-clear` and `KEYHOLD_TEST_TPM_TCTI=swtpm:host=127.0.0.1,port=P`).
+//! Only one client at a time: each row's connection is closed before the next row starts.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use backend_tpm::tss_esapi::{
+    Context,
+    interface_types::{
+        algorithm::HashingAlgorithm, resource_handles::Hierarchy, session_handles::AuthSession,
+    },
+    structures::{MaxBuffer, SensitiveData},
+};
+use backend_tpm::{ImportOptions, KeyAuth, SessionEncryption, Tpm, TpmRootKey};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use sigv4_core::{CachePolicy, RootSecret, Signer, SigningParams, SoftwareRootKey};
+use zeroize::Zeroizing;
+
+const AKID: &str = "AKIDEXAMPLE";
+// The public example secret of AWS's documentation and test suite.
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+const UNIX_TIME: i64 = 1_440_938_160; // 2015-08-30T12:36:00Z
+
+fn tcti() -> String {
+    std::env::var("KEYHOLD_TEST_TPM_TCTI").unwrap_or_else(|_| {
+        panic!("KEYHOLD_TEST_TPM_TCTI is not set: run `cargo xtask bench`, which starts swtpm")
+    })
+}
+
+fn get_vanilla() -> http::Request<Vec<u8>> {
+    http::Request::get("https://example.amazonaws.com/")
+        .body(Vec::new())
+        .expect("request")
+}
+
+fn sign(signer: &Signer, mut request: http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
+    let time = time::OffsetDateTime::from_unix_timestamp(UNIX_TIME).expect("time");
+    let params = SigningParams::new("us-east-1", "service").at(time);
+    signer.sign_request(&mut request, &params).expect("sign");
+    request
+}
+
+fn tpm_key(encryption: SessionEncryption) -> (Tpm, Arc<TpmRootKey>) {
+    let tpm = Tpm::connect_with(Some(&tcti()), encryption).expect("connect to swtpm");
+    let secret = RootSecret::from_secret_access_key(Zeroizing::new(SECRET.as_bytes().to_vec()));
+    let imported = tpm
+        .import(&secret, &ImportOptions::new(AKID))
+        .expect("import");
+    let key = tpm
+        .load_key_file(&imported.key_file, KeyAuth::none())
+        .expect("load");
+    (tpm, Arc::new(key))
+}
+
+/// The floor: tss-esapi alone, a primary and an HMAC key loaded once, then TPM2_HMAC.
+fn bare_hmac_loop(c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let tcti = tcti().parse().expect("TCTI");
+    let mut ctx = Context::new(tcti).expect("tss-esapi context");
+    ctx.set_sessions((Some(AuthSession::Password), None, None));
+    let srk = ctx
+        .create_primary(Hierarchy::Owner, srk_template(), None, None, None, None)
+        .expect("primary")
+        .key_handle;
+    let secret = SensitiveData::try_from(format!("AWS4{SECRET}").into_bytes()).expect("data");
+    let created = ctx
+        .create(srk, hmac_template(), None, Some(secret), None, None)
+        .expect("create");
+    let key = ctx
+        .load(srk, created.out_private, created.out_public)
+        .expect("load");
+    ctx.flush_context(srk.into()).expect("flush");
+    c.bench_function("bare-tss-esapi-hmac", |b| {
+        b.iter(|| {
+            let data = MaxBuffer::try_from(b"20150830".to_vec()).expect("buffer");
+            black_box(
+                ctx.hmac(key.into(), data, HashingAlgorithm::Sha256)
+                    .expect("hmac"),
+            )
+        })
+    });
+    ctx.flush_context(key.into()).expect("flush");
+}
+
+fn srk_template() -> backend_tpm::tss_esapi::structures::Public {
+    use backend_tpm::tss_esapi::{
+        attributes::ObjectAttributesBuilder,
+        interface_types::{algorithm::PublicAlgorithm, ecc::EccCurve},
+        structures::{
+            EccPoint, PublicBuilder, PublicEccParametersBuilder, SymmetricDefinitionObject,
+        },
+    };
+    let attributes = ObjectAttributesBuilder::new()
+        .with_fixed_tpm(true)
+        .with_fixed_parent(true)
+        .with_sensitive_data_origin(true)
+        .with_user_with_auth(true)
+        .with_no_da(true)
+        .with_restricted(true)
+        .with_decrypt(true)
+        .build()
+        .expect("attributes");
+    PublicBuilder::new()
+        .with_public_algorithm(PublicAlgorithm::Ecc)
+        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+        .with_object_attributes(attributes)
+        .with_ecc_parameters(
+            PublicEccParametersBuilder::new_restricted_decryption_key(
+                SymmetricDefinitionObject::AES_128_CFB,
+                EccCurve::NistP256,
+            )
+            .build()
+            .expect("parameters"),
+        )
+        .with_ecc_unique_identifier(EccPoint::default())
+        .build()
+        .expect("template")
+}
+
+fn hmac_template() -> backend_tpm::tss_esapi::structures::Public {
+    use backend_tpm::tss_esapi::{
+        attributes::ObjectAttributesBuilder,
+        interface_types::algorithm::PublicAlgorithm,
+        structures::{Digest, KeyedHashScheme, PublicBuilder, PublicKeyedHashParameters},
+    };
+    let attributes = ObjectAttributesBuilder::new()
+        .with_fixed_tpm(true)
+        .with_fixed_parent(true)
+        .with_user_with_auth(true)
+        .with_no_da(true)
+        .with_sign_encrypt(true)
+        .build()
+        .expect("attributes");
+    PublicBuilder::new()
+        .with_public_algorithm(PublicAlgorithm::KeyedHash)
+        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+        .with_object_attributes(attributes)
+        .with_keyed_hash_parameters(PublicKeyedHashParameters::new(
+            KeyedHashScheme::HMAC_SHA_256,
+        ))
+        .with_keyed_hash_unique_identifier(Digest::default())
+        .build()
+        .expect("template")
+}
+
+fn cache_off(c: &mut Criterion) {
+    let mut group = c.benchmark_group("tpm-cache-off");
+    bare_hmac_loop(&mut group);
+    for (name, encryption) in [
+        ("keyhold-cleartext", SessionEncryption::Cleartext),
+        ("keyhold-salted", SessionEncryption::default()),
+    ] {
+        let (tpm, key) = tpm_key(encryption);
+        let signer = Signer::from_arc(AKID, key).with_cache_policy(CachePolicy::Off);
+        group.bench_function(name, |b| {
+            b.iter_batched(get_vanilla, |r| sign(&signer, r), BatchSize::SmallInput)
+        });
+        drop(signer);
+        tpm.disconnect();
+    }
+    group.finish();
+}
+
+fn cache_on(c: &mut Criterion) {
+    let mut group = c.benchmark_group("tpm-cache-on");
+    let software = Signer::new(AKID, SoftwareRootKey::from_secret_access_key(SECRET));
+    group.bench_function("software-signer", |b| {
+        b.iter_batched(get_vanilla, |r| sign(&software, r), BatchSize::SmallInput)
+    });
+    let (tpm, key) = tpm_key(SessionEncryption::default());
+    let signer = Signer::from_arc(AKID, key);
+    group.bench_function("keyhold-tpm", |b| {
+        b.iter_batched(get_vanilla, |r| sign(&signer, r), BatchSize::SmallInput)
+    });
+    assert_eq!(
+        signer.root_key_calls(),
+        1,
+        "the TPM is called once per scope and day"
+    );
+    tpm.disconnect();
+    group.finish();
+}
+
+criterion_group!(benches, cache_off, cache_on);
+criterion_main!(benches);

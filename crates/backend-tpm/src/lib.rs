@@ -1,0 +1,26 @@
+//! keyhold's TPM 2.0 backend: the SigV4 root key `"AWS4" + secret` as a keyedhash HMAC key
+//! inside a TPM, so that only `kDate` ever leaves it.
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod duplicate;
+mod error;
+mod import;
+mod key;
+mod keyfile;
+mod policy;
+mod templates;
+mod tpm;
+
+pub use duplicate::{EkPublic, wrap_for_tpm};
+pub use error::TpmError;
+pub use import::{ImportOptions, ImportedKey};
+pub use key::{KeyAuth, TpmRootKey};
+pub use keyfile::{KeyKind, OWNER_STANDARD_PRIMARY, PolicyCommand, TpmKeyFile};
+pub use policy::{PcrSelection, PolicyAuthorizer};
+pub use tpm::{
+    EK_ECCP256_HANDLE, EK_RSA2048_HANDLE, EkAlgorithm, SessionEncryption, Tpm, parse_hex,
+    resolve_tcti,
+};
+/// The tss-esapi this crate is built on, for [`PolicyAuthorizer`] implementations.
+pub use tss_esapi;
