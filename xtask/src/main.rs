@@ -98,6 +98,7 @@ fn start_services(root: &Path) -> anyhow::Result<services::Services> {
         work,
     };
     let mut running = services::Services::default();
+    running.start(&ctx, services::softhsm::start)?;
     running.start(&ctx, services::swtpm::start)?;
     Ok(running)
 }

@@ -10,6 +10,7 @@ use anyhow::bail;
 /// and the headers `tss-esapi` builds against.
 pub const APT_PACKAGES: &[&str] = &[
     "softhsm2",
+    "p11-kit-modules",
     "opensc",
     "swtpm",
     "swtpm-tools",

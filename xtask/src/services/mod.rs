@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+pub mod softhsm;
 pub mod swtpm;
 
 /// Where services keep their files.

@@ -1,0 +1,461 @@
+//! The crate's one error type, and how each failure maps onto sigv4-core's coarse
+//! [`KeyErrorKind`] at the seam.
+//!
+//! Messages name what failed and what to do next, with the PKCS#11 return code in its
+//! `CKR_*` spelling. No message ever contains a PIN or key material.
+
+use std::path::{Path, PathBuf};
+
+use cryptoki::error::{Error as CryptokiError, RvError};
+use sigv4_core::{KeyError, KeyErrorKind};
+
+/// Everything that can go wrong finding, importing or using a key in a PKCS#11 token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URI does not follow RFC 7512, or asks for something this crate cannot honour.
+    #[error("invalid PKCS#11 URI: {reason}")]
+    InvalidUri {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The URI names no module and p11-kit's proxy module is not installed.
+    #[error(
+        "the PKCS#11 URI names no module and p11-kit's proxy module is not installed \
+         (looked for {searched}): add module-path=/path/to/module.so to the URI, \
+         or install p11-kit's proxy (Debian: apt-get install p11-kit-modules)"
+    )]
+    NoModule {
+        /// The proxy paths that were tried.
+        searched: String,
+    },
+
+    /// `module-name` named no module p11-kit knows and no library in the module directories.
+    #[error(
+        "PKCS#11 module '{name}' not found (looked in {searched}): \
+         check the name, or use module-path=/path/to/module.so"
+    )]
+    ModuleNotFound {
+        /// The `module-name` value.
+        name: String,
+        /// Where it was looked for.
+        searched: String,
+    },
+
+    /// The module file is not there.
+    #[error(
+        "PKCS#11 module {} is not there ({source}): check module-path, or install the module",
+        path.display()
+    )]
+    ModuleMissing {
+        /// The module path.
+        path: PathBuf,
+        /// Why it could not be opened.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The module file could not be loaded or initialised.
+    #[error(
+        "could not load PKCS#11 module {}: {source}; check that the file exists and is a \
+         PKCS#11 library for this machine", path.display()
+    )]
+    ModuleLoad {
+        /// The module path.
+        path: PathBuf,
+        /// What the loader said.
+        #[source]
+        source: CryptokiError,
+    },
+
+    /// No token (in a slot with a token present) matches the URI's path attributes.
+    #[error("no token in module {} matches {selector}; tokens present: {present}", module.display())]
+    TokenNotFound {
+        /// The module that was searched.
+        module: PathBuf,
+        /// The URI's token, slot and library attributes.
+        selector: String,
+        /// The tokens that were there, to pick from.
+        present: String,
+    },
+
+    /// More than one token matches; keyhold does not guess.
+    #[error(
+        "{selector} matches more than one token in module {}: {matches}; \
+         add token= or serial= to the URI to choose one", module.display()
+    )]
+    AmbiguousToken {
+        /// The module that was searched.
+        module: PathBuf,
+        /// The URI's token, slot and library attributes.
+        selector: String,
+        /// The matching tokens.
+        matches: String,
+    },
+
+    /// The token needs a login and no PIN was given.
+    #[error(
+        "token '{token}' needs a PIN: add pin-source=file:/path/to/pin-file to the URI, \
+         or pass one to the open or import call"
+    )]
+    PinRequired {
+        /// The token label.
+        token: String,
+    },
+
+    /// The PIN could not be read from `pin-source`.
+    #[error("could not read the PIN for token '{token}' from pin-source '{source_path}': {source}")]
+    PinSource {
+        /// The token label.
+        token: String,
+        /// The `pin-source` value.
+        source_path: String,
+        /// The read error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The token refused the PIN.
+    #[error("PIN incorrect for token '{token}' ({code}): check the PIN or its pin-source")]
+    PinIncorrect {
+        /// The token label.
+        token: String,
+        /// `CKR_PIN_INCORRECT` or `CKR_PIN_LEN_RANGE`.
+        code: &'static str,
+    },
+
+    /// The token's user PIN is locked or expired.
+    #[error("PIN for token '{token}' is unusable ({code}): unlock or reset it with the SO PIN")]
+    PinLocked {
+        /// The token label.
+        token: String,
+        /// The return code.
+        code: &'static str,
+    },
+
+    /// No secret key on the token matches the URI's object attributes.
+    #[error("no secret key on token '{token}' matches {selector}")]
+    KeyNotFound {
+        /// The token label.
+        token: String,
+        /// The URI's object attributes.
+        selector: String,
+    },
+
+    /// More than one secret key matches; keyhold does not guess.
+    #[error(
+        "{selector} matches {count} secret keys on token '{token}': {matches}; \
+         add object= or id= to the URI to choose one"
+    )]
+    AmbiguousKey {
+        /// The token label.
+        token: String,
+        /// The URI's object attributes.
+        selector: String,
+        /// How many matched.
+        count: usize,
+        /// The matching keys (label and id).
+        matches: String,
+    },
+
+    /// The key is not an HMAC-capable secret key.
+    #[error("key {key} on token '{token}' is not usable for HMAC-SHA256: {reason}")]
+    KeyUnsuitable {
+        /// The token label.
+        token: String,
+        /// The key's label and id.
+        key: String,
+        /// What is wrong, e.g. "CKA_SIGN is false".
+        reason: String,
+    },
+
+    /// The key can be read out of the token, so it does not protect the secret.
+    #[error(
+        "key {key} on token '{token}' could be read out of the token ({reason}): re-import the \
+         secret with keyhold, which makes it sensitive and non-extractable; to use it anyway, \
+         open it with insecure_allow_extractable_key"
+    )]
+    KeyExtractable {
+        /// The token label.
+        token: String,
+        /// The key's label and id.
+        key: String,
+        /// Which attribute is unsafe.
+        reason: &'static str,
+    },
+
+    /// No access key id is stored next to the key.
+    #[error(
+        "no AWS access key id is stored next to key {key} on token '{token}' (keyhold keeps it in \
+         a CKO_DATA object with the key's label and CKA_APPLICATION \"{application}\"): import the \
+         key with keyhold, or pass the access key id when opening it"
+    )]
+    AccessKeyIdMissing {
+        /// The token label.
+        token: String,
+        /// The key's label and id.
+        key: String,
+        /// The CKA_APPLICATION value looked for.
+        application: &'static str,
+    },
+
+    /// The import request itself is unusable (no label, bad access key id, ...).
+    #[error("cannot import: {reason}")]
+    InvalidImport {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The access key id given is not one (it is not echoed: it might be the secret).
+    #[error(
+        "the access key id given is not one: AWS access key ids are 1 to 128 letters, digits \
+         or '_', like AKIAIOSFODNN7EXAMPLE (is it the secret access key?)"
+    )]
+    InvalidAccessKeyId,
+
+    /// Objects with the label or id asked for already exist.
+    #[error(
+        "token '{token}' already holds {existing}: choose another label and id, or ask to replace"
+    )]
+    AlreadyExists {
+        /// The token label.
+        token: String,
+        /// The objects in the way.
+        existing: String,
+    },
+
+    /// Replace was asked for but an object in the way is not one keyhold may delete.
+    #[error(
+        "token '{token}' holds {object} with that label or id, which keyhold will not delete: \
+         only secret keys and keyhold's access-key-id objects are replaced"
+    )]
+    ReplaceRefused {
+        /// The token label.
+        token: String,
+        /// The object in the way.
+        object: String,
+    },
+
+    /// The token computed something other than HMAC-SHA256 of the imported secret.
+    #[error(
+        "token '{token}' computed a different HMAC-SHA256 than the imported secret gives; \
+         the import was rolled back"
+    )]
+    ImportCheckFailed {
+        /// The token label.
+        token: String,
+    },
+
+    /// An import failed part-way and its partial objects could not all be removed.
+    #[error(
+        "import into token '{token}' failed ({cause}) and cleaning up failed too ({cleanup}): \
+         delete {leftover} by hand"
+    )]
+    ImportCleanupFailed {
+        /// The token label.
+        token: String,
+        /// The first failure.
+        cause: String,
+        /// The failure while removing objects.
+        cleanup: String,
+        /// What was left on the token.
+        leftover: String,
+    },
+
+    /// The token's state kept changing (logouts, resets) faster than it could be repaired.
+    #[error(
+        "token '{token}' kept changing under the signer ({attempts} attempts were overtaken by \
+         repairs): something in this process is logging out or resetting the module in a loop"
+    )]
+    Unstable {
+        /// The token label.
+        token: String,
+        /// How many attempts were made.
+        attempts: usize,
+    },
+
+    /// A call to the module itself (not to one token) failed.
+    #[error("{operation} in PKCS#11 module {} failed ({code})", module.display())]
+    Module {
+        /// The module path.
+        module: PathBuf,
+        /// What keyhold was doing.
+        operation: &'static str,
+        /// The return code, `CKR_*`.
+        code: String,
+        /// The cryptoki error.
+        #[source]
+        source: CryptokiError,
+    },
+
+    /// Any other PKCS#11 call failed.
+    #[error("{operation} on token '{token}' failed ({code}){hint}")]
+    Token {
+        /// The token label.
+        token: String,
+        /// What keyhold was doing.
+        operation: &'static str,
+        /// The return code, `CKR_*`.
+        code: String,
+        /// What to do next, if there is something to say (starts with "; ").
+        hint: &'static str,
+        /// The cryptoki error.
+        #[source]
+        source: CryptokiError,
+    },
+}
+
+impl Error {
+    /// A failed PKCS#11 call during `operation` on `token`.
+    pub(crate) fn token(token: &str, operation: &'static str, source: CryptokiError) -> Self {
+        let hint = match rv(&source) {
+            Some(RvError::TokenNotPresent | RvError::DeviceRemoved) => "; insert the token",
+            Some(RvError::TokenWriteProtected) => "; the token is read-only",
+            Some(RvError::DeviceMemory) => "; the token is full",
+            Some(RvError::SessionCount) => "; the token has no free sessions",
+            Some(RvError::UserNotLoggedIn) => "; log in with the user PIN",
+            Some(RvError::KeySizeRange) => {
+                "; the token refuses an HMAC key of this length (AWS secret access keys are 40 characters)"
+            }
+            _ => "",
+        };
+        Self::Token {
+            token: token.to_owned(),
+            operation,
+            code: ckr_name(&source),
+            hint,
+            source,
+        }
+    }
+
+    /// A failed PKCS#11 call during `operation` on the module at `module`.
+    pub(crate) fn module(module: &Path, operation: &'static str, source: CryptokiError) -> Self {
+        Self::Module {
+            module: module.to_owned(),
+            operation,
+            code: ckr_name(&source),
+            source,
+        }
+    }
+
+    /// The coarse kind sigv4-core's callers decide on.
+    pub fn kind(&self) -> KeyErrorKind {
+        match self {
+            Self::InvalidUri { .. }
+            | Self::NoModule { .. }
+            | Self::ModuleNotFound { .. }
+            | Self::ModuleMissing { .. }
+            | Self::AccessKeyIdMissing { .. } => KeyErrorKind::NotFound,
+            Self::InvalidImport { .. } | Self::InvalidAccessKeyId => KeyErrorKind::Unsuitable,
+            Self::ModuleLoad { .. } | Self::Unstable { .. } | Self::Module { .. } => {
+                KeyErrorKind::Unavailable
+            }
+            Self::TokenNotFound { .. } | Self::AmbiguousToken { .. } => KeyErrorKind::NotFound,
+            Self::KeyNotFound { .. } | Self::AmbiguousKey { .. } => KeyErrorKind::NotFound,
+            Self::PinRequired { .. }
+            | Self::PinSource { .. }
+            | Self::PinIncorrect { .. }
+            | Self::PinLocked { .. } => KeyErrorKind::Denied,
+            Self::KeyUnsuitable { .. } | Self::KeyExtractable { .. } => KeyErrorKind::Unsuitable,
+            Self::AlreadyExists { .. } | Self::ReplaceRefused { .. } => KeyErrorKind::Denied,
+            Self::ImportCheckFailed { .. } | Self::ImportCleanupFailed { .. } => {
+                KeyErrorKind::Device
+            }
+            Self::Token { source, .. } => match rv(source) {
+                Some(
+                    RvError::TokenNotPresent
+                    | RvError::DeviceRemoved
+                    | RvError::SessionCount
+                    | RvError::CryptokiNotInitialized
+                    | RvError::SessionHandleInvalid
+                    | RvError::SessionClosed,
+                ) => KeyErrorKind::Unavailable,
+                Some(RvError::UserNotLoggedIn | RvError::KeyFunctionNotPermitted) => {
+                    KeyErrorKind::Denied
+                }
+                _ => KeyErrorKind::Device,
+            },
+        }
+    }
+}
+
+impl From<Error> for KeyError {
+    fn from(error: Error) -> Self {
+        KeyError::with_source(error.kind(), error.to_string(), error)
+    }
+}
+
+/// The PKCS#11 return value inside a cryptoki error, if it is one.
+pub(crate) fn rv(error: &CryptokiError) -> Option<RvError> {
+    match error {
+        CryptokiError::Pkcs11(rv, _) => Some(*rv),
+        _ => None,
+    }
+}
+
+/// `CKR_PIN_INCORRECT` for [`RvError::PinIncorrect`]: cryptoki's variant names are the
+/// spec's names in CamelCase, and its `Display` is a paragraph, not a name.
+pub(crate) fn ckr_name(error: &CryptokiError) -> String {
+    match error {
+        CryptokiError::Pkcs11(RvError::VendorDefined(code), _) => {
+            format!("vendor-defined CK_RV {code:#x}")
+        }
+        CryptokiError::Pkcs11(RvError::UnknownErrorCode(code), _) => {
+            format!("unknown CK_RV {code:#x}")
+        }
+        CryptokiError::Pkcs11(rv, _) => {
+            let camel = format!("{rv:?}");
+            let mut name = String::from("CKR");
+            for c in camel.chars() {
+                if c.is_ascii_uppercase() {
+                    name.push('_');
+                }
+                name.push(c.to_ascii_uppercase());
+            }
+            name
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cryptoki::context::Function;
+
+    use super::*;
+
+    #[test]
+    fn return_codes_print_as_the_spec_names_them() {
+        let name = |rv| ckr_name(&CryptokiError::Pkcs11(rv, Function::Login));
+        assert_eq!(name(RvError::PinIncorrect), "CKR_PIN_INCORRECT");
+        assert_eq!(
+            name(RvError::CryptokiNotInitialized),
+            "CKR_CRYPTOKI_NOT_INITIALIZED"
+        );
+        assert_eq!(
+            name(RvError::SessionHandleInvalid),
+            "CKR_SESSION_HANDLE_INVALID"
+        );
+        assert_eq!(
+            name(RvError::VendorDefined(0x8000_0001)),
+            "vendor-defined CK_RV 0x80000001"
+        );
+    }
+
+    #[test]
+    fn token_errors_carry_code_and_hint() {
+        let err = Error::token(
+            "sigv4",
+            "C_Sign",
+            CryptokiError::Pkcs11(RvError::TokenNotPresent, Function::Sign),
+        );
+        assert_eq!(
+            err.to_string(),
+            "C_Sign on token 'sigv4' failed (CKR_TOKEN_NOT_PRESENT); insert the token"
+        );
+        assert_eq!(err.kind(), KeyErrorKind::Unavailable);
+        let key_error = KeyError::from(err);
+        assert!(std::error::Error::source(&key_error).is_some());
+    }
+}

@@ -1,0 +1,22 @@
+#![doc = include_str!("../README.md")]
+//!
+//! ## Modules
+//!
+//! - [`uri`]: RFC 7512 PKCS#11 URIs.
+//! - [`import_key`]: put `"AWS4" + secret` into a token.
+//! - [`Pkcs11RootKey`]: sigv4-core's [`RootKey`](sigv4_core::RootKey) on that key.
+#![forbid(unsafe_code)]
+
+mod error;
+mod import;
+mod key;
+mod module;
+mod objects;
+mod token;
+pub mod uri;
+
+pub use error::Error;
+pub use import::{ImportOptions, import_key};
+pub use key::{OpenOptions, Pkcs11RootKey};
+pub use objects::ACCESS_KEY_ID_APPLICATION;
+pub use uri::Pkcs11Uri;

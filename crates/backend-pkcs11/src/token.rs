@@ -1,0 +1,324 @@
+//! Choosing the one token a URI names, getting its PIN, and logging in.
+//!
+//! A URI must select exactly one initialised token; if it matches several, that is an error
+//! naming them rather than a guess. The PIN comes from the caller, else `pin-value`, else
+//! `pin-source` (a file; programs named with `|` are not run).
+
+use std::path::PathBuf;
+
+use cryptoki::error::RvError;
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use secrecy::SecretString;
+use zeroize::Zeroizing;
+
+use crate::Error;
+use crate::error::rv;
+use crate::module::Module;
+use crate::uri::Pkcs11Uri;
+
+/// One token in one slot of a loaded module.
+#[derive(Clone, Debug)]
+pub(crate) struct Token {
+    pub(crate) slot: Slot,
+    pub(crate) label: String,
+    pub(crate) serial: String,
+    login_required: bool,
+    protected_path: bool,
+}
+
+/// The URI's library, slot and token attributes as a URI, for messages.
+fn token_selector(uri: &Pkcs11Uri) -> String {
+    Pkcs11Uri {
+        token: uri.token.clone(),
+        manufacturer: uri.manufacturer.clone(),
+        serial: uri.serial.clone(),
+        model: uri.model.clone(),
+        library_manufacturer: uri.library_manufacturer.clone(),
+        library_description: uri.library_description.clone(),
+        library_version: uri.library_version,
+        slot_description: uri.slot_description.clone(),
+        slot_manufacturer: uri.slot_manufacturer.clone(),
+        slot_id: uri.slot_id,
+        ..Pkcs11Uri::default()
+    }
+    .to_string()
+}
+
+/// A URI that selects exactly `token` again, e.g. after it was removed and re-inserted
+/// (possibly into another slot): its label and serial, and the module's attributes.
+pub(crate) fn reselect_uri(uri: &Pkcs11Uri, token: &Token) -> Pkcs11Uri {
+    Pkcs11Uri {
+        token: Some(token.label.clone()),
+        serial: Some(token.serial.clone()),
+        library_manufacturer: uri.library_manufacturer.clone(),
+        library_description: uri.library_description.clone(),
+        library_version: uri.library_version,
+        ..Pkcs11Uri::default()
+    }
+}
+
+fn same(wanted: &Option<String>, found: &str) -> bool {
+    wanted.as_deref().is_none_or(|w| w == found)
+}
+
+/// The one initialised token the URI's path attributes select.
+pub(crate) fn find_token(module: &Module, uri: &Pkcs11Uri) -> Result<Token, Error> {
+    if let Some(name) = uri.unsupported_path_attribute() {
+        return Err(Error::InvalidUri {
+            reason: format!(
+                "path attribute '{name}' is not one keyhold can match, and RFC 7512 says a URI \
+                 with an attribute its reader does not understand matches nothing"
+            ),
+        });
+    }
+    let module_error = |source| Error::module(&module.path, "listing tokens", source);
+    let _listing = module.slots_lock();
+    let info = module.ctx.get_library_info().map_err(module_error)?;
+    let library_matches = same(&uri.library_manufacturer, info.manufacturer_id())
+        && same(&uri.library_description, info.library_description())
+        && uri.library_version.is_none_or(|v| {
+            let found = info.library_version();
+            (v.major, v.minor) == (found.major(), found.minor())
+        });
+    let mut present = Vec::new();
+    let mut matches = Vec::new();
+    for slot in module
+        .ctx
+        .get_slots_with_initialized_token()
+        .map_err(module_error)?
+    {
+        // A token can vanish between the listing and the query; skip it then.
+        let (Ok(slot_info), Ok(token_info)) = (
+            module.ctx.get_slot_info(slot),
+            module.ctx.get_token_info(slot),
+        ) else {
+            continue;
+        };
+        let token = Token {
+            slot,
+            label: token_info.label().to_owned(),
+            serial: token_info.serial_number().to_owned(),
+            login_required: token_info.login_required(),
+            protected_path: token_info.protected_authentication_path(),
+        };
+        let shown = format!(
+            "'{}' (serial {}, slot {})",
+            token.label,
+            token.serial,
+            slot.id()
+        );
+        let selected = library_matches
+            && uri.slot_id.is_none_or(|id| id == slot.id())
+            && same(&uri.slot_description, slot_info.slot_description())
+            && same(&uri.slot_manufacturer, slot_info.manufacturer_id())
+            && same(&uri.token, token_info.label())
+            && same(&uri.manufacturer, token_info.manufacturer_id())
+            && same(&uri.model, token_info.model())
+            && same(&uri.serial, token_info.serial_number());
+        if selected {
+            matches.push((token, shown));
+        } else {
+            present.push(shown);
+        }
+    }
+    match matches.len() {
+        1 => Ok(matches.remove(0).0),
+        0 => {
+            let mut present = if present.is_empty() {
+                "none".to_owned()
+            } else {
+                present.join(", ")
+            };
+            if !library_matches {
+                present.push_str(&format!(
+                    " (and the library itself is '{}' by '{}', version {}, which the URI rules out)",
+                    info.library_description(),
+                    info.manufacturer_id(),
+                    info.library_version()
+                ));
+            }
+            Err(Error::TokenNotFound {
+                module: module.path.clone(),
+                selector: token_selector(uri),
+                present,
+            })
+        }
+        _ => Err(Error::AmbiguousToken {
+            module: module.path.clone(),
+            selector: token_selector(uri),
+            matches: matches
+                .into_iter()
+                .map(|(_, shown)| shown)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// The PIN to log in with: the caller's, else `pin-value`, else read from `pin-source`.
+pub(crate) fn pin_for(
+    uri: &Pkcs11Uri,
+    given: Option<SecretString>,
+    token: &str,
+) -> Result<Option<SecretString>, Error> {
+    if uri.pin_value.is_some() && uri.pin_source.is_some() {
+        return Err(Error::InvalidUri {
+            reason: "the URI has both pin-value and pin-source; keep one".into(),
+        });
+    }
+    if given.is_some() {
+        return Ok(given);
+    }
+    if let Some(pin) = &uri.pin_value {
+        return Ok(Some(pin.clone()));
+    }
+    let Some(source) = &uri.pin_source else {
+        return Ok(None);
+    };
+    let source_error = |source: std::io::Error| Error::PinSource {
+        token: token.to_owned(),
+        source_path: uri.pin_source.clone().unwrap_or_default(),
+        source,
+    };
+    let path = pin_source_path(source).map_err(|reason| Error::InvalidUri { reason })?;
+    let bytes = Zeroizing::new(std::fs::read(&path).map_err(source_error)?);
+    // One trailing newline is how files end, not part of the PIN.
+    let pin = bytes
+        .strip_suffix(b"\n")
+        .map(|p| p.strip_suffix(b"\r").unwrap_or(p))
+        .unwrap_or(&bytes);
+    let pin = std::str::from_utf8(pin).map_err(|_| {
+        source_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the PIN file is not UTF-8",
+        ))
+    })?;
+    Ok(Some(SecretString::from(pin)))
+}
+
+/// The file a `pin-source` names: `file:` URIs (`file:/p`, `file:///p`, `file://localhost/p`)
+/// and plain paths.
+pub(crate) fn pin_source_path(source: &str) -> Result<PathBuf, String> {
+    if source.starts_with('|') {
+        return Err(
+            "pin-source names a program ('|...'); keyhold only reads PINs from files".into(),
+        );
+    }
+    let Some(rest) = source.strip_prefix("file:") else {
+        return Ok(PathBuf::from(source));
+    };
+    let path = match rest.strip_prefix("//") {
+        Some(authority_and_path) => {
+            let slash = authority_and_path
+                .find('/')
+                .unwrap_or(authority_and_path.len());
+            let (host, path) = authority_and_path.split_at(slash);
+            if !(host.is_empty() || host == "localhost") {
+                return Err(format!("pin-source names a file on host '{host}'"));
+            }
+            path
+        }
+        None => rest,
+    };
+    if path.is_empty() {
+        return Err("pin-source is a file: URI without a path".into());
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// `C_Login` as the user, unless the token needs no login. Already logged in (by another
+/// session of this process: login state is per application, not per session) is success;
+/// the token does not check the PIN then, so a wrong one shows only at the next real login.
+pub(crate) fn login(
+    session: &Session,
+    token: &Token,
+    pin: Option<&SecretString>,
+) -> Result<(), Error> {
+    let result = match pin {
+        Some(pin) => session.login(UserType::User, Some(pin)),
+        None if !token.login_required => return Ok(()),
+        None if token.protected_path => session.login(UserType::User, None),
+        None => {
+            return Err(Error::PinRequired {
+                token: token.label.clone(),
+            });
+        }
+    };
+    let Err(error) = result else {
+        return Ok(());
+    };
+    let label = token.label.clone();
+    match rv(&error) {
+        Some(RvError::UserAlreadyLoggedIn) => Ok(()),
+        Some(RvError::PinIncorrect) => Err(Error::PinIncorrect {
+            token: label,
+            code: "CKR_PIN_INCORRECT",
+        }),
+        Some(RvError::PinLenRange) => Err(Error::PinIncorrect {
+            token: label,
+            code: "CKR_PIN_LEN_RANGE",
+        }),
+        Some(RvError::PinLocked) => Err(Error::PinLocked {
+            token: label,
+            code: "CKR_PIN_LOCKED",
+        }),
+        Some(RvError::PinExpired) => Err(Error::PinLocked {
+            token: label,
+            code: "CKR_PIN_EXPIRED",
+        }),
+        _ => Err(Error::token(&token.label, "C_Login", error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_source_accepts_file_uris_and_paths() {
+        let ok = |s| pin_source_path(s).map(|p| p.display().to_string());
+        assert_eq!(ok("file:/etc/pin").as_deref(), Ok("/etc/pin"));
+        assert_eq!(ok("file:///etc/pin").as_deref(), Ok("/etc/pin"));
+        assert_eq!(ok("file://localhost/etc/pin").as_deref(), Ok("/etc/pin"));
+        assert_eq!(ok("/etc/pin").as_deref(), Ok("/etc/pin"));
+        assert_eq!(ok("pin.txt").as_deref(), Ok("pin.txt"));
+        assert!(ok("|/usr/bin/get-pin").unwrap_err().contains("program"));
+        assert!(ok("file://elsewhere/etc/pin").unwrap_err().contains("host"));
+        assert!(ok("file:").unwrap_err().contains("without a path"));
+    }
+
+    #[test]
+    fn pin_comes_from_caller_then_value_then_file() {
+        use secrecy::ExposeSecret;
+        let dir = std::env::temp_dir().join(format!("keyhold-pin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pin");
+        std::fs::write(&file, "from-file\r\n").unwrap();
+        let pin = |uri: &str, given: Option<&str>| {
+            let uri = Pkcs11Uri::parse(uri).unwrap();
+            pin_for(&uri, given.map(SecretString::from), "t")
+                .map(|p| p.map(|p| p.expose_secret().to_owned()))
+        };
+        let with_file = format!("pkcs11:?pin-source=file:{}", file.display());
+        assert_eq!(pin(&with_file, None).unwrap().as_deref(), Some("from-file"));
+        assert_eq!(
+            pin(&with_file, Some("given")).unwrap().as_deref(),
+            Some("given")
+        );
+        assert_eq!(
+            pin("pkcs11:?pin-value=v", None).unwrap().as_deref(),
+            Some("v")
+        );
+        assert_eq!(pin("pkcs11:", None).unwrap(), None);
+        let both = format!("{with_file}&pin-value=v");
+        assert!(pin(&both, None).unwrap_err().to_string().contains("both"));
+        let missing = format!("pkcs11:?pin-source={}", dir.join("nope").display());
+        let err = pin(&missing, None).unwrap_err().to_string();
+        assert!(
+            err.contains("could not read the PIN") && err.contains("nope"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,146 @@
+//! Shared setup for the SoftHSM tests and benches: where the module is, and a fresh token.
+//!
+//! `cargo xtask e2e` exports `SOFTHSM2_CONF` (a private token directory) and
+//! `KEYHOLD_TEST_PKCS11_MODULE` (the SoftHSM module). Each test makes its own token with a
+//! unique label, so tests in parallel processes share nothing but the directory.
+//!
+//! Within one process, tests take turns ([`serial`]): SoftHSM 2.6's `C_GetSlotList` and
+//! `C_InitToken` change its slot table without a lock, so a test creating a token while
+//! another lists slots can abort the process. nextest runs each test in its own process, so
+//! this only matters under plain `cargo test`.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use backend_pkcs11::{ImportOptions, Pkcs11Uri, import_key};
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use secrecy::SecretString;
+use sigv4_core::RootSecret;
+use zeroize::Zeroizing;
+
+/// Test PINs: these tokens hold test keys only.
+pub const SO_PIN: &str = "so-pin-for-tests";
+pub const USER_PIN: &str = "user-pin-for-tests";
+
+/// The secret access key of the AWS SigV4 test suite, and its access key id.
+pub const SUITE_SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+pub const SUITE_ACCESS_KEY_ID: &str = "AKIDEXAMPLE";
+
+/// The SoftHSM module path, or a panic saying how to run these tests.
+pub fn module_path() -> PathBuf {
+    for var in ["SOFTHSM2_CONF", "KEYHOLD_TEST_PKCS11_MODULE"] {
+        if std::env::var_os(var).is_none() {
+            panic!(
+                "{var} is not set: run the PKCS#11 tests through `cargo xtask e2e`, which points \
+                 SoftHSM at a private token directory and sets KEYHOLD_TEST_PKCS11_MODULE"
+            );
+        }
+    }
+    PathBuf::from(std::env::var_os("KEYHOLD_TEST_PKCS11_MODULE").unwrap())
+}
+
+/// A cryptoki context on the module, initialised (or already initialised by this process).
+pub fn context() -> Pkcs11 {
+    let ctx = Pkcs11::new(module_path()).expect("loading the SoftHSM module");
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => ctx,
+        Err(e) => panic!("C_Initialize: {e}"),
+    }
+}
+
+/// A freshly initialised token of this test's own.
+pub struct TestToken {
+    pub label: String,
+    pub ctx: Pkcs11,
+}
+
+static SERIAL: Mutex<()> = Mutex::new(());
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Held for the whole of a test that touches SoftHSM; see the module docs.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl TestToken {
+    /// Initialises a new token labelled from `name` (made unique), with SO and user PINs.
+    pub fn new(name: &str) -> Self {
+        let ctx = context();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let mut label = format!("{}-{:x}-{n}", name, std::process::id());
+        if label.len() > 32 {
+            label = label[label.len() - 32..].to_owned();
+        }
+        let free = ctx
+            .get_slots_with_token()
+            .unwrap()
+            .into_iter()
+            .find(|s| !ctx.get_token_info(*s).unwrap().token_initialized())
+            .expect("SoftHSM offers a free slot");
+        ctx.init_token(free, &SecretString::from(SO_PIN), &label)
+            .unwrap();
+        let token = Self { label, ctx };
+        let session = token.ctx.open_rw_session(token.slot()).unwrap();
+        session
+            .login(UserType::So, Some(&SecretString::from(SO_PIN)))
+            .unwrap();
+        session.init_pin(&SecretString::from(USER_PIN)).unwrap();
+        token
+    }
+
+    /// The token's slot (SoftHSM renumbers a slot when its token is initialised).
+    pub fn slot(&self) -> Slot {
+        self.ctx
+            .get_slots_with_initialized_token()
+            .unwrap()
+            .into_iter()
+            .find(|s| self.ctx.get_token_info(*s).unwrap().label() == self.label)
+            .expect("the test token is present")
+    }
+
+    /// A URI for `object` on this token, with the module path and (unless `pin` is None)
+    /// the user PIN as pin-value.
+    pub fn uri_with_pin(&self, object: &str, pin: Option<&str>) -> Pkcs11Uri {
+        let mut uri = Pkcs11Uri::default();
+        uri.token = Some(self.label.clone());
+        uri.object = Some(object.to_owned());
+        uri.module_path = Some(module_path().display().to_string());
+        uri.pin_value = pin.map(SecretString::from);
+        uri
+    }
+
+    /// A URI for `object` on this token, with the module path and the user PIN.
+    pub fn uri(&self, object: &str) -> Pkcs11Uri {
+        self.uri_with_pin(object, Some(USER_PIN))
+    }
+
+    /// A read-write session logged in as the user, for poking at the token directly.
+    pub fn user_session(&self) -> Session {
+        let session = self.ctx.open_rw_session(self.slot()).unwrap();
+        match session.login(UserType::User, Some(&SecretString::from(USER_PIN))) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => session,
+            Err(e) => panic!("C_Login: {e}"),
+        }
+    }
+
+    /// Imports `secret` as `object` with access key id `akid`, and returns the key's URI.
+    pub fn import(&self, object: &str, secret: &str, akid: &str) -> Pkcs11Uri {
+        import_key(
+            &self.uri(object),
+            &root_secret(secret),
+            akid,
+            ImportOptions::new(),
+        )
+        .unwrap()
+    }
+}
+
+/// `"AWS4" + secret` as the import API takes it.
+pub fn root_secret(secret: &str) -> RootSecret {
+    RootSecret::from_secret_access_key(Zeroizing::new(secret.as_bytes().to_vec()))
+}
