@@ -10,8 +10,6 @@
 #![allow(clippy::print_stdout)] // a command-line tool: its table goes to stdout
 
 mod bench;
-// Services are added by the backends' end-to-end tests as they land.
-#[allow(dead_code)]
 mod services;
 mod setup;
 #[cfg(test)]
@@ -93,10 +91,7 @@ fn start_services(root: &Path) -> anyhow::Result<services::Services> {
         std::fs::remove_dir_all(&work).with_context(|| format!("cleaning {}", work.display()))?;
     }
     std::fs::create_dir_all(&work)?;
-    let ctx = services::Ctx {
-        root: root.to_path_buf(),
-        work,
-    };
+    let ctx = services::Ctx { work };
     let mut running = services::Services::default();
     running.start(&ctx, services::softhsm::start)?;
     running.start(&ctx, services::swtpm::start)?;

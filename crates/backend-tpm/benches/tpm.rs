@@ -71,12 +71,26 @@ fn bare_hmac_loop(c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::
     let mut ctx = Context::new(tcti).expect("tss-esapi context");
     ctx.set_sessions((Some(AuthSession::Password), None, None));
     let srk = ctx
-        .create_primary(Hierarchy::Owner, srk_template(), None, None, None, None)
+        .create_primary(
+            Hierarchy::Owner,
+            backend_tpm::storage_primary_template().expect("primary template"),
+            None,
+            None,
+            None,
+            None,
+        )
         .expect("primary")
         .key_handle;
     let secret = SensitiveData::try_from(format!("AWS4{SECRET}").into_bytes()).expect("data");
     let created = ctx
-        .create(srk, hmac_template(), None, Some(secret), None, None)
+        .create(
+            srk,
+            backend_tpm::hmac_key_template(None, false).expect("key template"),
+            None,
+            Some(secret),
+            None,
+            None,
+        )
         .expect("create");
     let key = ctx
         .load(srk, created.out_private, created.out_public)
@@ -92,67 +106,6 @@ fn bare_hmac_loop(c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::
         })
     });
     ctx.flush_context(key.into()).expect("flush");
-}
-
-fn srk_template() -> backend_tpm::tss_esapi::structures::Public {
-    use backend_tpm::tss_esapi::{
-        attributes::ObjectAttributesBuilder,
-        interface_types::{algorithm::PublicAlgorithm, ecc::EccCurve},
-        structures::{
-            EccPoint, PublicBuilder, PublicEccParametersBuilder, SymmetricDefinitionObject,
-        },
-    };
-    let attributes = ObjectAttributesBuilder::new()
-        .with_fixed_tpm(true)
-        .with_fixed_parent(true)
-        .with_sensitive_data_origin(true)
-        .with_user_with_auth(true)
-        .with_no_da(true)
-        .with_restricted(true)
-        .with_decrypt(true)
-        .build()
-        .expect("attributes");
-    PublicBuilder::new()
-        .with_public_algorithm(PublicAlgorithm::Ecc)
-        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-        .with_object_attributes(attributes)
-        .with_ecc_parameters(
-            PublicEccParametersBuilder::new_restricted_decryption_key(
-                SymmetricDefinitionObject::AES_128_CFB,
-                EccCurve::NistP256,
-            )
-            .build()
-            .expect("parameters"),
-        )
-        .with_ecc_unique_identifier(EccPoint::default())
-        .build()
-        .expect("template")
-}
-
-fn hmac_template() -> backend_tpm::tss_esapi::structures::Public {
-    use backend_tpm::tss_esapi::{
-        attributes::ObjectAttributesBuilder,
-        interface_types::algorithm::PublicAlgorithm,
-        structures::{Digest, KeyedHashScheme, PublicBuilder, PublicKeyedHashParameters},
-    };
-    let attributes = ObjectAttributesBuilder::new()
-        .with_fixed_tpm(true)
-        .with_fixed_parent(true)
-        .with_user_with_auth(true)
-        .with_no_da(true)
-        .with_sign_encrypt(true)
-        .build()
-        .expect("attributes");
-    PublicBuilder::new()
-        .with_public_algorithm(PublicAlgorithm::KeyedHash)
-        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-        .with_object_attributes(attributes)
-        .with_keyed_hash_parameters(PublicKeyedHashParameters::new(
-            KeyedHashScheme::HMAC_SHA_256,
-        ))
-        .with_keyed_hash_unique_identifier(Digest::default())
-        .build()
-        .expect("template")
 }
 
 fn cache_off(c: &mut Criterion) {

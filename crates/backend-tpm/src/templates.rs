@@ -16,7 +16,7 @@ use crate::error::TpmError;
 /// `tpm2_createprimary -C o -G ecc -g sha256 -a "fixedtpm|fixedparent|sensitivedataorigin|
 /// userwithauth|noda|restricted|decrypt"` makes it, with an empty unique: same name, so key
 /// files move between keyhold, tpm2-tools and the OpenSSL provider.
-pub(crate) fn storage_primary() -> Result<Public, tss_esapi::Error> {
+pub fn storage_primary() -> Result<Public, tss_esapi::Error> {
     let attributes = ObjectAttributesBuilder::new()
         .with_fixed_tpm(true)
         .with_fixed_parent(true)
@@ -50,7 +50,7 @@ pub(crate) fn storage_primary() -> Result<Public, tss_esapi::Error> {
 /// `has_password` decides dictionary-attack protection: a key with a password counts wrong
 /// guesses toward lockout; a key without one has nothing to guess and is marked noDA, so a
 /// lockout (which also follows an unclean TPM restart) does not stop it.
-pub(crate) fn hmac_key(
+pub fn hmac_key(
     auth_policy: Option<Digest>,
     has_password: bool,
 ) -> Result<Public, tss_esapi::Error> {

@@ -5,7 +5,6 @@
 //! ([`Service::env`]), and is stopped when the [`Services`] holding it is dropped, which also
 //! happens when a test run fails or xtask returns early with an error.
 
-use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command};
@@ -18,8 +17,6 @@ pub mod swtpm;
 
 /// Where services keep their files.
 pub struct Ctx {
-    /// The workspace root.
-    pub root: PathBuf,
     /// A scratch directory for this run (`target/xtask/run`), emptied at start.
     pub work: PathBuf,
 }
@@ -98,11 +95,6 @@ impl ChildGuard {
         Ok(())
     }
 
-    /// The process id.
-    pub fn id(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     /// Kills and reaps the process.
     pub fn kill(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.child.take() {
@@ -152,38 +144,5 @@ pub fn wait_for_port(child: &mut ChildGuard, port: u16, timeout: Duration) -> an
             bail!("nothing listened on {addr} within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Waits until an HTTP GET of `path` on `port` answers with any status line.
-pub fn wait_for_http(
-    child: &mut ChildGuard,
-    port: u16,
-    path: &str,
-    timeout: Duration,
-) -> anyhow::Result<()> {
-    use std::io::Write;
-    let deadline = Instant::now() + timeout;
-    loop {
-        child.check_alive()?;
-        let answered = (|| -> std::io::Result<bool> {
-            let mut s = TcpStream::connect(("127.0.0.1", port))?;
-            s.set_read_timeout(Some(Duration::from_secs(2)))?;
-            write!(
-                s,
-                "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-            )?;
-            let mut buf = [0u8; 12];
-            s.read_exact(&mut buf)?;
-            Ok(buf.starts_with(b"HTTP/1."))
-        })()
-        .unwrap_or(false);
-        if answered {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("no HTTP answer on 127.0.0.1:{port}{path} within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
