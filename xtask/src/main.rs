@@ -29,6 +29,9 @@ commands:
   e2e     end-to-end tests only, against SoftHSM and swtpm started on loopback
   demo    the main job end to end (see README)
   bench   run the criterion benchmarks and print the table of ratios
+  with-services CMD [ARGS...]
+          start SoftHSM, swtpm and moto, run CMD with their environment, stop them
+          (e.g. `cargo xtask with-services cargo nextest run -p backend-tink`)
 ";
 
 fn main() -> ExitCode {
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         Some("e2e") => e2e(),
         Some("demo") => demo(),
         Some("bench") => bench::run(&workspace_root(), &args[1..]),
+        Some("with-services") => with_services(&args[1..]),
         Some("-h" | "--help" | "help") => {
             eprint!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -66,6 +70,14 @@ fn workspace_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
+/// Cargo's target directory: `CARGO_TARGET_DIR` if set, else `target/` in the workspace.
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
+}
+
 fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(workspace_root());
@@ -91,10 +103,12 @@ fn start_services(root: &Path) -> anyhow::Result<services::Services> {
         std::fs::remove_dir_all(&work).with_context(|| format!("cleaning {}", work.display()))?;
     }
     std::fs::create_dir_all(&work)?;
-    let ctx = services::Ctx { work };
+    let venv = setup::python_venv(root)?;
+    let ctx = services::Ctx { work, venv };
     let mut running = services::Services::default();
     running.start(&ctx, services::softhsm::start)?;
     running.start(&ctx, services::swtpm::start)?;
+    running.start(&ctx, services::moto::start)?;
     Ok(running)
 }
 
@@ -149,6 +163,19 @@ fn e2e() -> anyhow::Result<()> {
     setup::run(&root)?;
     let services = start_services(&root)?;
     nextest(&services, Some("binary(/^e2e_/)"))
+}
+
+fn with_services(command: &[String]) -> anyhow::Result<()> {
+    let Some((program, args)) = command.split_first() else {
+        bail!("with-services needs a command to run, e.g. `cargo xtask with-services env`");
+    };
+    let root = workspace_root();
+    setup::run(&root)?;
+    let services = start_services(&root)?;
+    run(
+        &format!("running {program} with the services' environment"),
+        Command::new(program).args(args).envs(services.env()),
+    )
 }
 
 fn demo() -> anyhow::Result<()> {

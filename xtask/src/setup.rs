@@ -1,10 +1,10 @@
 //! Installs what the tests and the demo need on a fresh Debian machine, or says exactly
 //! what to run when it can't.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 /// Debian packages: the PKCS#11 and TPM services the end-to-end tests start, their tools,
 /// and the headers `tss-esapi` builds against.
@@ -21,11 +21,16 @@ pub const APT_PACKAGES: &[&str] = &[
 
 /// Installs missing Debian packages.
 pub fn run(_root: &Path) -> anyhow::Result<()> {
-    let missing: Vec<&str> = APT_PACKAGES
+    let mut missing: Vec<&str> = APT_PACKAGES
         .iter()
         .copied()
         .filter(|p| !dpkg_installed(p))
         .collect();
+    // The virtualenv for moto and friends needs Python 3 with venv and ensurepip, which a
+    // Python from elsewhere (pyenv, python.org) has and Debian's splits into python3-venv.
+    if !python_has_venv() {
+        missing.extend(["python3", "python3-venv"]);
+    }
     if missing.is_empty() {
         return Ok(());
     }
@@ -51,6 +56,19 @@ pub fn run(_root: &Path) -> anyhow::Result<()> {
         bail!("installing Debian packages failed; run as root: {command}");
     }
     Ok(())
+}
+
+fn python_has_venv() -> bool {
+    Command::new(python())
+        .args(["-c", "import ensurepip, venv"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// The Python that makes the virtualenv: `PYTHON` if set, else `python3`.
+fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
 fn dpkg_installed(package: &str) -> bool {
@@ -86,4 +104,45 @@ pub fn ensure_nextest() -> anyhow::Result<()> {
         "installing cargo-nextest (once)",
         super::cargo().args(["install", "cargo-nextest", "--locked"]),
     )
+}
+
+/// The pinned Python tools (moto, awscli, boto3, tink), one `pip install -r` away.
+const REQUIREMENTS: &str = "xtask/python-requirements.txt";
+
+/// Makes sure the Python virtualenv with the pinned tools exists, and returns its `bin/`.
+///
+/// It lives in the cargo target directory (`target/venv`, or under `CARGO_TARGET_DIR`), so a
+/// persistent target directory keeps it between runs. A copy of the requirements file inside
+/// it records what was installed; when the file in the repository changes, the venv is rebuilt.
+pub fn python_venv(root: &Path) -> anyhow::Result<PathBuf> {
+    let venv = super::target_dir(root).join("venv");
+    let bin = venv.join("bin");
+    let wanted = std::fs::read_to_string(root.join(REQUIREMENTS))
+        .with_context(|| format!("could not read {REQUIREMENTS}"))?;
+    let stamp = venv.join("keyhold-requirements.txt");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return Ok(bin);
+    }
+    if venv.exists() {
+        std::fs::remove_dir_all(&venv)
+            .with_context(|| format!("could not remove the stale {}", venv.display()))?;
+    }
+    let python = python();
+    super::run(
+        &format!("creating the Python virtualenv {}", venv.display()),
+        Command::new(&python).arg("-m").arg("venv").arg(&venv),
+    )
+    .with_context(|| {
+        format!("{python} with the venv module is needed: apt-get install python3 python3-venv")
+    })?;
+    super::run(
+        "installing moto, awscli, boto3 and tink into it (pip, pinned; once)",
+        Command::new(bin.join("pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(root.join(REQUIREMENTS)),
+    )
+    .context("pip needs to reach PyPI (or a mirror set with PIP_INDEX_URL)")?;
+    std::fs::write(&stamp, wanted)
+        .with_context(|| format!("could not write {}", stamp.display()))?;
+    Ok(bin)
 }

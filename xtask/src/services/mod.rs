@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+pub mod moto;
 pub mod softhsm;
 pub mod swtpm;
 
@@ -19,6 +20,8 @@ pub mod swtpm;
 pub struct Ctx {
     /// A scratch directory for this run (`target/xtask/run`), emptied at start.
     pub work: PathBuf,
+    /// The `bin/` of the Python virtualenv with moto, awscli, boto3 and tink.
+    pub venv: PathBuf,
 }
 
 /// A running local service.
