@@ -98,18 +98,14 @@ fn run(what: &str, cmd: &mut Command) -> anyhow::Result<()> {
 
 /// The services end-to-end tests run against, started on loopback; stopped when dropped.
 fn start_services(root: &Path) -> anyhow::Result<services::Services> {
-    let work = root.join("target/xtask/run");
-    if work.exists() {
-        std::fs::remove_dir_all(&work).with_context(|| format!("cleaning {}", work.display()))?;
-    }
-    std::fs::create_dir_all(&work)?;
-    let venv = setup::python_venv(root)?;
-    let ctx = services::Ctx { work, venv };
-    let mut running = services::Services::default();
-    running.start(&ctx, services::softhsm::start)?;
-    running.start(&ctx, services::swtpm::start)?;
-    running.start(&ctx, services::moto::start)?;
-    Ok(running)
+    services::start(
+        root,
+        &[
+            services::softhsm::start,
+            services::swtpm::start,
+            services::moto::start,
+        ],
+    )
 }
 
 /// `cargo nextest run` with the services' environment, over the tests `filter` selects.

@@ -9,7 +9,7 @@ use std::fmt;
 
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::hmac256::HmacKey;
+use crate::hmac256::{HmacKey, Key32, bytes32, bytes32_mut};
 
 /// Holds `"AWS4" + secret` somewhere the caller cannot read it.
 ///
@@ -91,17 +91,19 @@ impl fmt::Debug for DateStamp {
 
 /// `kDate`: 32 bytes derived from the secret for one day. Zeroized on drop, never printed.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct DateKey([u8; 32]);
+pub struct DateKey(Key32);
 
 impl DateKey {
     /// Wraps the 32-byte HMAC output a device returned.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
+        let mut key = Self([0; 4]);
+        *bytes32_mut(&mut key.0) = bytes;
+        key
     }
 
     /// Wraps a device's HMAC output, checking that it is 32 bytes long.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, KeyError> {
-        let array: [u8; 32] = bytes.try_into().map_err(|_| {
+        let array: &[u8; 32] = bytes.try_into().map_err(|_| {
             KeyError::new(
                 KeyErrorKind::Device,
                 format!(
@@ -110,12 +112,14 @@ impl DateKey {
                 ),
             )
         })?;
-        Ok(Self(array))
+        let mut key = Self([0; 4]);
+        bytes32_mut(&mut key.0).copy_from_slice(array);
+        Ok(key)
     }
 
     /// The key bytes, for the next HMAC in the chain.
     pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
+        bytes32(&self.0)
     }
 }
 
@@ -269,7 +273,10 @@ impl SoftwareRootKey {
 
 impl RootKey for SoftwareRootKey {
     fn date_key(&self, date: &DateStamp) -> Result<DateKey, KeyError> {
-        Ok(DateKey(self.key.mac(&[date.as_bytes()])))
+        let mut key = DateKey([0; 4]);
+        self.key
+            .mac_into(&[date.as_bytes()], bytes32_mut(&mut key.0));
+        Ok(key)
     }
 }
 
@@ -280,6 +287,7 @@ impl fmt::Debug for SoftwareRootKey {
 }
 
 /// One HMAC-SHA256.
+#[cfg(test)]
 pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     HmacKey::new(key).mac(&[data])
 }

@@ -13,8 +13,8 @@ use zeroize::Zeroizing;
 use crate::cache::{CachePolicy, DerivedKeyCache, SigningKey};
 use crate::canonical::{CanonicalError, CanonicalRequest, Placement, SignableRequest, names};
 use crate::encoding::{amz_date, hex32, percent_encode_into};
-use crate::hmac256::HmacKey;
-use crate::key::{DateStamp, KeyError, RootKey, hmac_sha256};
+use crate::hmac256::{HmacKey, bytes32, bytes32_mut};
+use crate::key::{DateStamp, KeyError, RootKey};
 use crate::settings::SigningSettings;
 
 /// The payload hash of a request whose body is not signed (S3 presigned URLs, streaming).
@@ -232,10 +232,7 @@ impl SigningOutput {
 
     fn authorization_bytes(&self) -> Vec<u8> {
         let signed_headers = self.canonical_request.signed_headers().as_bytes();
-        let mut out = Vec::with_capacity(
-            160 + self.access_key_id.len() + self.string_to_sign.scope.len() + signed_headers.len(),
-        );
-        for part in [
+        let parts = [
             names::ALGORITHM.as_bytes(),
             b" Credential=",
             self.access_key_id.as_bytes(),
@@ -245,9 +242,11 @@ impl SigningOutput {
             signed_headers,
             b", Signature=",
             &hex32(&self.signature.0),
-        ] {
-            out.extend_from_slice(part);
-        }
+        ];
+        // Exactly the length: a Vec with spare capacity costs `Bytes::from` (and so the
+        // header value) a second allocation.
+        let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+        parts.iter().for_each(|part| out.extend_from_slice(part));
         out
     }
 
@@ -559,9 +558,15 @@ impl Signer {
         }
         self.root_key_calls.fetch_add(1, Ordering::Relaxed);
         let k_date = self.root_key.date_key(date).map_err(SignError::RootKey)?;
-        let k_region = Zeroizing::new(hmac_sha256(k_date.as_bytes(), region.as_bytes()));
-        let k_service = Zeroizing::new(hmac_sha256(&*k_region, service.as_bytes()));
-        let key = SigningKey(HmacKey::new(&hmac_sha256(&*k_service, b"aws4_request")));
+        // kRegion, kService and kSigning in turn, in one word-stored buffer wiped on drop.
+        let mut chained = Zeroizing::new([0u64; 4]);
+        HmacKey::new(k_date.as_bytes()).mac_into(&[region.as_bytes()], bytes32_mut(&mut chained));
+        drop(k_date);
+        for step in [service.as_bytes(), b"aws4_request"] {
+            let next = HmacKey::new(bytes32(&chained));
+            next.mac_into(&[step], bytes32_mut(&mut chained));
+        }
+        let key = SigningKey(HmacKey::new(bytes32(&chained)));
         if cached {
             self.cache
                 .insert(&self.access_key_id, date, region, service, &key);

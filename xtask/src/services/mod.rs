@@ -6,7 +6,7 @@
 //! happens when a test run fails or xtask returns early with an error.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -18,10 +18,48 @@ pub mod swtpm;
 
 /// Where services keep their files.
 pub struct Ctx {
-    /// A scratch directory for this run (`target/xtask/run`), emptied at start.
+    /// The workspace root.
+    pub root: PathBuf,
+    /// This run's scratch directory (`target/xtask/run/<pid>`), removed at the end.
     pub work: PathBuf,
-    /// The `bin/` of the Python virtualenv with moto, awscli, boto3 and tink.
-    pub venv: PathBuf,
+}
+
+/// How a service is started.
+pub type StartFn = fn(&Ctx) -> anyhow::Result<Box<dyn Service>>;
+
+/// Starts `which` services, in order, with a fresh scratch directory; stopped when dropped.
+///
+/// Each xtask process gets its own directory, `target/xtask/run/<pid>`, so two runs at once
+/// (a developer's and an agent's, say) never share tokens or TPM state. Directories left by
+/// runs that no longer exist are removed first.
+pub fn start(root: &Path, which: &[StartFn]) -> anyhow::Result<Services> {
+    let runs = root.join("target/xtask/run");
+    if let Ok(entries) = std::fs::read_dir(&runs) {
+        for entry in entries.flatten() {
+            let alive = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<u32>().ok())
+                .is_some_and(|pid| Path::new("/proc").join(pid.to_string()).exists());
+            if !alive {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let work = runs.join(std::process::id().to_string());
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let ctx = Ctx {
+        root: root.to_path_buf(),
+        work: work.clone(),
+    };
+    let mut running = Services {
+        running: Vec::new(),
+        work: Some(work),
+    };
+    for start in which {
+        running.start(&ctx, *start)?;
+    }
+    Ok(running)
 }
 
 /// A running local service.
@@ -35,18 +73,14 @@ pub trait Service {
 }
 
 /// The services of one run, stopped in reverse order when dropped.
-#[derive(Default)]
 pub struct Services {
     running: Vec<Box<dyn Service>>,
+    work: Option<PathBuf>,
 }
 
 impl Services {
     /// Starts a service and keeps it until this value is dropped.
-    pub fn start(
-        &mut self,
-        ctx: &Ctx,
-        start: fn(&Ctx) -> anyhow::Result<Box<dyn Service>>,
-    ) -> anyhow::Result<()> {
+    pub fn start(&mut self, ctx: &Ctx, start: StartFn) -> anyhow::Result<()> {
         let service = start(ctx)?;
         eprintln!("xtask: started {}", service.name());
         self.running.push(service);
@@ -66,6 +100,9 @@ impl Drop for Services {
             if let Err(e) = service.stop() {
                 eprintln!("xtask: stopping {} failed: {e:#}", service.name());
             }
+        }
+        if let Some(work) = self.work.take() {
+            let _ = std::fs::remove_dir_all(work);
         }
     }
 }

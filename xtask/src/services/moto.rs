@@ -10,7 +10,7 @@
 //! - `KEYHOLD_TEST_USER_ARN`, `KEYHOLD_TEST_ROLE_ARN`, `KEYHOLD_TEST_ACCOUNT`.
 //! - `KEYHOLD_TEST_PYTHON_BIN`: the virtualenv's `bin/` (python, aws, moto_server).
 //!
-//! Its request log goes to `target/xtask/run/moto/moto.log`.
+//! Its request log is kept, after it stops, at `target/xtask/moto.log`.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -28,17 +28,21 @@ struct Moto {
     endpoint: String,
     identity: serde_json::Value,
     venv: PathBuf,
+    log: PathBuf,
+    kept_log: PathBuf,
 }
 
 /// Starts moto_server on a free loopback port and creates the test identity in it.
 pub fn start(ctx: &Ctx) -> anyhow::Result<Box<dyn Service>> {
+    let venv = crate::setup::python_venv(&ctx.root)?;
     let dir = ctx.work.join("moto");
     std::fs::create_dir_all(&dir)?;
-    let log = std::fs::File::create(dir.join("moto.log"))?;
+    let log_path = dir.join("moto.log");
+    let log = std::fs::File::create(&log_path)?;
     let port = free_port()?;
     let mut child = ChildGuard::spawn(
         "moto_server",
-        Command::new(ctx.venv.join("moto_server"))
+        Command::new(venv.join("moto_server"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("INITIAL_NO_AUTH_ACTION_COUNT", SETUP_CALLS.to_string())
             .stdin(Stdio::null())
@@ -48,10 +52,10 @@ pub fn start(ctx: &Ctx) -> anyhow::Result<Box<dyn Service>> {
     wait_for_port(&mut child, port, Duration::from_secs(60))?;
     let endpoint = format!("http://127.0.0.1:{port}");
     let identity_file = dir.join("identity.json");
-    let script = super::super::workspace_root().join("xtask/moto_setup.py");
-    super::super::run(
+    let script = ctx.root.join("xtask/moto_setup.py");
+    crate::run(
         "creating the test IAM user and role in moto",
-        Command::new(ctx.venv.join("python"))
+        Command::new(venv.join("python"))
             .arg(&script)
             .arg(&endpoint)
             .arg(&identity_file)
@@ -63,7 +67,9 @@ pub fn start(ctx: &Ctx) -> anyhow::Result<Box<dyn Service>> {
         child,
         endpoint,
         identity,
-        venv: ctx.venv.clone(),
+        venv,
+        log: log_path,
+        kept_log: ctx.root.join("target/xtask/moto.log"),
     }))
 }
 
@@ -95,6 +101,10 @@ impl Service for Moto {
     }
 
     fn stop(&mut self) -> anyhow::Result<()> {
-        self.child.kill()
+        self.child.kill()?;
+        // The run's directory goes away; the log stays for whoever debugs a failed test.
+        std::fs::copy(&self.log, &self.kept_log)
+            .map(drop)
+            .with_context(|| format!("could not keep {}", self.log.display()))
     }
 }
