@@ -19,13 +19,17 @@ ROLE = "keyhold-test-role"
 ALLOW_ALL = json.dumps(
     {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 )
-TRUST_ACCOUNT = json.dumps(
+# moto matches a trust policy's principal against the caller's ARN exactly (the account root
+# does not stand for its users as it does on AWS), so the user is named too.
+TRUST = json.dumps(
     {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                "Principal": {
+                    "AWS": [f"arn:aws:iam::{ACCOUNT}:root", f"arn:aws:iam::{ACCOUNT}:user/{USER}"]
+                },
                 "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
             }
         ],
@@ -46,7 +50,7 @@ def main(endpoint: str, out: str, window: int) -> None:
     user = iam.create_user(UserName=USER)["User"]  # 1
     iam.put_user_policy(UserName=USER, PolicyName="all", PolicyDocument=ALLOW_ALL)  # 2
     key = iam.create_access_key(UserName=USER)["AccessKey"]  # 3
-    role = iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=TRUST_ACCOUNT)["Role"]  # 4
+    role = iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=TRUST)["Role"]  # 4
     iam.put_role_policy(RoleName=ROLE, PolicyName="all", PolicyDocument=ALLOW_ALL)  # 5
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
