@@ -10,6 +10,7 @@
 #![allow(clippy::print_stdout)] // a command-line tool: its table goes to stdout
 
 mod bench;
+mod demo;
 mod services;
 mod setup;
 #[cfg(test)]
@@ -26,7 +27,7 @@ usage: cargo xtask <command>
 commands:
   setup   install system packages the tests need (apt-get; prints the command if it can't)
   ci      fmt check, clippy (warnings denied), doc tests, then all tests incl. end-to-end
-  e2e     end-to-end tests only, against SoftHSM and swtpm started on loopback
+  e2e     end-to-end tests only, against SoftHSM, swtpm and moto started on loopback
   demo    the main job end to end (see README)
   bench   run the criterion benchmarks and print the table of ratios
   with-services CMD [ARGS...]
@@ -175,18 +176,5 @@ fn with_services(command: &[String]) -> anyhow::Result<()> {
 }
 
 fn demo() -> anyhow::Result<()> {
-    let root = workspace_root();
-    setup::run(&root)?;
-    run(
-        "signing a request with a software key",
-        cargo().args([
-            "run",
-            "--quiet",
-            "--release",
-            "-p",
-            "sigv4-core",
-            "--example",
-            "demo",
-        ]),
-    )
+    demo::run()
 }

@@ -1,0 +1,451 @@
+//! The command line: clap definitions with help text and examples. Every flag that is not
+//! a secret can also come from an environment variable (shown in `--help`); secrets (the
+//! secret access key, PINs, TPM passwords) are never flags.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::key_ref::KeyRef;
+
+const ABOUT: &str = "Use AWS with a secret access key that never leaves a PKCS#11 token or a TPM";
+
+const LONG_ABOUT: &str = "\
+Use AWS with a secret access key that never leaves a PKCS#11 token or a TPM.
+
+`keyhold import` puts \"AWS4\"+secret into the device once. From then on the device computes
+only the first step of SigV4 (kDate = HMAC-SHA256(\"AWS4\"+secret, yyyymmdd)); the rest of the
+signature is computed here. The secret itself is never read back.";
+
+const EXAMPLES: &str = "\
+Examples:
+  # once: put the secret into SoftHSM (the secret is read from stdin, never from a flag)
+  keyhold import --access-key-id AKIAIOSFODNN7EXAMPLE \\
+      --key 'pkcs11:token=aws;object=prod?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/keyhold/pin' \\
+      < secret.txt
+  # who am I, signed by the token
+  keyhold whoami --key 'pkcs11:token=aws;object=prod?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/keyhold/pin'
+  # ~/.aws/config: any AWS SDK or the AWS CLI gets role credentials through keyhold
+  [profile prod]
+  credential_process = keyhold credential-process --key tpm:file=/etc/keyhold/aws.pem --role-arn arn:aws:iam::123456789012:role/deploy
+
+Exit status: 0 success, 1 the operation failed, 2 the command line was wrong.
+-v logs what happens, -vv more; logs go to stderr and never contain a secret.";
+
+/// `keyhold`'s command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "keyhold",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = EXAMPLES,
+    propagate_version = true,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    /// Log to stderr: -v what happens, -vv details, -vvv everything (never secrets).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Import a secret access key into a device (once), and print the key reference to use.
+    #[command(after_long_help = IMPORT_EXAMPLES)]
+    Import(ImportArgs),
+    /// Sign an HTTP request: print the signed headers or a presigned URL, or send it.
+    #[command(after_long_help = SIGN_EXAMPLES)]
+    Sign(SignArgs),
+    /// Call STS GetCallerIdentity signed by the device key (same JSON as the AWS CLI).
+    #[command(after_long_help = WHOAMI_EXAMPLES)]
+    Whoami(WhoamiArgs),
+    /// Print temporary credentials as AWS credential_process JSON (for ~/.aws/config).
+    #[command(after_long_help = CREDENTIAL_PROCESS_EXAMPLES)]
+    CredentialProcess(CredentialProcessArgs),
+    /// Check each link from the device to STS, and say how to fix the first broken one.
+    #[command(after_long_help = DOCTOR_EXAMPLES)]
+    Doctor(DoctorArgs),
+}
+
+/// Naming and opening a key.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// The key: pkcs11:<RFC 7512 URI>, tpm:file=<key.pem> or tpm:handle=0x81xxxxxx.
+    ///
+    /// A PKCS#11 PIN comes from the URI's pin-source=file:PATH, else from the
+    /// KEYHOLD_PKCS11_PIN environment variable.
+    #[arg(long, env = "KEYHOLD_KEY", value_name = "KEY", hide_env_values = true)]
+    pub key: KeyRef,
+
+    /// The AWS access key id of the secret. Default: the one stored with the key at import.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", value_name = "AKID")]
+    pub access_key_id: Option<String>,
+
+    /// TPM options.
+    #[cfg(feature = "tpm")]
+    #[command(flatten)]
+    pub tpm: TpmArgs,
+}
+
+/// How to reach a TPM and authorize its key.
+#[cfg(feature = "tpm")]
+#[derive(Debug, Args)]
+#[command(next_help_heading = "TPM")]
+pub struct TpmArgs {
+    /// The TPM: swtpm:host=H,port=P, device:/dev/tpmrm0 or tabrmd. Default: TPM2TOOLS_TCTI,
+    /// else TCTI, else device:/dev/tpmrm0.
+    #[arg(long, env = "KEYHOLD_TCTI", value_name = "TCTI")]
+    pub tcti: Option<String>,
+
+    /// Bind the key to these PCRs (sha256 bank) at import; name them again to use a
+    /// persistent-handle key (a key file records them).
+    #[arg(
+        long,
+        env = "KEYHOLD_TPM_PCRS",
+        value_name = "N,N,...",
+        value_delimiter = ','
+    )]
+    pub tpm_pcrs: Vec<u8>,
+
+    /// A file holding the key's password (trailing newline ignored). Default:
+    /// KEYHOLD_TPM_PASSWORD, else no password.
+    #[arg(long, env = "KEYHOLD_TPM_PASSWORD_FILE", value_name = "PATH")]
+    pub tpm_password_file: Option<PathBuf>,
+
+    /// Refuse a TPM whose endorsement key name (hex) differs: guards the encrypted session
+    /// against a TPM in the middle.
+    #[arg(long, env = "KEYHOLD_TPM_EK_NAME", value_name = "HEX")]
+    pub tpm_ek_name: Option<String>,
+}
+
+/// Where STS is.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "AWS")]
+pub struct StsArgs {
+    /// The AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1).
+    #[arg(long, env = "AWS_REGION", value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// The STS endpoint (default: AWS_ENDPOINT_URL_STS, else AWS_ENDPOINT_URL, else the
+    /// region's STS endpoint).
+    #[arg(long, env = "AWS_ENDPOINT_URL_STS", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
+
+const IMPORT_EXAMPLES: &str = "\
+Examples:
+  # SoftHSM; the PIN comes from the file named in the URI
+  keyhold import --access-key-id AKIAIOSFODNN7EXAMPLE \\
+      --key 'pkcs11:token=aws;object=prod?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/keyhold/pin' \\
+      < secret.txt
+  # a TPM, as a key file (the access key id is written into it)
+  keyhold import --access-key-id AKIAIOSFODNN7EXAMPLE --key tpm:file=/etc/keyhold/aws.pem \\
+      --tcti swtpm:host=127.0.0.1,port=2321 --secret-env AWS_SECRET_ACCESS_KEY
+  # a TPM, persistent, usable only while PCRs 0,2,4,7 hold today's values
+  keyhold import --access-key-id AKIAIOSFODNN7EXAMPLE --key tpm:handle=0x81008001 \\
+      --tpm-pcrs 0,2,4,7 --secret-file secret.txt
+
+Before it reports success, import asks the device for one HMAC and compares it with the
+software HMAC of the secret. It prints the --key value to use from then on (on stdout).";
+
+/// `keyhold import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The key to create.
+    #[command(flatten)]
+    pub key: KeyArgs,
+
+    /// Read the secret access key from this file instead of stdin.
+    #[arg(long, value_name = "PATH", conflicts_with = "secret_env")]
+    pub secret_file: Option<PathBuf>,
+
+    /// Read the secret access key from this environment variable instead of stdin.
+    #[arg(long, value_name = "VAR")]
+    pub secret_env: Option<String>,
+
+    /// Replace a key of the same label or id (PKCS#11), or an existing key file (TPM).
+    #[arg(long)]
+    pub replace: bool,
+
+    /// The new key's label (instead of the URI's object=).
+    #[cfg(feature = "pkcs11")]
+    #[arg(long, value_name = "LABEL", help_heading = "PKCS#11")]
+    pub label: Option<String>,
+
+    /// The new key's id in hex, e.g. 01a2 (instead of the URI's id=).
+    #[cfg(feature = "pkcs11")]
+    #[arg(long, value_name = "HEX", value_parser = parse_hex_id, help_heading = "PKCS#11")]
+    pub id: Option<HexId>,
+
+    /// Also make a tpm:file= key persistent at this handle.
+    #[cfg(feature = "tpm")]
+    #[arg(long, value_name = "HANDLE", value_parser = crate::key_ref::parse_persistent_handle, help_heading = "TPM")]
+    pub tpm_persist_at: Option<u32>,
+
+    /// Also write a TSS2 PEM key file for a tpm:handle= key.
+    #[cfg(feature = "tpm")]
+    #[arg(long, value_name = "PATH", help_heading = "TPM")]
+    pub tpm_pem_out: Option<PathBuf>,
+}
+
+/// A PKCS#11 object id given in hex.
+#[cfg(feature = "pkcs11")]
+#[derive(Clone, Debug)]
+pub struct HexId(pub Vec<u8>);
+
+#[cfg(feature = "pkcs11")]
+fn parse_hex_id(text: &str) -> Result<HexId, String> {
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    if digits.is_empty() || !digits.len().is_multiple_of(2) {
+        return Err("give the id as an even number of hex digits, e.g. 01 or a1b2".into());
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| {
+            digits
+                .get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                .ok_or_else(|| format!("'{text}' is not hexadecimal"))
+        })
+        .collect::<Result<Vec<u8>, String>>()
+        .map(HexId)
+}
+
+const SIGN_EXAMPLES: &str = "\
+Examples:
+  # signed headers for an STS call (paste them into another HTTP client)
+  keyhold sign --key tpm:file=aws.pem --region us-east-1 --service sts -X POST \\
+      -H 'content-type: application/x-www-form-urlencoded' \\
+      --data 'Action=GetCallerIdentity&Version=2011-06-15' https://sts.us-east-1.amazonaws.com/
+  # a presigned S3 URL valid for 15 minutes
+  keyhold sign --key tpm:file=aws.pem --region eu-west-1 --service s3 --presign --expires 900 \\
+      https://my-bucket.s3.eu-west-1.amazonaws.com/report.pdf
+  # send it and print the response body, like curl (-i adds the status and headers)
+  keyhold sign --key tpm:file=aws.pem --region us-east-1 --service s3 --send -i https://s3.amazonaws.com/";
+
+/// `keyhold sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The signing key.
+    #[command(flatten)]
+    pub key: KeyArgs,
+
+    /// The region to sign for (default: AWS_REGION, else AWS_DEFAULT_REGION).
+    #[arg(long, env = "AWS_REGION", value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// The SigV4 service name: sts, s3, execute-api, ... (s3 gets S3's signing rules).
+    #[arg(long, value_name = "SERVICE")]
+    pub service: String,
+
+    /// The HTTP method.
+    #[arg(
+        short = 'X',
+        long = "request",
+        value_name = "METHOD",
+        default_value = "GET"
+    )]
+    pub method: String,
+
+    /// A header to send and sign, 'Name: value' (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+
+    /// The body: a string, @FILE, or @- for stdin.
+    #[arg(short = 'd', long, value_name = "DATA")]
+    pub data: Option<String>,
+
+    /// Sign UNSIGNED-PAYLOAD instead of the body's SHA-256 (S3).
+    #[arg(long)]
+    pub unsigned_payload: bool,
+
+    /// Print a presigned URL (signature in the query) instead of headers.
+    #[arg(long)]
+    pub presign: bool,
+
+    /// How long a presigned URL is valid, in seconds (at most 604800, 7 days).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 900,
+        requires = "presign",
+        value_parser = clap::value_parser!(u64).range(1..=604_800)
+    )]
+    pub expires: u64,
+
+    /// Send the signed request and print the response body.
+    #[arg(long)]
+    pub send: bool,
+
+    /// With --send: print the status line and response headers before the body.
+    #[arg(short, long, requires = "send")]
+    pub include: bool,
+
+    /// With --send: exit 1 when the status is 400 or more.
+    #[arg(short, long, requires = "send")]
+    pub fail: bool,
+
+    /// The absolute URL, e.g. https://sts.us-east-1.amazonaws.com/.
+    #[arg(value_name = "URL")]
+    pub url: String,
+}
+
+const WHOAMI_EXAMPLES: &str = "\
+Examples:
+  keyhold whoami --key tpm:file=/etc/keyhold/aws.pem
+  keyhold whoami --key 'pkcs11:token=aws;object=prod?module-path=/usr/lib/softhsm/libsofthsm2.so' \\
+      --endpoint-url http://127.0.0.1:5000     # a local moto_server";
+
+/// `keyhold whoami`.
+#[derive(Debug, Args)]
+pub struct WhoamiArgs {
+    /// The signing key.
+    #[command(flatten)]
+    pub key: KeyArgs,
+
+    /// Where STS is.
+    #[command(flatten)]
+    pub sts: StsArgs,
+}
+
+const CREDENTIAL_PROCESS_EXAMPLES: &str = "\
+Examples (in ~/.aws/config; the line is split like a shell's, without a shell):
+  [profile deploy]
+  credential_process = keyhold credential-process --key tpm:file=/etc/keyhold/aws.pem --role-arn arn:aws:iam::123456789012:role/deploy --duration 3600
+
+  [profile me]
+  credential_process = keyhold credential-process --key 'pkcs11:token=aws;object=prod?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/keyhold/pin' --session-token
+
+Prints {\"Version\": 1, \"AccessKeyId\", \"SecretAccessKey\", \"SessionToken\", \"Expiration\"}.
+On failure it prints one line on stderr and exits 1, which the AWS CLI and SDKs show.";
+
+/// `keyhold credential-process`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("credentials").required(true).args(["role_arn", "session_token"]))]
+pub struct CredentialProcessArgs {
+    /// The signing key.
+    #[command(flatten)]
+    pub key: KeyArgs,
+
+    /// Where STS is.
+    #[command(flatten)]
+    pub sts: StsArgs,
+
+    /// Assume this role (STS AssumeRole).
+    #[arg(long, env = "KEYHOLD_ROLE_ARN", value_name = "ARN")]
+    pub role_arn: Option<String>,
+
+    /// The role session name (default: keyhold-<unix time>).
+    #[arg(
+        long,
+        env = "KEYHOLD_ROLE_SESSION_NAME",
+        value_name = "NAME",
+        conflicts_with = "session_token"
+    )]
+    pub role_session_name: Option<String>,
+
+    /// The external id the role's trust policy asks for.
+    #[arg(
+        long,
+        env = "KEYHOLD_EXTERNAL_ID",
+        value_name = "ID",
+        conflicts_with = "session_token",
+        hide_env_values = true
+    )]
+    pub external_id: Option<String>,
+
+    /// Get session credentials for the key's own identity (STS GetSessionToken).
+    #[arg(long, conflicts_with = "role_arn")]
+    pub session_token: bool,
+
+    /// How long the credentials last: seconds, or with a unit (15m, 1h, 12h).
+    #[arg(
+        long,
+        env = "KEYHOLD_DURATION",
+        value_name = "DURATION",
+        default_value = "3600",
+        value_parser = parse_duration
+    )]
+    pub duration: Duration,
+}
+
+/// `3600`, `3600s`, `60m`, `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration: use seconds (3600) or 15m, 1h"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(format!("unknown unit in '{text}': use s, m or h")),
+    };
+    if n == 0 {
+        return Err("the duration must be more than zero".into());
+    }
+    n.checked_mul(scale)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("'{text}' is too long"))
+}
+
+const DOCTOR_EXAMPLES: &str = "\
+Examples:
+  keyhold doctor --key tpm:file=/etc/keyhold/aws.pem --tcti swtpm:host=127.0.0.1,port=2321
+  keyhold doctor --key 'pkcs11:token=aws;object=prod?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/keyhold/pin'
+
+Checks, in order: the module or TCTI loads, the token or TPM is found, login/authorization,
+the key is found and cannot be read out, one HMAC works, the clock is sane, STS is reachable,
+GetCallerIdentity succeeds. Exits 1 if any check fails.";
+
+/// `keyhold doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The key to check.
+    #[command(flatten)]
+    pub key: KeyArgs,
+
+    /// Where STS is.
+    #[command(flatten)]
+    pub sts: StsArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("900").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("1d").unwrap_err().contains("unit"));
+        assert!(parse_duration("h").is_err());
+    }
+
+    #[cfg(feature = "pkcs11")]
+    #[test]
+    fn ids_are_even_hex() {
+        assert_eq!(parse_hex_id("01a2").unwrap().0, vec![1, 0xa2]);
+        assert!(parse_hex_id("1").is_err());
+        assert!(parse_hex_id("zz").is_err());
+    }
+}

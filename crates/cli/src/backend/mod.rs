@@ -1,0 +1,116 @@
+//! Opening and importing keys, whatever the backend: the `--key` value picks one of the
+//! backend modules, each behind its cargo feature.
+//!
+//! Every import ends the same way ([`prove_import`]): the key is opened as later commands
+//! will open it, asked for one kDate, and compared with the software HMAC of the secret
+//! while the secret is still in memory.
+
+use std::sync::Arc;
+
+use sigv4_core::{DateStamp, RootKey, RootSecret, SoftwareRootKey};
+
+use crate::args::{ImportArgs, KeyArgs};
+use crate::doctor::Link;
+use crate::error::CliError;
+use crate::key_ref::KeyRef;
+
+#[cfg(feature = "pkcs11")]
+mod pkcs11;
+#[cfg(feature = "tpm")]
+mod tpm;
+
+/// A key ready to sign: the device key and the access key id that goes with it.
+pub struct OpenedKey {
+    /// The device key.
+    pub root_key: Arc<dyn RootKey>,
+    /// The access key id (flag, environment, or as stored at import).
+    pub access_key_id: String,
+}
+
+/// Opens the key `--key` names.
+pub fn open(args: &KeyArgs) -> Result<OpenedKey, CliError> {
+    match &args.key {
+        #[cfg(feature = "pkcs11")]
+        KeyRef::Pkcs11(uri) => pkcs11::open(uri, args),
+        #[cfg(feature = "tpm")]
+        KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => tpm::open(args),
+    }
+}
+
+/// Imports the secret into the device `--key` names, proves it, and returns the key
+/// reference to use from now on.
+pub fn import(args: &ImportArgs, secret: &RootSecret, akid: &str) -> Result<KeyRef, CliError> {
+    match &args.key.key {
+        #[cfg(feature = "pkcs11")]
+        KeyRef::Pkcs11(uri) => pkcs11::import(uri, args, secret, akid),
+        #[cfg(feature = "tpm")]
+        KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => tpm::import(args, secret, akid),
+    }
+}
+
+/// Checks what can be checked before the secret is read (so a mistake does not cost the
+/// user a second paste).
+pub fn preflight_import(args: &ImportArgs) -> Result<(), CliError> {
+    match &args.key.key {
+        #[cfg(feature = "pkcs11")]
+        KeyRef::Pkcs11(_) => Ok(()),
+        #[cfg(feature = "tpm")]
+        KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => tpm::preflight_import(args),
+    }
+}
+
+/// The device's links for `keyhold doctor`, in order, ending with one HMAC; and the key, if
+/// every link held.
+pub fn doctor(args: &KeyArgs) -> (Vec<Link>, Option<OpenedKey>) {
+    match &args.key {
+        #[cfg(feature = "pkcs11")]
+        KeyRef::Pkcs11(uri) => pkcs11::doctor(uri, args),
+        #[cfg(feature = "tpm")]
+        KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => tpm::doctor(args),
+    }
+}
+
+/// The access key id: the flag (or AWS_ACCESS_KEY_ID), else the one the backend stored.
+#[cfg_attr(not(feature = "tpm"), allow(dead_code))] // PKCS#11 resolves it while opening
+pub fn access_key_id(
+    args: &KeyArgs,
+    stored: Option<&str>,
+    hint: &'static str,
+) -> Result<String, CliError> {
+    args.access_key_id
+        .as_deref()
+        .or(stored)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| CliError::NoAccessKeyId {
+            key: args.key.to_string(),
+            hint,
+        })
+}
+
+/// Today's kDate from the device equals the software one from `secret`.
+pub fn prove_import(key: &dyn RootKey, secret: &RootSecret) -> Result<bool, sigv4_core::KeyError> {
+    let date = DateStamp::from_date(time::OffsetDateTime::now_utc().date());
+    let device = key.date_key(&date)?;
+    let reference = SoftwareRootKey::new(secret.clone()).date_key(&date)?;
+    // Compared without an early exit, as MACs are.
+    let difference = device
+        .as_bytes()
+        .iter()
+        .zip(reference.as_bytes())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    tracing::debug!(date = %date, "import check: device kDate compared with software kDate");
+    Ok(difference == 0)
+}
+
+/// One kDate from the device, for doctor: proves the key signs, without a secret to compare.
+pub fn one_hmac(key: &dyn RootKey) -> Result<(), sigv4_core::KeyError> {
+    let date = DateStamp::from_date(time::OffsetDateTime::now_utc().date());
+    key.date_key(&date).map(drop)
+}
+
+/// Reads a secret (PIN, password) from an environment variable, if set.
+#[cfg_attr(not(feature = "tpm"), allow(dead_code))]
+pub fn secret_env(name: &str) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    std::env::var_os(name).map(|v| zeroize::Zeroizing::new(v.into_encoded_bytes()))
+}

@@ -1,0 +1,80 @@
+//! `keyhold credential-process`: temporary credentials from STS (AssumeRole or
+//! GetSessionToken, signed by the device key) printed as the AWS `credential_process` JSON,
+//! version 1. The AWS CLI and SDKs run it from `~/.aws/config` and show its stderr line when
+//! it fails.
+
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+
+use crate::args::CredentialProcessArgs;
+use crate::error::CliError;
+use crate::{backend, output, sts};
+
+/// The credential_process document (field names and order as the AWS docs give them).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ProcessCredentials<'a> {
+    version: u8,
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+    session_token: &'a str,
+    expiration: String,
+}
+
+/// Gets the credentials and prints them.
+pub fn run(
+    args: &CredentialProcessArgs,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(), CliError> {
+    let key = backend::open(&args.key)?;
+    let client = sts::client(&key, &args.sts).map_err(CliError::Sts)?;
+    let credentials = match &args.role_arn {
+        Some(role_arn) => {
+            let session_name = args.role_session_name.clone().unwrap_or_else(|| {
+                format!(
+                    "keyhold-{}",
+                    time::OffsetDateTime::now_utc().unix_timestamp()
+                )
+            });
+            let mut request =
+                sts_client::AssumeRole::new(role_arn.clone(), session_name).duration(args.duration);
+            if let Some(external_id) = &args.external_id {
+                request = request.external_id(external_id.clone());
+            }
+            tracing::info!(
+                role_arn,
+                duration_secs = args.duration.as_secs(),
+                "AssumeRole"
+            );
+            runtime
+                .block_on(client.assume_role(request))
+                .map_err(CliError::Sts)?
+                .credentials
+        }
+        None => {
+            let request = sts_client::GetSessionToken::new().duration(args.duration);
+            tracing::info!(duration_secs = args.duration.as_secs(), "GetSessionToken");
+            runtime
+                .block_on(client.get_session_token(request))
+                .map_err(CliError::Sts)?
+        }
+    };
+    let expiration = credentials.expiration.format(&Rfc3339).map_err(|e| {
+        CliError::Output(std::io::Error::other(format!(
+            "STS returned an expiration that cannot be written as RFC 3339: {e}"
+        )))
+    })?;
+    tracing::info!(
+        access_key_id = %credentials.access_key_id,
+        %expiration,
+        "temporary credentials received"
+    );
+    output::print_json(&ProcessCredentials {
+        version: 1,
+        access_key_id: &credentials.access_key_id,
+        secret_access_key: credentials.secret_access_key.expose_secret(),
+        session_token: credentials.session_token.expose_secret(),
+        expiration,
+    })
+}

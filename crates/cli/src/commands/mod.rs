@@ -1,0 +1,9 @@
+//! One module per subcommand; each takes its parsed arguments and returns a [`CliError`]
+//! on failure (main turns it into one stderr line and an exit code).
+//!
+//! [`CliError`]: crate::error::CliError
+
+pub mod credential_process;
+pub mod import;
+pub mod sign;
+pub mod whoami;

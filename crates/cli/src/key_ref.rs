@@ -1,0 +1,230 @@
+//! The `--key` string: one value that names a key in any backend and fits on a
+//! `credential_process` line.
+//!
+//! - `pkcs11:<RFC 7512 URI>`, e.g. `pkcs11:token=aws;object=prod?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/keyhold/pin`
+//! - `tpm:file=<path to a TSS2 PEM key file>` or `tpm:handle=0x81008001`
+//!
+//! A backend left out of the build is still recognised, so the error can say which feature
+//! is missing instead of "unknown key type". (`tink:` keys are not wired into the CLI yet.)
+
+use std::fmt;
+#[cfg(feature = "tpm")]
+use std::path::PathBuf;
+
+/// A parsed `--key` value.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum KeyRef {
+    /// A secret key in a PKCS#11 token, named by its URI.
+    #[cfg(feature = "pkcs11")]
+    Pkcs11(Box<backend_pkcs11::Pkcs11Uri>),
+    /// A TPM key stored as a TSS2 PEM key file (loaded under its parent at each use).
+    #[cfg(feature = "tpm")]
+    TpmFile(PathBuf),
+    /// A TPM key made persistent at an owner handle (0x81000000..=0x817fffff).
+    #[cfg(feature = "tpm")]
+    TpmHandle(u32),
+}
+
+/// Why a `--key` value was not understood.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyRefError {
+    /// No `type:` prefix, or one keyhold does not know.
+    #[error(
+        "'{prefix}' is not a key type: use pkcs11:<PKCS#11 URI>, tpm:file=<key.pem>, \
+         tpm:handle=0x81xxxxxx or tink:<keyset.json>"
+    )]
+    UnknownType {
+        /// What came before the first `:` (or the whole value).
+        prefix: String,
+    },
+    /// A backend this binary was built without.
+    #[error(
+        "this keyhold was built without {backend} support: rebuild with `--features {feature}`"
+    )]
+    NotBuilt {
+        /// The backend's name for people.
+        backend: &'static str,
+        /// The cargo feature.
+        feature: &'static str,
+    },
+    /// The part after the prefix is malformed.
+    #[error("invalid {backend} key reference: {reason}")]
+    Invalid {
+        /// The backend's name for people.
+        backend: &'static str,
+        /// What is wrong, and the expected form.
+        reason: String,
+    },
+}
+
+impl std::str::FromStr for KeyRef {
+    type Err = KeyRefError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (prefix, rest) = text.split_once(':').unwrap_or((text, ""));
+        match prefix {
+            "pkcs11" => parse_pkcs11(text),
+            "tpm" => parse_tpm(rest),
+            "tink" => Err(KeyRefError::NotBuilt {
+                backend: "Tink",
+                feature: "tink",
+            }),
+            _ => Err(KeyRefError::UnknownType {
+                prefix: prefix.chars().take(40).collect(),
+            }),
+        }
+    }
+}
+
+#[cfg(feature = "pkcs11")]
+fn parse_pkcs11(text: &str) -> Result<KeyRef, KeyRefError> {
+    backend_pkcs11::Pkcs11Uri::parse(text)
+        .map(|uri| KeyRef::Pkcs11(Box::new(uri)))
+        .map_err(|e| KeyRefError::Invalid {
+            backend: "PKCS#11",
+            reason: e.to_string(),
+        })
+}
+
+#[cfg(not(feature = "pkcs11"))]
+fn parse_pkcs11(_text: &str) -> Result<KeyRef, KeyRefError> {
+    Err(KeyRefError::NotBuilt {
+        backend: "PKCS#11",
+        feature: "pkcs11",
+    })
+}
+
+#[cfg(feature = "tpm")]
+fn parse_tpm(rest: &str) -> Result<KeyRef, KeyRefError> {
+    let invalid = |reason: String| KeyRefError::Invalid {
+        backend: "TPM",
+        reason,
+    };
+    if let Some(path) = rest.strip_prefix("file=") {
+        if path.is_empty() {
+            return Err(invalid(
+                "tpm:file= needs the path of a TSS2 PEM key file".into(),
+            ));
+        }
+        return Ok(KeyRef::TpmFile(PathBuf::from(path)));
+    }
+    if let Some(handle) = rest.strip_prefix("handle=") {
+        return parse_persistent_handle(handle)
+            .map(KeyRef::TpmHandle)
+            .map_err(invalid);
+    }
+    Err(invalid(format!(
+        "'tpm:{rest}' names no key: use tpm:file=/path/key.pem or tpm:handle=0x81000001"
+    )))
+}
+
+/// A persistent owner handle, `0x81000000..=0x817fffff`, in hex.
+#[cfg(feature = "tpm")]
+pub fn parse_persistent_handle(text: &str) -> Result<u32, String> {
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .unwrap_or(text);
+    let handle = u32::from_str_radix(digits, 16)
+        .map_err(|_| format!("'{text}' is not a hexadecimal TPM handle such as 0x81000001"))?;
+    if !(0x8100_0000..=0x817f_ffff).contains(&handle) {
+        return Err(format!(
+            "{handle:#010x} is not a persistent owner handle (0x81000000..=0x817fffff)"
+        ));
+    }
+    Ok(handle)
+}
+
+#[cfg(not(feature = "tpm"))]
+fn parse_tpm(_rest: &str) -> Result<KeyRef, KeyRefError> {
+    Err(KeyRefError::NotBuilt {
+        backend: "TPM",
+        feature: "tpm",
+    })
+}
+
+impl KeyRef {
+    /// The backend's name, for messages.
+    pub fn backend(&self) -> &'static str {
+        match *self {
+            #[cfg(feature = "pkcs11")]
+            KeyRef::Pkcs11(_) => "PKCS#11",
+            #[cfg(feature = "tpm")]
+            KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => "TPM",
+        }
+    }
+}
+
+/// The reference as a `--key` value (a PKCS#11 URI never shows a `pin-value`).
+impl fmt::Display for KeyRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            #[cfg(feature = "pkcs11")]
+            KeyRef::Pkcs11(uri) => {
+                let mut shown = (**uri).clone();
+                shown.pin_value = None;
+                write!(f, "{shown}")
+            }
+            #[cfg(feature = "tpm")]
+            KeyRef::TpmFile(path) => write!(f, "tpm:file={}", path.display()),
+            #[cfg(feature = "tpm")]
+            KeyRef::TpmHandle(handle) => write!(f, "tpm:handle={handle:#010x}"),
+        }
+    }
+}
+
+impl fmt::Debug for KeyRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyRef({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_prefixes_say_what_is_accepted() {
+        let err = "aws:foo".parse::<KeyRef>().unwrap_err().to_string();
+        assert!(err.contains("'aws' is not a key type"), "{err}");
+        assert!(err.contains("tpm:file="), "{err}");
+        let err = "no-colon".parse::<KeyRef>().unwrap_err().to_string();
+        assert!(err.contains("'no-colon'"), "{err}");
+    }
+
+    #[cfg(feature = "pkcs11")]
+    #[test]
+    fn pkcs11_uris_round_trip_without_the_pin() {
+        let key: KeyRef = "pkcs11:token=aws;object=prod?pin-value=1234&module-path=/m.so"
+            .parse()
+            .unwrap();
+        let shown = key.to_string();
+        assert!(shown.starts_with("pkcs11:token=aws;object=prod"), "{shown}");
+        assert!(shown.contains("module-path=/m.so"), "{shown}");
+        assert!(!shown.contains("1234"), "{shown}");
+        assert!(!format!("{key:?}").contains("1234"));
+        let err = "pkcs11:token=a;token=b".parse::<KeyRef>().unwrap_err();
+        assert!(err.to_string().starts_with("invalid PKCS#11 key reference"));
+    }
+
+    #[cfg(feature = "tpm")]
+    #[test]
+    fn tpm_references_name_a_file_or_a_persistent_handle() {
+        let key: KeyRef = "tpm:handle=0x81008001".parse().unwrap();
+        assert!(matches!(key, KeyRef::TpmHandle(0x8100_8001)));
+        assert_eq!(key.to_string(), "tpm:handle=0x81008001");
+        let key: KeyRef = "tpm:file=/etc/keyhold/aws.pem".parse().unwrap();
+        assert_eq!(key.to_string(), "tpm:file=/etc/keyhold/aws.pem");
+        for bad in [
+            "tpm:handle=0x80000001",
+            "tpm:handle=zz",
+            "tpm:file=",
+            "tpm:0x81",
+        ] {
+            let err = bad.parse::<KeyRef>().unwrap_err().to_string();
+            assert!(err.starts_with("invalid TPM key reference"), "{bad}: {err}");
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! Shared helpers of the CLI's end-to-end tests: the services `cargo xtask` started (found
+//! through environment variables), running the built `keyhold` binary, SoftHSM tokens and
+//! TPM key files of a test's own, IAM roles in moto, and AWS CLI / boto3 profiles whose
+//! credential_process is keyhold.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// An environment variable set by `cargo xtask e2e`; fails the test (does not skip) if absent.
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run these tests through `cargo xtask e2e` (or `cargo xtask \
+             with-services cargo nextest run -p cli`), which starts SoftHSM, swtpm and moto"
+        )
+    })
+}
+
+pub fn moto() -> String {
+    env("KEYHOLD_TEST_MOTO_ENDPOINT")
+}
+pub fn access_key_id() -> String {
+    env("KEYHOLD_TEST_AWS_ACCESS_KEY_ID")
+}
+pub fn secret() -> String {
+    env("KEYHOLD_TEST_AWS_SECRET_ACCESS_KEY")
+}
+pub fn account() -> String {
+    env("KEYHOLD_TEST_ACCOUNT")
+}
+pub fn user_arn() -> String {
+    env("KEYHOLD_TEST_USER_ARN")
+}
+pub fn python_bin() -> PathBuf {
+    PathBuf::from(env("KEYHOLD_TEST_PYTHON_BIN"))
+}
+
+/// A scratch directory of this test's own.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("keyhold-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The built `keyhold`, with the environment cleared of AWS settings the host may have.
+pub fn keyhold() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyhold"));
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_STS",
+        "AWS_PROFILE",
+        "KEYHOLD_KEY",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// What a finished command printed, as text.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with both streams unless the command succeeded.
+    pub fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "command failed\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Runs `cmd` with `stdin` piped in.
+pub fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Run {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    Run::from(child.wait_with_output().unwrap())
+}
+
+/// Runs `cmd` with stdin closed.
+pub fn run(cmd: &mut Command) -> Run {
+    Run::from(cmd.stdin(Stdio::null()).output().unwrap())
+}
+
+/// `keyhold import --key KEY --access-key-id AKID` with the secret on stdin; returns the run
+/// (stdout is the key reference).
+pub fn import(key: &str, akid: &str, secret: &str, extra: &[&str]) -> Run {
+    run_with_stdin(
+        keyhold()
+            .args(["import", "--key", key, "--access-key-id", akid])
+            .args(extra),
+        &format!("{secret}\n"),
+    )
+}
+
+/// `keyhold whoami` against moto.
+pub fn whoami(key: &str, extra: &[&str]) -> Run {
+    run(keyhold()
+        .args(["whoami", "--key", key, "--endpoint-url", &moto()])
+        .args(extra))
+}
+
+/// A fresh SoftHSM token of this test's own; returns a `--key` for `object` on it, whose
+/// PIN comes from a pin-source file in `dir`.
+pub fn softhsm_key(name: &str, object: &str, dir: &Path) -> String {
+    env("SOFTHSM2_CONF");
+    let mut label = format!("cli-{name}-{}", std::process::id());
+    label.truncate(32);
+    let pin = "user-pin-for-tests";
+    let out = Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", &label])
+        .args(["--so-pin", "so-pin-for-tests", "--pin", pin])
+        .output()
+        .expect("softhsm2-util (apt-get install softhsm2)");
+    assert!(
+        out.status.success(),
+        "softhsm2-util: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pin_file = dir.join("pin");
+    std::fs::write(&pin_file, pin).unwrap();
+    format!(
+        "pkcs11:token={label};object={object}?module-path={}&pin-source=file:{}",
+        env("KEYHOLD_TEST_PKCS11_MODULE"),
+        pin_file.display()
+    )
+}
+
+/// Creates an IAM role in moto that trusts the test user and may do anything; returns its
+/// ARN. (moto compares trust-policy principals literally, so the role names the user.)
+pub fn create_role(name: &str) -> String {
+    let role = format!("cli-{name}-{}", std::process::id());
+    let script = r#"
+import json, os, sys, boto3
+iam = boto3.client("iam", endpoint_url=os.environ["MOTO"], region_name="us-east-1",
+    aws_access_key_id=os.environ["AKID"], aws_secret_access_key=os.environ["SECRET"])
+trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+    "Principal": {"AWS": os.environ["USER_ARN"]}, "Action": "sts:AssumeRole"}]}
+allow = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+arn = iam.create_role(RoleName=sys.argv[1], AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+iam.put_role_policy(RoleName=sys.argv[1], PolicyName="all", PolicyDocument=json.dumps(allow))
+print(arn)
+"#;
+    let out = run(Command::new(python_bin().join("python"))
+        .args(["-c", script, &role])
+        .env("MOTO", moto())
+        .env("AKID", access_key_id())
+        .env("SECRET", secret())
+        .env("USER_ARN", user_arn()))
+    .ok();
+    out.stdout.trim().to_owned()
+}
+
+/// An AWS config file with profile `keyhold` whose credential_process is
+/// `keyhold credential-process --key KEY --role-arn ROLE`, and the environment that points
+/// the AWS CLI and boto3 at it (and at moto).
+pub struct AwsProfile {
+    pub config: PathBuf,
+}
+
+impl AwsProfile {
+    pub fn new(dir: &Path, key: &str, extra: &str, role_arn: &str, session_name: &str) -> Self {
+        let config = dir.join("aws-config");
+        let line = format!(
+            "{} credential-process --key '{key}' {extra} --role-arn {role_arn} --role-session-name {session_name} --endpoint-url {}",
+            env!("CARGO_BIN_EXE_keyhold"),
+            moto()
+        );
+        std::fs::write(
+            &config,
+            format!("[profile keyhold]\nregion = us-east-1\ncredential_process = {line}\n"),
+        )
+        .unwrap();
+        Self { config }
+    }
+
+    /// Points `cmd` at the profile and at moto, with no other credentials around.
+    pub fn apply<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        for var in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("AWS_CONFIG_FILE", &self.config)
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.config.with_extension("none"),
+            )
+            .env("AWS_PROFILE", "keyhold")
+            .env("AWS_ENDPOINT_URL", moto())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+    }
+
+    /// `aws ARGS...` through the profile; panics unless it succeeds; returns stdout as JSON.
+    pub fn aws(&self, args: &[&str]) -> serde_json::Value {
+        let out = run(self
+            .apply(&mut Command::new(python_bin().join("aws")))
+            .args(args)
+            .args(["--output", "json"]))
+        .ok();
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+    }
+
+    /// A boto3 program through the profile: GetCallerIdentity, then creates `bucket` and lists
+    /// the buckets; prints `{"Arn": ..., "Buckets": [...]}`.
+    pub fn boto3_identity_and_buckets(&self, bucket: &str) -> serde_json::Value {
+        let script = r#"
+import json, sys, boto3
+session = boto3.Session()
+arn = session.client("sts").get_caller_identity()["Arn"]
+s3 = session.client("s3")
+s3.create_bucket(Bucket=sys.argv[1])
+names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+print(json.dumps({"Arn": arn, "Buckets": names}))
+"#;
+        let out = run(self
+            .apply(&mut Command::new(python_bin().join("python")))
+            .args(["-c", script, bucket]))
+        .ok();
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+    }
+}
+
+/// The AWS CLI and boto3, both through keyhold's credential_process for `key`: each gets
+/// role credentials (the caller is the assumed role), and lists a bucket it created.
+pub fn real_clients_through_credential_process(name: &str, key: &str, extra: &str, dir: &Path) {
+    let role_arn = create_role(name);
+    let role_name = role_arn.rsplit('/').next().unwrap().to_owned();
+    let profile = AwsProfile::new(dir, key, extra, &role_arn, &format!("{name}-session"));
+    let expected_arn = format!(
+        "arn:aws:sts::{}:assumed-role/{role_name}/{name}-session",
+        account()
+    );
+
+    let identity = profile.aws(&["sts", "get-caller-identity"]);
+    assert_eq!(identity["Arn"], expected_arn.as_str(), "{identity}");
+    assert_eq!(identity["Account"], account().as_str());
+    let bucket = format!("{name}-cli-{}", std::process::id());
+    profile.aws(&["s3api", "create-bucket", "--bucket", &bucket]);
+    let listed = profile.aws(&["s3api", "list-buckets"]);
+    let names: Vec<&str> = listed["Buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["Name"].as_str())
+        .collect();
+    assert!(names.contains(&bucket.as_str()), "{listed}");
+
+    let boto_bucket = format!("{name}-boto3-{}", std::process::id());
+    let seen = profile.boto3_identity_and_buckets(&boto_bucket);
+    assert_eq!(seen["Arn"], expected_arn.as_str(), "{seen}");
+    let names = seen["Buckets"].as_array().unwrap();
+    assert!(
+        names.iter().any(|n| n == boto_bucket.as_str())
+            && names.iter().any(|n| n == bucket.as_str()),
+        "{seen}"
+    );
+}
+
+/// Parses `keyhold whoami` output and checks it is the test user, as the AWS CLI prints it.
+pub fn assert_is_test_user(stdout: &str) {
+    let identity: serde_json::Value = serde_json::from_str(stdout).unwrap();
+    assert_eq!(identity["Arn"], user_arn().as_str(), "{stdout}");
+    assert_eq!(identity["Account"], account().as_str());
+    assert!(identity["UserId"].as_str().is_some_and(|u| !u.is_empty()));
+    let keys: Vec<&str> = identity
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys.len(), 3, "{stdout}");
+    // The AWS CLI's layout: four-space indent, UserId first.
+    assert!(stdout.starts_with("{\n    \"UserId\": "), "{stdout}");
+}
+
+/// The test secret with its last character changed: a wrong secret for the right key id.
+pub fn wrong_secret() -> String {
+    let mut s = secret();
+    let last = s.pop().unwrap();
+    s.push(if last == 'A' { 'B' } else { 'A' });
+    s
+}
