@@ -83,18 +83,20 @@ pub(crate) fn find_token(module: &Module, uri: &Pkcs11Uri) -> Result<Token, Erro
         });
     let mut present = Vec::new();
     let mut matches = Vec::new();
-    for slot in module
-        .ctx
-        .get_slots_with_initialized_token()
-        .map_err(module_error)?
-    {
-        // A token can vanish between the listing and the query; skip it then.
+    // Slots with a token, then each token's info: a token can vanish between the two, or be
+    // half-written by another process creating it (SoftHSM then answers CKR_GENERAL_ERROR for
+    // that one token). Such a slot is skipped rather than failing the whole listing, which
+    // cryptoki's `get_slots_with_initialized_token` would do.
+    for slot in module.ctx.get_slots_with_token().map_err(module_error)? {
         let (Ok(slot_info), Ok(token_info)) = (
             module.ctx.get_slot_info(slot),
             module.ctx.get_token_info(slot),
         ) else {
             continue;
         };
+        if !token_info.token_initialized() {
+            continue;
+        }
         let token = Token {
             slot,
             label: token_info.label().to_owned(),

@@ -9,14 +9,19 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::key_ref::KeyRef;
 
-const ABOUT: &str = "Use AWS with a secret access key that never leaves a PKCS#11 token or a TPM";
+const ABOUT: &str =
+    "Use AWS with a secret access key kept in a PKCS#11 token, a TPM or a KMS-wrapped Tink keyset";
 
 const LONG_ABOUT: &str = "\
-Use AWS with a secret access key that never leaves a PKCS#11 token or a TPM.
+Use AWS with a secret access key kept in a PKCS#11 token, a TPM or a KMS-wrapped Tink keyset.
 
 `keyhold import` puts \"AWS4\"+secret into the device once. From then on the device computes
 only the first step of SigV4 (kDate = HMAC-SHA256(\"AWS4\"+secret, yyyymmdd)); the rest of the
-signature is computed here. The secret itself is never read back.";
+signature is computed here. The secret itself is never read back.
+
+With a Tink keyset (--key tink:PATH --kek-uri aws-kms://...) the file holds only KMS
+ciphertext, but on each use KMS decrypts it and the HMAC key is in this process's memory
+while keyhold runs: weaker than PKCS#11 or a TPM, where the secret never leaves the device.";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -29,6 +34,9 @@ Examples:
   # ~/.aws/config: any AWS SDK or the AWS CLI gets role credentials through keyhold
   [profile prod]
   credential_process = keyhold credential-process --key tpm:file=/etc/keyhold/aws.pem --role-arn arn:aws:iam::123456789012:role/deploy
+  # a KMS-wrapped Tink keyset (KMS is called with this machine's own AWS credentials)
+  keyhold whoami --key tink:/etc/keyhold/aws.keyset.json \\
+      --kek-uri aws-kms://arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab
 
 Exit status: 0 success, 1 the operation failed, 2 the command line was wrong.
 -v logs what happens, -vv more; logs go to stderr and never contain a secret.";
@@ -78,14 +86,16 @@ pub enum Command {
 /// Naming and opening a key.
 #[derive(Debug, Args)]
 pub struct KeyArgs {
-    /// The key: pkcs11:<RFC 7512 URI>, tpm:file=<key.pem> or tpm:handle=0x81xxxxxx.
+    /// The key: pkcs11:<RFC 7512 URI>, tpm:file=<key.pem>, tpm:handle=0x81xxxxxx or
+    /// tink:<keyset.json> (with --kek-uri).
     ///
     /// A PKCS#11 PIN comes from the URI's pin-source=file:PATH, else from the
     /// KEYHOLD_PKCS11_PIN environment variable.
     #[arg(long, env = "KEYHOLD_KEY", value_name = "KEY", hide_env_values = true)]
     pub key: KeyRef,
 
-    /// The AWS access key id of the secret. Default: the one stored with the key at import.
+    /// The AWS access key id of the secret. Default: the one stored with the key at import
+    /// (for a Tink keyset, in the file <keyset>.access-key-id next to it).
     #[arg(long, env = "AWS_ACCESS_KEY_ID", value_name = "AKID")]
     pub access_key_id: Option<String>,
 
@@ -93,6 +103,29 @@ pub struct KeyArgs {
     #[cfg(feature = "tpm")]
     #[command(flatten)]
     pub tpm: TpmArgs,
+
+    /// Tink options.
+    #[cfg(feature = "tink")]
+    #[command(flatten)]
+    pub tink: TinkArgs,
+}
+
+/// Which KMS key a Tink keyset is encrypted under.
+#[cfg(feature = "tink")]
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Tink")]
+pub struct TinkArgs {
+    /// The KMS key (key-encryption key) of a tink: keyset:
+    /// aws-kms://arn:aws:kms:REGION:ACCOUNT:key/ID or
+    /// gcp-kms://projects/P/locations/L/keyRings/R/cryptoKeys/K.
+    ///
+    /// KMS is called with this machine's own credentials: for AWS the standard chain
+    /// (environment, ~/.aws profiles, instance or task role) and AWS_ENDPOINT_URL_KMS /
+    /// AWS_ENDPOINT_URL; for Google Cloud, Application Default Credentials. Note: on each use
+    /// KMS decrypts the keyset and the HMAC key is in this process's memory while keyhold
+    /// runs (a PKCS#11 token or a TPM never lets it out).
+    #[arg(long, env = "KEYHOLD_KEK_URI", value_name = "URI")]
+    pub kek_uri: Option<String>,
 }
 
 /// How to reach a TPM and authorize its key.
@@ -152,9 +185,16 @@ Examples:
   # a TPM, persistent, usable only while PCRs 0,2,4,7 hold today's values
   keyhold import --access-key-id AKIAIOSFODNN7EXAMPLE --key tpm:handle=0x81008001 \\
       --tpm-pcrs 0,2,4,7 --secret-file secret.txt
+  # a Tink keyset encrypted by AWS KMS (written with mode 0600; the access key id goes to
+  # /etc/keyhold/aws.keyset.json.access-key-id)
+  keyhold import --access-key-id AKIAIOSFODNN7EXAMPLE --key tink:/etc/keyhold/aws.keyset.json \\
+      --kek-uri aws-kms://arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab \\
+      < secret.txt
 
 Before it reports success, import asks the device for one HMAC and compares it with the
-software HMAC of the secret. It prints the --key value to use from then on (on stdout).";
+software HMAC of the secret. It prints the --key value to use from then on (on stdout).
+A Tink keyset holds only KMS ciphertext at rest, but each use decrypts the HMAC key into
+the memory of the keyhold process: a PKCS#11 token or a TPM never lets it out.";
 
 /// `keyhold import`.
 #[derive(Debug, Args)]
@@ -171,7 +211,8 @@ pub struct ImportArgs {
     #[arg(long, value_name = "VAR")]
     pub secret_env: Option<String>,
 
-    /// Replace a key of the same label or id (PKCS#11), or an existing key file (TPM).
+    /// Replace a key of the same label or id (PKCS#11), or an existing key file (TPM) or
+    /// keyset file (Tink).
     #[arg(long)]
     pub replace: bool,
 
@@ -404,10 +445,13 @@ const DOCTOR_EXAMPLES: &str = "\
 Examples:
   keyhold doctor --key tpm:file=/etc/keyhold/aws.pem --tcti swtpm:host=127.0.0.1,port=2321
   keyhold doctor --key 'pkcs11:token=aws;object=prod?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/keyhold/pin'
+  keyhold doctor --key tink:/etc/keyhold/aws.keyset.json --kek-uri aws-kms://arn:aws:kms:...
 
 Checks, in order: the module or TCTI loads, the token or TPM is found, login/authorization,
 the key is found and cannot be read out, one HMAC works, the clock is sane, STS is reachable,
-GetCallerIdentity succeeds. Exits 1 if any check fails.";
+GetCallerIdentity succeeds. For a Tink keyset: the keyset file is readable and encrypted,
+the KMS key URI parses, KMS is reachable and decrypts the keyset, one HMAC works; then the
+same clock and STS checks. Exits 1 if any check fails.";
 
 /// `keyhold doctor`.
 #[derive(Debug, Args)]

@@ -70,7 +70,7 @@ pub enum CliError {
     },
 
     /// The key works but no access key id was found for it.
-    #[cfg_attr(not(feature = "tpm"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "tpm", feature = "tink")), allow(dead_code))]
     #[error(
         "no access key id for {key}: pass --access-key-id AKID (or set AWS_ACCESS_KEY_ID){hint}"
     )]

@@ -3,12 +3,13 @@
 //!
 //! - `pkcs11:<RFC 7512 URI>`, e.g. `pkcs11:token=aws;object=prod?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/keyhold/pin`
 //! - `tpm:file=<path to a TSS2 PEM key file>` or `tpm:handle=0x81008001`
+//! - `tink:<path to an encrypted JSON keyset>` (the KMS key comes from `--kek-uri`)
 //!
 //! A backend left out of the build is still recognised, so the error can say which feature
-//! is missing instead of "unknown key type". (`tink:` keys are not wired into the CLI yet.)
+//! is missing instead of "unknown key type".
 
 use std::fmt;
-#[cfg(feature = "tpm")]
+#[cfg(any(feature = "tpm", feature = "tink"))]
 use std::path::PathBuf;
 
 /// A parsed `--key` value.
@@ -24,6 +25,9 @@ pub enum KeyRef {
     /// A TPM key made persistent at an owner handle (0x81000000..=0x817fffff).
     #[cfg(feature = "tpm")]
     TpmHandle(u32),
+    /// A KMS-encrypted Tink JSON keyset file (opened through the KMS key `--kek-uri` names).
+    #[cfg(feature = "tink")]
+    Tink(PathBuf),
 }
 
 /// Why a `--key` value was not understood.
@@ -40,6 +44,10 @@ pub enum KeyRefError {
         prefix: String,
     },
     /// A backend this binary was built without.
+    #[cfg_attr(
+        all(feature = "pkcs11", feature = "tpm", feature = "tink"),
+        allow(dead_code)
+    )]
     #[error(
         "this keyhold was built without {backend} support: rebuild with `--features {feature}`"
     )]
@@ -67,10 +75,7 @@ impl std::str::FromStr for KeyRef {
         match prefix {
             "pkcs11" => parse_pkcs11(text),
             "tpm" => parse_tpm(rest),
-            "tink" => Err(KeyRefError::NotBuilt {
-                backend: "Tink",
-                feature: "tink",
-            }),
+            "tink" => parse_tink(rest),
             _ => Err(KeyRefError::UnknownType {
                 prefix: prefix.chars().take(40).collect(),
             }),
@@ -145,6 +150,27 @@ fn parse_tpm(_rest: &str) -> Result<KeyRef, KeyRefError> {
     })
 }
 
+#[cfg(feature = "tink")]
+fn parse_tink(rest: &str) -> Result<KeyRef, KeyRefError> {
+    if rest.is_empty() {
+        return Err(KeyRefError::Invalid {
+            backend: "Tink",
+            reason: "tink: needs the path of an encrypted JSON keyset, e.g. \
+                     tink:/etc/keyhold/aws.keyset.json"
+                .into(),
+        });
+    }
+    Ok(KeyRef::Tink(PathBuf::from(rest)))
+}
+
+#[cfg(not(feature = "tink"))]
+fn parse_tink(_rest: &str) -> Result<KeyRef, KeyRefError> {
+    Err(KeyRefError::NotBuilt {
+        backend: "Tink",
+        feature: "tink",
+    })
+}
+
 impl KeyRef {
     /// The backend's name, for messages.
     pub fn backend(&self) -> &'static str {
@@ -153,6 +179,8 @@ impl KeyRef {
             KeyRef::Pkcs11(_) => "PKCS#11",
             #[cfg(feature = "tpm")]
             KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => "TPM",
+            #[cfg(feature = "tink")]
+            KeyRef::Tink(_) => "Tink keyset",
         }
     }
 }
@@ -171,6 +199,8 @@ impl fmt::Display for KeyRef {
             KeyRef::TpmFile(path) => write!(f, "tpm:file={}", path.display()),
             #[cfg(feature = "tpm")]
             KeyRef::TpmHandle(handle) => write!(f, "tpm:handle={handle:#010x}"),
+            #[cfg(feature = "tink")]
+            KeyRef::Tink(path) => write!(f, "tink:{}", path.display()),
         }
     }
 }
@@ -226,5 +256,24 @@ mod tests {
             let err = bad.parse::<KeyRef>().unwrap_err().to_string();
             assert!(err.starts_with("invalid TPM key reference"), "{bad}: {err}");
         }
+    }
+
+    #[cfg(feature = "tink")]
+    #[test]
+    fn tink_references_name_a_keyset_file() {
+        let key: KeyRef = "tink:/etc/keyhold/aws.keyset.json".parse().unwrap();
+        assert!(
+            matches!(&key, KeyRef::Tink(path) if path == std::path::Path::new("/etc/keyhold/aws.keyset.json"))
+        );
+        assert_eq!(key.to_string(), "tink:/etc/keyhold/aws.keyset.json");
+        let err = "tink:".parse::<KeyRef>().unwrap_err().to_string();
+        assert!(err.starts_with("invalid Tink key reference"), "{err}");
+    }
+
+    #[cfg(not(feature = "tink"))]
+    #[test]
+    fn tink_references_say_the_feature_is_missing() {
+        let err = "tink:/k.json".parse::<KeyRef>().unwrap_err().to_string();
+        assert!(err.contains("--features tink"), "{err}");
     }
 }

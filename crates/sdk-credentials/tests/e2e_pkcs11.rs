@@ -29,6 +29,12 @@ fn token_key() -> Pkcs11RootKey {
     }
     let mut label = unique("sdk");
     label.truncate(32);
+    // Token creation takes turns with other test processes: one listing slots while SoftHSM
+    // writes a new token's files fails on the half-made token. (Same lock file as the
+    // backend's and the CLI's tests.)
+    let conf = std::path::PathBuf::from(std::env::var_os("SOFTHSM2_CONF").expect("SOFTHSM2_CONF"));
+    let lock = std::fs::File::create(conf.with_file_name("token-init.lock")).unwrap();
+    lock.lock().unwrap();
     let free = ctx
         .get_slots_with_token()
         .unwrap()
@@ -43,6 +49,7 @@ fn token_key() -> Pkcs11RootKey {
         .into_iter()
         .find(|s| ctx.get_token_info(*s).unwrap().label() == label)
         .unwrap();
+    drop(lock);
     let session = ctx.open_rw_session(slot).unwrap();
     session
         .login(UserType::So, Some(&SecretString::from(SO_PIN)))

@@ -67,6 +67,17 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Token creation takes turns across test processes: SoftHSM writes a new token's files
+/// one by one, and a process listing slots meanwhile fails on the half-made token
+/// (`softhsm2-util`: "Could not get info about the token in slot N"). Every test helper that
+/// creates tokens in the shared directory holds this lock (a file beside `SOFTHSM2_CONF`).
+pub fn token_init_lock() -> std::fs::File {
+    let conf = PathBuf::from(std::env::var_os("SOFTHSM2_CONF").expect("SOFTHSM2_CONF"));
+    let lock = std::fs::File::create(conf.with_file_name("token-init.lock")).unwrap();
+    lock.lock().unwrap();
+    lock
+}
+
 impl TestToken {
     /// Initialises a new token labelled from `name` (made unique), with SO and user PINs.
     pub fn new(name: &str) -> Self {
@@ -76,6 +87,7 @@ impl TestToken {
         if label.len() > 32 {
             label = label[label.len() - 32..].to_owned();
         }
+        let lock = token_init_lock();
         let free = ctx
             .get_slots_with_token()
             .unwrap()
@@ -84,6 +96,7 @@ impl TestToken {
             .expect("SoftHSM offers a free slot");
         ctx.init_token(free, &SecretString::from(SO_PIN), &label)
             .unwrap();
+        drop(lock);
         let token = Self { label, ctx };
         let session = token.ctx.open_rw_session(token.slot()).unwrap();
         session
@@ -95,11 +108,16 @@ impl TestToken {
 
     /// The token's slot (SoftHSM renumbers a slot when its token is initialised).
     pub fn slot(&self) -> Slot {
+        // Tokens other test processes are creating may not be readable yet: skip those.
         self.ctx
-            .get_slots_with_initialized_token()
+            .get_slots_with_token()
             .unwrap()
             .into_iter()
-            .find(|s| self.ctx.get_token_info(*s).unwrap().label() == self.label)
+            .find(|s| {
+                self.ctx
+                    .get_token_info(*s)
+                    .is_ok_and(|info| info.label() == self.label)
+            })
             .expect("the test token is present")
     }
 

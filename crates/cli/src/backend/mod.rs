@@ -16,6 +16,8 @@ use crate::key_ref::KeyRef;
 
 #[cfg(feature = "pkcs11")]
 mod pkcs11;
+#[cfg(feature = "tink")]
+mod tink;
 #[cfg(feature = "tpm")]
 mod tpm;
 
@@ -34,6 +36,8 @@ pub fn open(args: &KeyArgs) -> Result<OpenedKey, CliError> {
         KeyRef::Pkcs11(uri) => pkcs11::open(uri, args),
         #[cfg(feature = "tpm")]
         KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => tpm::open(args),
+        #[cfg(feature = "tink")]
+        KeyRef::Tink(path) => tink::open(path, args),
     }
 }
 
@@ -45,6 +49,8 @@ pub fn import(args: &ImportArgs, secret: &RootSecret, akid: &str) -> Result<KeyR
         KeyRef::Pkcs11(uri) => pkcs11::import(uri, args, secret, akid),
         #[cfg(feature = "tpm")]
         KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => tpm::import(args, secret, akid),
+        #[cfg(feature = "tink")]
+        KeyRef::Tink(path) => tink::import(path, args, secret, akid),
     }
 }
 
@@ -56,6 +62,8 @@ pub fn preflight_import(args: &ImportArgs) -> Result<(), CliError> {
         KeyRef::Pkcs11(_) => Ok(()),
         #[cfg(feature = "tpm")]
         KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => tpm::preflight_import(args),
+        #[cfg(feature = "tink")]
+        KeyRef::Tink(path) => tink::preflight_import(path, args),
     }
 }
 
@@ -67,11 +75,13 @@ pub fn doctor(args: &KeyArgs) -> (Vec<Link>, Option<OpenedKey>) {
         KeyRef::Pkcs11(uri) => pkcs11::doctor(uri, args),
         #[cfg(feature = "tpm")]
         KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => tpm::doctor(args),
+        #[cfg(feature = "tink")]
+        KeyRef::Tink(path) => tink::doctor(path, args),
     }
 }
 
 /// The access key id: the flag (or AWS_ACCESS_KEY_ID), else the one the backend stored.
-#[cfg_attr(not(feature = "tpm"), allow(dead_code))] // PKCS#11 resolves it while opening
+#[cfg_attr(not(any(feature = "tpm", feature = "tink")), allow(dead_code))] // PKCS#11 resolves it while opening
 pub fn access_key_id(
     args: &KeyArgs,
     stored: Option<&str>,

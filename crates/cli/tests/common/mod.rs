@@ -138,11 +138,27 @@ pub fn softhsm_key(name: &str, object: &str, dir: &Path) -> String {
     let mut label = format!("cli-{name}-{}", std::process::id());
     label.truncate(32);
     let pin = "user-pin-for-tests";
-    let out = Command::new("softhsm2-util")
-        .args(["--init-token", "--free", "--label", &label])
-        .args(["--so-pin", "so-pin-for-tests", "--pin", pin])
-        .output()
-        .expect("softhsm2-util (apt-get install softhsm2)");
+    // Tests in other processes create tokens in the same directory at the same time, and
+    // softhsm2-util fails ("Could not get info about the token in slot N") when it lists a
+    // token another process is still writing. Every test helper that creates tokens takes
+    // turns through this lock file; the retry covers a collision with anything that does not.
+    let conf_dir = PathBuf::from(env("SOFTHSM2_CONF"));
+    let lock = std::fs::File::create(conf_dir.with_file_name("token-init.lock")).unwrap();
+    lock.lock().unwrap();
+    let mut attempts = 0;
+    let out = loop {
+        attempts += 1;
+        let out = Command::new("softhsm2-util")
+            .args(["--init-token", "--free", "--label", &label])
+            .args(["--so-pin", "so-pin-for-tests", "--pin", pin])
+            .output()
+            .expect("softhsm2-util (apt-get install softhsm2)");
+        if out.status.success() || attempts == 5 {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    drop(lock);
     assert!(
         out.status.success(),
         "softhsm2-util: {}",
