@@ -86,6 +86,10 @@ impl<'a> SignableRequest<'a> {
         headers: &'a http::HeaderMap,
     ) -> Self {
         let host = uri.authority().map(|authority| {
+            // Most authorities are a bare host name: nothing to strip, no port to parse.
+            if !authority.as_str().contains([':', '@']) {
+                return authority.as_str();
+            }
             let default_port = matches!(
                 (uri.scheme_str(), uri.port_u16()),
                 (Some("http"), Some(80)) | (Some("https"), Some(443))

@@ -115,16 +115,31 @@ pub(crate) fn amz_date(time: time::OffsetDateTime) -> [u8; 16] {
 
 /// Removes dot segments and empty segments from an absolute path (RFC 3986 section 5.2.4, as
 /// SigV4 specifies it for services other than S3: `//a/./b/../c/` becomes `/a/c/`).
+/// Whether a path is already normal: absolute, with no empty segment (`//`; a trailing `/`
+/// is fine) and no `.` or `..` segment. One pass over the bytes: the common case.
+fn is_normal(path: &[u8]) -> bool {
+    if path.first() != Some(&b'/') {
+        return false;
+    }
+    let mut rest = &path[1..];
+    loop {
+        let end = rest.iter().position(|&b| b == b'/');
+        let segment = &rest[..end.unwrap_or(rest.len())];
+        if matches!(segment, b"." | b"..") || (segment.is_empty() && end.is_some()) {
+            return false;
+        }
+        match end {
+            Some(end) => rest = &rest[end + 1..],
+            None => return true,
+        }
+    }
+}
+
 pub(crate) fn normalize_path(path: &str) -> Cow<'_, str> {
     if path.is_empty() {
         return Cow::Borrowed("/");
     }
-    let needs_work = !path.starts_with('/')
-        || path.contains("//")
-        || path
-            .split('/')
-            .any(|segment| segment == "." || segment == "..");
-    if !needs_work {
+    if is_normal(path.as_bytes()) {
         return Cow::Borrowed(path);
     }
     let mut kept: Vec<&str> = Vec::new();
