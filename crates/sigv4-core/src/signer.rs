@@ -78,39 +78,60 @@ impl<'a> SigningParams<'a> {
 }
 
 /// Step two of SigV4. `Display` is exactly the signed text.
+///
+/// Held as one buffer, `AWS4-HMAC-SHA256\n` + date + `\n` + scope + `\n` + hash, so that
+/// the HMAC reads it in one pass (whole blocks straight from the buffer).
 #[derive(Clone, PartialEq, Eq)]
 pub struct StringToSign {
-    amz_date: [u8; 16],
-    scope: SmallVec<[u8; 64]>,
-    canonical_request_hash: [u8; 64],
+    text: SmallVec<[u8; 256]>,
+    scope_end: usize,
 }
 
 impl StringToSign {
+    const ALGORITHM_LINE: &'static [u8] = b"AWS4-HMAC-SHA256\n";
+    /// Where the 16-byte `X-Amz-Date` value starts.
+    const DATE_AT: usize = Self::ALGORITHM_LINE.len();
+    /// Where the scope starts (after the date and its newline).
+    const SCOPE_AT: usize = Self::DATE_AT + 17;
+    /// The text up to the scope; [`finish`](Self::finish) adds the hash line.
+    fn start(amz_date: &[u8; 16], date: &DateStamp, region: &str, service: &str) -> Self {
+        let mut text = SmallVec::new();
+        text.extend_from_slice(Self::ALGORITHM_LINE);
+        text.extend_from_slice(amz_date);
+        text.push(b'\n');
+        text.extend_from_slice(date.as_bytes());
+        for part in [region, service, "aws4_request"] {
+            text.push(b'/');
+            text.extend_from_slice(part.as_bytes());
+        }
+        let scope_end = text.len();
+        Self { text, scope_end }
+    }
+
+    fn finish(&mut self, canonical_request_hash: &[u8; 32]) {
+        self.text.push(b'\n');
+        self.text.extend_from_slice(&hex32(canonical_request_hash));
+    }
+
+    fn scope_bytes(&self) -> &[u8] {
+        &self.text[Self::SCOPE_AT..self.scope_end]
+    }
+
+    fn amz_date(&self) -> &[u8] {
+        &self.text[Self::DATE_AT..Self::DATE_AT + 16]
+    }
+
     /// The credential scope, `yyyymmdd/region/service/aws4_request`.
     pub fn scope(&self) -> &str {
         // Built from a date, region and service that are all `&str`.
-        std::str::from_utf8(&self.scope).unwrap_or_default()
-    }
-
-    fn parts(&self) -> [&[u8]; 6] {
-        [
-            b"AWS4-HMAC-SHA256\n",
-            &self.amz_date,
-            b"\n",
-            &self.scope,
-            b"\n",
-            &self.canonical_request_hash,
-        ]
+        std::str::from_utf8(self.scope_bytes()).unwrap_or_default()
     }
 }
 
 impl fmt::Display for StringToSign {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for part in self.parts() {
-            // Every part is ASCII: a fixed literal, digits, the scope, hex.
-            f.write_str(&String::from_utf8_lossy(part))?;
-        }
-        Ok(())
+        // Every part is ASCII: a fixed literal, digits, the scope, hex.
+        f.write_str(&String::from_utf8_lossy(&self.text))
     }
 }
 
@@ -237,7 +258,7 @@ impl SigningOutput {
             b" Credential=",
             self.access_key_id.as_bytes(),
             b"/",
-            &self.string_to_sign.scope,
+            self.string_to_sign.scope_bytes(),
             b", SignedHeaders=",
             signed_headers,
             b", Signature=",
@@ -258,7 +279,7 @@ impl SigningOutput {
             value: value.to_owned(),
             sensitive: false,
         };
-        let date = std::str::from_utf8(&self.string_to_sign.amz_date).unwrap_or_default();
+        let date = std::str::from_utf8(self.string_to_sign.amz_date()).unwrap_or_default();
         let mut out = Vec::with_capacity(7);
         let token_name = match self.kind {
             OutputKind::Headers { content_sha256 } => {
@@ -486,12 +507,9 @@ impl Signer {
                 hash
             }
         };
-        let mut scope = SmallVec::<[u8; 64]>::new();
-        scope.extend_from_slice(date.as_bytes());
-        for part in [params.region, params.service, "aws4_request"] {
-            scope.push(b'/');
-            scope.extend_from_slice(part.as_bytes());
-        }
+        // The string to sign up to the scope now: a presigned URL's credential needs the scope.
+        let mut string_to_sign =
+            StringToSign::start(&amz_date, &date, params.region, params.service);
         let credential;
         let token = self.session_token.as_ref().map(|t| t.0.as_str());
         let placement = match presign {
@@ -505,11 +523,7 @@ impl Signer {
                 if secs == 0 || expires > MAX_PRESIGN_EXPIRY || expires.subsec_nanos() != 0 {
                     return Err(SignError::InvalidExpiry(secs));
                 }
-                credential = format!(
-                    "{}/{}",
-                    self.access_key_id,
-                    std::str::from_utf8(&scope).unwrap_or_default()
-                );
+                credential = format!("{}/{}", self.access_key_id, string_to_sign.scope());
                 Placement::Query {
                     amz_date: &amz_date,
                     credential: &credential,
@@ -520,13 +534,9 @@ impl Signer {
         };
         let canonical_request =
             CanonicalRequest::build(request, &self.settings, &placement, payload_hash)?;
-        let string_to_sign = StringToSign {
-            amz_date,
-            scope,
-            canonical_request_hash: hex32(&Sha256::digest(canonical_request.as_bytes()).into()),
-        };
+        string_to_sign.finish(&Sha256::digest(canonical_request.as_bytes()).into());
         let key = self.signing_key(&date, params.region, params.service)?;
-        let signature = Signature(key.0.mac(&string_to_sign.parts()));
+        let signature = Signature(key.0.mac(&[&string_to_sign.text]));
         let kind = match (presign, &placement) {
             (Some(expires), _) => OutputKind::Presigned {
                 expires_secs: expires.as_secs(),
@@ -628,7 +638,7 @@ fn apply_headers(headers: &mut http::HeaderMap, output: &SigningOutput) -> Resul
     let ascii =
         |bytes: &[u8]| HeaderValue::from_bytes(bytes).map_err(|_| SignError::InvalidPayloadHash);
     headers.reserve(4);
-    headers.insert(X_AMZ_DATE, ascii(&output.string_to_sign.amz_date)?);
+    headers.insert(X_AMZ_DATE, ascii(output.string_to_sign.amz_date())?);
     let authorization = HeaderValue::try_from(output.authorization_bytes())
         .map_err(|_| SignError::InvalidHeaderName("authorization".into()))?;
     headers.insert(http::header::AUTHORIZATION, authorization);
