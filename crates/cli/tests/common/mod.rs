@@ -134,27 +134,28 @@ pub fn whoami(key: &str, extra: &[&str]) -> Run {
 /// A fresh SoftHSM token of this test's own; returns a `--key` for `object` on it, whose
 /// PIN comes from a pin-source file in `dir`.
 pub fn softhsm_key(name: &str, object: &str, dir: &Path) -> String {
-    env("SOFTHSM2_CONF");
-    let mut label = format!("cli-{name}-{}", std::process::id());
-    label.truncate(32);
     let pin = "user-pin-for-tests";
     // Tests in other processes create tokens in the same directory at the same time, and
     // softhsm2-util fails ("Could not get info about the token in slot N") when it lists a
     // token another process is still writing. Every test helper that creates tokens takes
-    // turns through this lock file; the retry covers a collision with anything that does not.
+    // turns through this lock file; a retry covers a collision with a process writing
+    // objects. A failed attempt may still have made its token, so each attempt has its own
+    // label: the URI must name exactly one token.
     let conf_dir = PathBuf::from(env("SOFTHSM2_CONF"));
     let lock = std::fs::File::create(conf_dir.with_file_name("token-init.lock")).unwrap();
     lock.lock().unwrap();
-    let mut attempts = 0;
-    let out = loop {
-        attempts += 1;
+    let mut attempt = 0;
+    let (label, out) = loop {
+        attempt += 1;
+        let mut label = format!("cli{attempt}-{}-{name}", std::process::id());
+        label.truncate(32);
         let out = Command::new("softhsm2-util")
             .args(["--init-token", "--free", "--label", &label])
             .args(["--so-pin", "so-pin-for-tests", "--pin", pin])
             .output()
             .expect("softhsm2-util (apt-get install softhsm2)");
-        if out.status.success() || attempts == 5 {
-            break out;
+        if out.status.success() || attempt == 5 {
+            break (label, out);
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
