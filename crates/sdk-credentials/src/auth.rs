@@ -10,9 +10,8 @@
 //! overrides, the endpoint's signing name and region) are read from what the SDK put in the
 //! config bag for the operation, exactly as the SDK's own signer does.
 
-use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_runtime::auth::{HttpSignatureType, SigV4OperationSigningConfig};
@@ -30,8 +29,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use aws_types::SigningName;
 use aws_types::region::SigningRegion;
 use sigv4_core::{
-    DateStamp, DerivedKeyCache, PathEncoding, Payload, RootKey, SignableRequest, Signer,
-    SigningParams, SigningSettings,
+    DerivedKeyCache, PathEncoding, Payload, RootKey, Signer, SigningParams, SigningSettings,
 };
 
 /// The SDK's SigV4 scheme id, which this scheme takes over.
@@ -82,12 +80,11 @@ impl DeviceIdentity {
     }
 }
 
-/// The key and what the scheme's parts share: the derived-key cache and the scopes warmed.
+/// The key and what the scheme's parts share: the derived-key cache.
 struct DeviceKey {
     access_key_id: String,
     root_key: Arc<dyn RootKey>,
     cache: Arc<DerivedKeyCache>,
-    warmed: Mutex<HashSet<(DateStamp, String, String)>>,
 }
 
 impl fmt::Debug for DeviceKey {
@@ -106,40 +103,40 @@ impl DeviceKey {
             .with_settings(settings)
     }
 
-    /// Derives `kSigning` for today's scope through the device unless done already.
+    /// Derives `kSigning` for today's scope through the device unless the cache holds it.
     /// Blocking: call it on the blocking pool.
     fn warm(&self, region: &str, service: &str) {
-        let now = time::OffsetDateTime::now_utc();
-        let scope = (
-            DateStamp::from_date(now.date()),
-            region.to_owned(),
-            service.to_owned(),
-        );
-        let mut warmed = self
-            .warmed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if warmed.contains(&scope) {
-            return;
-        }
-        // Signing a throwaway request puts the scope's key in the shared cache.
-        let request = SignableRequest::new("GET", "/").header("host", b"warm.invalid");
-        let params = SigningParams::new(region, service).at(now);
-        match self.signer(SigningSettings::default()).sign_signable(
-            &request,
-            Payload::Bytes(b""),
-            &params,
-            None,
-        ) {
-            Ok(_) => {
-                warmed.retain(|(date, _, _)| *date == scope.0);
-                warmed.insert(scope);
-            }
-            Err(error) => {
-                tracing::warn!(%error, "could not derive the signing key ahead of signing")
-            }
+        let params = SigningParams::new(region, service).at(time::OffsetDateTime::now_utc());
+        if let Err(error) = self.signer(SigningSettings::default()).prepare(&params) {
+            tracing::warn!(%error, "could not derive the signing key ahead of signing");
         }
     }
+}
+
+/// The signing region and name for the current operation: the endpoint's auth-scheme
+/// properties (when given) first, then the config bag, then the operation's SigV4 config.
+fn signing_scope(
+    config_bag: &ConfigBag,
+    endpoint_config: Option<&AuthSchemeEndpointConfig<'_>>,
+) -> (Option<String>, Option<String>) {
+    let operation = config_bag.load::<SigV4OperationSigningConfig>();
+    let region = endpoint_config
+        .and_then(|c| endpoint_str(c, "signingRegion"))
+        .or_else(|| {
+            config_bag
+                .load::<SigningRegion>()
+                .map(|r| r.as_ref().to_owned())
+        })
+        .or_else(|| operation?.region.as_ref().map(|r| r.as_ref().to_owned()));
+    let name = endpoint_config
+        .and_then(|c| endpoint_str(c, "signingName"))
+        .or_else(|| {
+            config_bag
+                .load::<SigningName>()
+                .map(|n| n.as_ref().to_owned())
+        })
+        .or_else(|| operation?.name.as_ref().map(|n| n.as_ref().to_owned()));
+    (region, name)
 }
 
 /// An SDK auth scheme that signs each request with the device key (SigV4, no STS).
@@ -166,7 +163,6 @@ impl DeviceSigV4AuthScheme {
             access_key_id: access_key_id.into(),
             root_key,
             cache: Arc::new(DerivedKeyCache::default()),
-            warmed: Mutex::new(HashSet::new()),
         });
         Self {
             signer: DeviceSigner {
@@ -213,23 +209,7 @@ impl ResolveIdentity for DeviceIdentityResolver {
         _runtime_components: &'a RuntimeComponents,
         config_bag: &'a ConfigBag,
     ) -> IdentityFuture<'a> {
-        let operation = config_bag.load::<SigV4OperationSigningConfig>();
-        let region = config_bag
-            .load::<SigningRegion>()
-            .map(|r| r.as_ref().to_owned())
-            .or_else(|| {
-                operation
-                    .and_then(|o| o.region.as_ref())
-                    .map(|r| r.as_ref().to_owned())
-            });
-        let name = config_bag
-            .load::<SigningName>()
-            .map(|n| n.as_ref().to_owned())
-            .or_else(|| {
-                operation
-                    .and_then(|o| o.name.as_ref())
-                    .map(|n| n.as_ref().to_owned())
-            });
+        let (region, name) = signing_scope(config_bag, None);
         let key = Arc::clone(&self.key);
         IdentityFuture::new(async move {
             if let (Some(region), Some(name), Ok(runtime)) =
@@ -287,31 +267,10 @@ impl Sign for DeviceSigner {
         identity
             .data::<DeviceIdentity>()
             .ok_or(DeviceSignError::ForeignIdentity)?;
+        let (region, name) = signing_scope(config_bag, Some(&endpoint_config));
+        let region = region.ok_or(DeviceSignError::NoRegion)?;
+        let name = name.ok_or(DeviceSignError::NoSigningName)?;
         let operation = config_bag.load::<SigV4OperationSigningConfig>();
-        let region = endpoint_str(&endpoint_config, "signingRegion")
-            .or_else(|| {
-                config_bag
-                    .load::<SigningRegion>()
-                    .map(|r| r.as_ref().to_owned())
-            })
-            .or_else(|| {
-                operation
-                    .and_then(|o| o.region.as_ref())
-                    .map(|r| r.as_ref().to_owned())
-            })
-            .ok_or(DeviceSignError::NoRegion)?;
-        let name = endpoint_str(&endpoint_config, "signingName")
-            .or_else(|| {
-                config_bag
-                    .load::<SigningName>()
-                    .map(|n| n.as_ref().to_owned())
-            })
-            .or_else(|| {
-                operation
-                    .and_then(|o| o.name.as_ref())
-                    .map(|n| n.as_ref().to_owned())
-            })
-            .ok_or(DeviceSignError::NoSigningName)?;
         let options = operation
             .map(|o| o.signing_options.clone())
             .unwrap_or_default();

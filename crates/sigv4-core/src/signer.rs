@@ -433,6 +433,20 @@ impl Signer {
         self.root_key_calls.load(Ordering::Relaxed)
     }
 
+    /// Derives the signing key for the scope of `params` (its day, region and service)
+    /// through the root key, unless the cache already holds it, so that later signatures in
+    /// that scope make no device call. For callers that must not block when they sign (an
+    /// async runtime's signing hook): call this first where blocking is allowed. With
+    /// [`CachePolicy::Off`] there is nothing to keep, and this does nothing.
+    pub fn prepare(&self, params: &SigningParams<'_>) -> Result<(), SignError> {
+        if self.cache_policy == CachePolicy::Off {
+            return Ok(());
+        }
+        let date = DateStamp::from_amz_date(&amz_date(params.time()));
+        self.signing_key(&date, params.region, params.service)
+            .map(drop)
+    }
+
     /// Signs `request` in place with an `Authorization` header, hashing its body (unless the
     /// params give a payload).
     pub fn sign_request<B: AsRef<[u8]>>(
@@ -653,4 +667,44 @@ fn apply_headers(headers: &mut http::HeaderMap, output: &SigningOutput) -> Resul
         headers.insert(X_AMZ_SECURITY_TOKEN, value);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SoftwareRootKey;
+
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+    fn params() -> SigningParams<'static> {
+        let time = time::OffsetDateTime::from_unix_timestamp(1_440_938_160).unwrap();
+        SigningParams::new("us-east-1", "service").at(time)
+    }
+
+    #[test]
+    fn prepare_derives_the_scope_key_once_so_signing_calls_no_device() {
+        let signer = Signer::new(
+            "AKIDEXAMPLE",
+            SoftwareRootKey::from_secret_access_key(SECRET),
+        );
+        signer.prepare(&params()).unwrap();
+        signer.prepare(&params()).unwrap();
+        assert_eq!(signer.root_key_calls(), 1);
+        let mut request = http::Request::get("https://example.amazonaws.com/")
+            .body(Vec::<u8>::new())
+            .unwrap();
+        signer.sign_request(&mut request, &params()).unwrap();
+        assert_eq!(signer.root_key_calls(), 1);
+    }
+
+    #[test]
+    fn prepare_does_nothing_with_the_cache_off() {
+        let signer = Signer::new(
+            "AKIDEXAMPLE",
+            SoftwareRootKey::from_secret_access_key(SECRET),
+        )
+        .with_cache_policy(CachePolicy::Off);
+        signer.prepare(&params()).unwrap();
+        assert_eq!(signer.root_key_calls(), 0);
+    }
 }
