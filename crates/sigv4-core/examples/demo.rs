@@ -23,11 +23,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     say(
         "canonical request (step 1: the request in one exact form)",
-        out.canonical_request(),
+        &out.canonical_request(),
     );
     say(
         "string to sign (step 2: its SHA-256, dated and scoped)",
-        out.string_to_sign(),
+        &out.string_to_sign(),
     );
     say(
         "Authorization header (step 3: HMAC with the derived key)",

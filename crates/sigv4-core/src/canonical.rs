@@ -87,7 +87,9 @@ impl<'a> SignableRequest<'a> {
     ) -> Self {
         let host = uri.authority().map(|authority| {
             // Most authorities are a bare host name: nothing to strip, no port to parse.
-            if !authority.as_str().contains([':', '@']) {
+            // (Two byte searches: `u8` slices search word by word, a `char` pattern does not.)
+            let bytes = authority.as_str().as_bytes();
+            if !bytes.contains(&b':') && !bytes.contains(&b'@') {
                 return authority.as_str();
             }
             let default_port = matches!(
@@ -130,29 +132,41 @@ pub(crate) enum Placement<'p> {
     },
 }
 
-/// Step one of SigV4. `Display` is exactly the bytes that are hashed (as UTF-8; header
-/// values that are not UTF-8 show as U+FFFD, see [`as_bytes`](Self::as_bytes) for the bytes).
-#[derive(Clone, PartialEq, Eq)]
-pub struct CanonicalRequest {
-    bytes: Vec<u8>,
+/// Step one of SigV4, borrowed from a [`SigningOutput`](crate::SigningOutput). `Display`
+/// is exactly the bytes that are hashed (as UTF-8; header values that are not UTF-8 show as
+/// U+FFFD, see [`as_bytes`](Self::as_bytes) for the bytes).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct CanonicalRequest<'o> {
+    bytes: &'o [u8],
+    layout: &'o CanonicalLayout,
+}
+
+/// Where the parts of a canonical request that are read again sit in its bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CanonicalLayout {
     signed_headers: Range<usize>,
+    /// Values never shown by [`CanonicalRequest::redacted`] (session token, customer keys).
     sensitive: Vec<Range<usize>>,
 }
 
-impl CanonicalRequest {
+impl<'o> CanonicalRequest<'o> {
+    pub(crate) fn new(bytes: &'o [u8], layout: &'o CanonicalLayout) -> Self {
+        Self { bytes, layout }
+    }
+
     /// The exact bytes that are hashed into the string to sign.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
+    pub fn as_bytes(&self) -> &'o [u8] {
+        self.bytes
     }
 
     /// The `SignedHeaders` list (`host;x-amz-date`).
-    pub fn signed_headers(&self) -> &str {
+    pub fn signed_headers(&self) -> &'o str {
         // Header names are checked to be visible ASCII when they are written.
-        std::str::from_utf8(&self.bytes[self.signed_headers.clone()]).unwrap_or("")
+        std::str::from_utf8(&self.bytes[self.layout.signed_headers.clone()]).unwrap_or("")
     }
 
     /// The payload hash, the last line.
-    pub fn payload_hash(&self) -> &str {
+    pub fn payload_hash(&self) -> &'o str {
         let start = self
             .bytes
             .iter()
@@ -162,94 +176,104 @@ impl CanonicalRequest {
     }
 
     /// A form for logs: the session token and customer-provided keys are replaced.
-    pub fn redacted(&self) -> Redacted<'_> {
-        Redacted(self)
+    pub fn redacted(&self) -> Redacted<'o> {
+        Redacted(*self)
     }
+}
 
-    pub(crate) fn build(
-        request: &SignableRequest<'_>,
-        settings: &SigningSettings,
-        placement: &Placement<'_>,
-        payload_hash: &str,
-    ) -> Result<Self, CanonicalError> {
-        let mut bytes = Vec::with_capacity(512);
-        bytes.extend_from_slice(request.method.as_bytes());
-        bytes.push(b'\n');
-        write_path(&mut bytes, request.path, settings);
-        bytes.push(b'\n');
+/// Appends the canonical request to `bytes` (which must be empty: the layout's positions
+/// count from its start) and says where its parts are.
+pub(crate) fn write_canonical_request(
+    bytes: &mut Vec<u8>,
+    request: &SignableRequest<'_>,
+    settings: &SigningSettings,
+    placement: &Placement<'_>,
+    payload_hash: &str,
+) -> Result<CanonicalLayout, CanonicalError> {
+    debug_assert!(bytes.is_empty());
+    bytes.extend_from_slice(request.method.as_bytes());
+    bytes.push(b'\n');
+    write_path(bytes, request.path, settings);
+    bytes.push(b'\n');
 
-        let headers = collect_headers(request, settings, placement)?;
-        let mut sensitive = Vec::new();
-        let query = request.query.unwrap_or("");
-        if query.is_empty() && matches!(placement, Placement::Headers { .. }) {
-            // Nothing to sort or encode: the common case of a header-signed request.
+    let mut headers = HeaderList::new();
+    collect_headers(&mut headers, request, settings, placement)?;
+    let mut sensitive = Vec::new();
+    let query = request.query.unwrap_or("");
+    if query.is_empty() && matches!(placement, Placement::Headers { .. }) {
+        // Nothing to sort or encode: the common case of a header-signed request.
+    } else {
+        // Presigned: the signed header list is itself a query parameter.
+        let mut signed = Vec::new();
+        if matches!(placement, Placement::Query { .. }) {
+            write_signed_names(&mut signed, &headers);
+        }
+        write_query(bytes, query, placement, &signed, settings, &mut sensitive);
+    }
+    bytes.push(b'\n');
+
+    for (i, (name, value)) in headers.iter().enumerate() {
+        let continues = i > 0 && headers[i - 1].0 == *name;
+        if continues {
+            bytes.push(b',');
         } else {
-            // Presigned: the signed header list is itself a query parameter.
-            let mut signed = Vec::new();
-            if matches!(placement, Placement::Query { .. }) {
-                write_signed_names(&mut signed, &headers);
+            if i > 0 {
+                bytes.push(b'\n');
             }
-            write_query(
-                &mut bytes,
-                query,
-                placement,
-                &signed,
-                settings,
-                &mut sensitive,
-            );
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.push(b':');
         }
-        bytes.push(b'\n');
-
-        for (i, (name, value)) in headers.iter().enumerate() {
-            let continues = i > 0 && headers[i - 1].0 == *name;
-            if continues {
-                bytes.push(b',');
-            } else {
-                if i > 0 {
-                    bytes.push(b'\n');
-                }
-                bytes.extend_from_slice(name.as_bytes());
-                bytes.push(b':');
-            }
-            let start = bytes.len();
-            write_trimmed(&mut bytes, value);
-            if SENSITIVE_HEADERS.contains(name) {
-                sensitive.push(start..bytes.len());
-            }
+        let start = bytes.len();
+        write_trimmed(bytes, value);
+        if SENSITIVE_HEADERS.contains(name) {
+            sensitive.push(start..bytes.len());
         }
-        bytes.extend_from_slice(b"\n\n");
-        let signed_start = bytes.len();
-        write_signed_names(&mut bytes, &headers);
-        let signed_headers = signed_start..bytes.len();
-        bytes.push(b'\n');
-        bytes.extend_from_slice(payload_hash.as_bytes());
-        Ok(Self {
-            bytes,
-            signed_headers,
-            sensitive,
-        })
     }
+    bytes.extend_from_slice(b"\n\n");
+    let signed_start = bytes.len();
+    write_signed_names(bytes, &headers);
+    let signed_headers = signed_start..bytes.len();
+    bytes.push(b'\n');
+    bytes.extend_from_slice(payload_hash.as_bytes());
+    Ok(CanonicalLayout {
+        signed_headers,
+        sensitive,
+    })
 }
 
-impl fmt::Display for CanonicalRequest {
+/// A first guess at the canonical request's length, so that its buffer (which the string
+/// to sign shares) is allocated once for most requests.
+pub(crate) fn size_hint(request: &SignableRequest<'_>) -> usize {
+    let headers: usize = request
+        .headers
+        .iter()
+        .map(|(name, value)| name.len() + value.len() + 2)
+        .sum();
+    // Fixed lines, the host, SigV4's own headers, the string to sign and the access key id
+    // fit in 384 bytes unless region and service names are unusually long.
+    384 + request.method.len() + request.path.len() + request.query.map_or(0, str::len) + headers
+}
+
+impl fmt::Display for CanonicalRequest<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&String::from_utf8_lossy(&self.bytes))
+        f.write_str(&String::from_utf8_lossy(self.bytes))
     }
 }
 
-impl fmt::Debug for CanonicalRequest {
+impl fmt::Debug for CanonicalRequest<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "CanonicalRequest({:?})", self.redacted().to_string())
     }
 }
 
 /// [`CanonicalRequest`] for logs: sensitive values replaced by `** redacted **`.
-pub struct Redacted<'c>(&'c CanonicalRequest);
+#[derive(Clone, Copy)]
+pub struct Redacted<'c>(CanonicalRequest<'c>);
 
 impl fmt::Display for Redacted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut at = 0;
-        for range in &self.0.sensitive {
+        for range in &self.0.layout.sensitive {
             f.write_str(&String::from_utf8_lossy(&self.0.bytes[at..range.start]))?;
             f.write_str("** redacted **")?;
             at = range.end;
@@ -299,10 +323,11 @@ type HeaderList<'r> = SmallVec<[(&'r str, &'r [u8]); 12]>;
 
 /// The headers to sign, lowercase names sorted (stable, so repeated names keep their order).
 fn collect_headers<'r>(
+    headers: &mut HeaderList<'r>,
     request: &'r SignableRequest<'_>,
     settings: &SigningSettings,
     placement: &'r Placement<'_>,
-) -> Result<HeaderList<'r>, CanonicalError> {
+) -> Result<(), CanonicalError> {
     // SigV4's own headers replace any the caller set (header placement only).
     let (own, token_signed): (&[OwnHeader<'_>], bool) = match placement {
         Placement::Headers {
@@ -332,7 +357,6 @@ fn collect_headers<'r>(
             || (!token_signed && name == names::X_AMZ_SECURITY_TOKEN)
     };
 
-    let mut headers = HeaderList::new();
     for (name, value) in &request.headers {
         let name = name.as_ref();
         if !name.bytes().all(is_token_byte) || name.is_empty() {
@@ -349,15 +373,17 @@ fn collect_headers<'r>(
         let host = request.host.ok_or(CanonicalError::NoHost)?;
         headers.push((names::HOST, host.as_bytes()));
     }
+    // SigV4's own headers are always signed (AWS requires it), so the exclusion list, which
+    // is for headers proxies change, does not apply to them; only an unsigned session token.
     for (name, value) in own {
         if let Some(value) = value
-            && !skip(name)
+            && (token_signed || *name != names::X_AMZ_SECURITY_TOKEN)
         {
             headers.push((name, value));
         }
     }
     headers.sort_by(|a, b| a.0.cmp(b.0));
-    Ok(headers)
+    Ok(())
 }
 
 /// RFC 9110 token characters, the only ones a header name may hold.
@@ -368,9 +394,11 @@ fn is_token_byte(b: u8) -> bool {
 /// Writes a header value with leading and trailing spaces removed and runs of spaces made
 /// one. Only the space character: S3 and AWS's SDKs leave tabs alone.
 fn write_trimmed(out: &mut Vec<u8>, value: &[u8]) {
-    let clean = value.first() != Some(&b' ')
-        && value.last() != Some(&b' ')
-        && !value.windows(2).any(|w| w == b"  ");
+    // Most values have no space at all: `contains` finds that with a word-wise search.
+    let clean = !value.contains(&b' ')
+        || (value.first() != Some(&b' ')
+            && value.last() != Some(&b' ')
+            && !value.windows(2).any(|w| w == b"  "));
     if clean {
         out.extend_from_slice(value);
         return;

@@ -88,14 +88,25 @@ pub(crate) fn form_decode(input: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
+/// Every byte's two lowercase hex digits: one lookup per byte instead of two per nibble.
+const fn hex_pairs() -> [[u8; 2]; 256] {
+    let mut table = [[0u8; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = [HEX_LOWER[b >> 4], HEX_LOWER[b & 15]];
+        b += 1;
+    }
+    table
+}
+static HEX_PAIRS: [[u8; 2]; 256] = hex_pairs();
+
 /// The lowercase hex of a 32-byte digest.
 pub(crate) fn hex32(bytes: &[u8; 32]) -> [u8; 64] {
-    let mut out = [0u8; 64];
-    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = HEX_LOWER[usize::from(b >> 4)];
-        pair[1] = HEX_LOWER[usize::from(b & 15)];
+    let mut out = [[0u8; 2]; 32];
+    for (pair, &b) in out.iter_mut().zip(bytes) {
+        *pair = HEX_PAIRS[usize::from(b)];
     }
-    out
+    bytemuck::cast(out)
 }
 
 /// `yyyymmddThhmmssZ`, the `X-Amz-Date` form of a UTC instant.
@@ -193,9 +204,71 @@ mod tests {
     }
 
     #[test]
+    fn hex_is_lowercase_and_in_order() {
+        let mut bytes = [0u8; 32];
+        bytes[0] = 0x0f;
+        bytes[1] = 0xa5;
+        bytes[31] = 0xff;
+        let hex = hex32(&bytes);
+        assert_eq!(&hex[..4], b"0fa5");
+        assert_eq!(&hex[60..], b"00ff");
+        let all: Vec<u8> = (0..=255u8).collect();
+        for chunk in all.chunks_exact(32) {
+            let expected: String = chunk.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = hex32(chunk.try_into().unwrap());
+            assert_eq!(std::str::from_utf8(&hex).unwrap(), expected);
+        }
+    }
+
+    #[test]
     fn amz_date_is_utc() {
         let t = time::macros::datetime!(2015-08-30 14:36:00 +02:00);
         assert_eq!(&amz_date(t), b"20150830T123600Z");
+    }
+
+    #[test]
+    fn amz_date_at_the_edges_of_days_months_and_eras() {
+        for (t, expected) in [
+            (
+                time::macros::datetime!(1970-01-01 00:00:00 UTC),
+                "19700101T000000Z",
+            ),
+            (
+                time::macros::datetime!(1969-12-31 23:59:59 UTC),
+                "19691231T235959Z",
+            ),
+            (
+                time::macros::datetime!(2000-02-29 12:00:00 UTC),
+                "20000229T120000Z",
+            ),
+            (
+                time::macros::datetime!(2100-03-01 00:00:00 UTC),
+                "21000301T000000Z",
+            ),
+            (
+                time::macros::datetime!(0000-01-01 00:00:00 UTC),
+                "00000101T000000Z",
+            ),
+            (
+                time::macros::datetime!(9999-12-31 23:59:59 UTC),
+                "99991231T235959Z",
+            ),
+        ] {
+            assert_eq!(std::str::from_utf8(&amz_date(t)).unwrap(), expected);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn amz_date_matches_the_time_crate(secs in -62_167_219_200i64..253_402_300_800) {
+            let t = time::OffsetDateTime::from_unix_timestamp(secs).unwrap();
+            let expected = format!(
+                "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+                t.year(), t.month() as u8, t.day(), t.hour(), t.minute(), t.second()
+            );
+            let ours = amz_date(t);
+            proptest::prop_assert_eq!(std::str::from_utf8(&ours).unwrap(), expected);
+        }
     }
 
     #[test]

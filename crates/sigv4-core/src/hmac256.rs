@@ -182,9 +182,12 @@ impl Sha256Stream {
     /// wiped: once finished it is the digest, which the caller owns in `out`.
     fn finish_into(mut self, out: &mut [u8; 32]) {
         let bits = self.length * 8;
+        // Zero whole words past the data (no byte-wise fill), then the rest of its last word.
+        let first_clear_word = self.buffered.div_ceil(8);
+        self.buffer[first_clear_word..].fill(0);
         let buffer = block_bytes_mut(&mut self.buffer);
+        buffer[self.buffered..(first_clear_word * 8).max(self.buffered)].fill(0);
         buffer[self.buffered] = 0x80;
-        buffer[self.buffered + 1..].fill(0);
         if self.buffered + 1 > BLOCK - 8 {
             compress(&mut self.state, buffer);
             buffer.fill(0);

@@ -7,11 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use smallvec::SmallVec;
 use zeroize::Zeroizing;
 
 use crate::cache::{CachePolicy, DerivedKeyCache, SigningKey};
-use crate::canonical::{CanonicalError, CanonicalRequest, Placement, SignableRequest, names};
+use crate::canonical::{
+    CanonicalError, CanonicalLayout, CanonicalRequest, Placement, SignableRequest, names,
+    size_hint, write_canonical_request,
+};
 use crate::encoding::{amz_date, hex32, percent_encode_into};
 use crate::hmac256::{HmacKey, bytes32, bytes32_mut};
 use crate::key::{DateStamp, KeyError, RootKey};
@@ -77,65 +79,96 @@ impl<'a> SigningParams<'a> {
     }
 }
 
-/// Step two of SigV4. `Display` is exactly the signed text.
-///
-/// Held as one buffer, `AWS4-HMAC-SHA256\n` + date + `\n` + scope + `\n` + hash, so that
-/// the HMAC reads it in one pass (whole blocks straight from the buffer).
-#[derive(Clone, PartialEq, Eq)]
-pub struct StringToSign {
-    text: SmallVec<[u8; 256]>,
-    scope_end: usize,
+/// Step two of SigV4, borrowed from a [`SigningOutput`]. `Display` is exactly the signed
+/// text: `AWS4-HMAC-SHA256\n` + date + `\n` + scope + `\n` + canonical request hash.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct StringToSign<'o> {
+    text: &'o [u8],
 }
 
-impl StringToSign {
-    const ALGORITHM_LINE: &'static [u8] = b"AWS4-HMAC-SHA256\n";
+/// Writing and reading the string to sign, whose fixed-length start puts the date and the
+/// scope at known offsets.
+mod string_to_sign {
+    use super::{DateStamp, hex32};
+
+    const ALGORITHM_LINE: &[u8] = b"AWS4-HMAC-SHA256\n";
     /// Where the 16-byte `X-Amz-Date` value starts.
-    const DATE_AT: usize = Self::ALGORITHM_LINE.len();
+    pub(super) const DATE_AT: usize = ALGORITHM_LINE.len();
     /// Where the scope starts (after the date and its newline).
-    const SCOPE_AT: usize = Self::DATE_AT + 17;
-    /// The text up to the scope; [`finish`](Self::finish) adds the hash line.
-    fn start(amz_date: &[u8; 16], date: &DateStamp, region: &str, service: &str) -> Self {
-        let mut text = SmallVec::new();
-        text.extend_from_slice(Self::ALGORITHM_LINE);
-        text.extend_from_slice(amz_date);
-        text.push(b'\n');
-        text.extend_from_slice(date.as_bytes());
-        for part in [region, service, "aws4_request"] {
-            text.push(b'/');
-            text.extend_from_slice(part.as_bytes());
-        }
-        let scope_end = text.len();
-        Self { text, scope_end }
+    pub(super) const SCOPE_AT: usize = DATE_AT + 17;
+    /// The hash line: a newline and 64 hex digits.
+    pub(super) const HASH_LINE: usize = 65;
+
+    pub(super) struct Scope<'a> {
+        pub(super) date: &'a DateStamp,
+        pub(super) region: &'a str,
+        pub(super) service: &'a str,
     }
 
-    fn finish(&mut self, canonical_request_hash: &[u8; 32]) {
-        self.text.push(b'\n');
-        self.text.extend_from_slice(&hex32(canonical_request_hash));
+    /// Appends `yyyymmdd/region/service/aws4_request`.
+    pub(super) fn write_scope(out: &mut Vec<u8>, scope: &Scope<'_>) {
+        out.extend_from_slice(scope.date.as_bytes());
+        write_scope_rest(out, scope);
     }
 
-    fn scope_bytes(&self) -> &[u8] {
-        &self.text[Self::SCOPE_AT..self.scope_end]
+    /// The scope after its date: `/region/service/aws4_request`.
+    fn write_scope_rest(out: &mut Vec<u8>, scope: &Scope<'_>) {
+        out.push(b'/');
+        out.extend_from_slice(scope.region.as_bytes());
+        out.push(b'/');
+        out.extend_from_slice(scope.service.as_bytes());
+        out.extend_from_slice(b"/aws4_request");
     }
 
-    fn amz_date(&self) -> &[u8] {
-        &self.text[Self::DATE_AT..Self::DATE_AT + 16]
+    /// Appends the whole string to sign. The fixed-length parts are assembled on the stack
+    /// and appended whole: a dozen small appends cost more than the hashing of a block.
+    pub(super) fn write(
+        out: &mut Vec<u8>,
+        amz_date: &[u8; 16],
+        scope: &Scope<'_>,
+        canonical_hash: &[u8; 32],
+    ) {
+        let mut head = [b'\n'; SCOPE_AT + 8];
+        head[..DATE_AT].copy_from_slice(ALGORITHM_LINE);
+        head[DATE_AT..DATE_AT + 16].copy_from_slice(amz_date);
+        head[SCOPE_AT..].copy_from_slice(scope.date.as_bytes());
+        out.extend_from_slice(&head);
+        write_scope_rest(out, scope);
+        let mut tail = [b'\n'; HASH_LINE];
+        tail[1..].copy_from_slice(&hex32(canonical_hash));
+        out.extend_from_slice(&tail);
+    }
+}
+
+impl<'o> StringToSign<'o> {
+    fn scope_bytes(&self) -> &'o [u8] {
+        &self.text[string_to_sign::SCOPE_AT..self.text.len() - string_to_sign::HASH_LINE]
+    }
+
+    fn amz_date(&self) -> &'o [u8] {
+        &self.text[string_to_sign::DATE_AT..string_to_sign::DATE_AT + 16]
+    }
+
+    /// The exact bytes that are signed.
+    pub fn as_bytes(&self) -> &'o [u8] {
+        self.text
     }
 
     /// The credential scope, `yyyymmdd/region/service/aws4_request`.
-    pub fn scope(&self) -> &str {
+    pub fn scope(&self) -> &'o str {
         // Built from a date, region and service that are all `&str`.
         std::str::from_utf8(self.scope_bytes()).unwrap_or_default()
     }
 }
 
-impl fmt::Display for StringToSign {
+impl fmt::Display for StringToSign<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Every part is ASCII: a fixed literal, digits, the scope, hex.
-        f.write_str(&String::from_utf8_lossy(&self.text))
+        f.write_str(&String::from_utf8_lossy(self.text))
     }
 }
 
-impl fmt::Debug for StringToSign {
+impl fmt::Debug for StringToSign<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "StringToSign({:?})", self.to_string())
     }
@@ -165,12 +198,16 @@ impl fmt::Debug for Signature {
 }
 
 /// Everything one signature produced: the three stages, and what goes on the request.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SigningOutput {
-    canonical_request: CanonicalRequest,
-    string_to_sign: StringToSign,
+    /// The canonical request, the string to sign, then the access key id: one allocation.
+    text: Vec<u8>,
+    /// Where the string to sign starts in `text`.
+    string_to_sign_at: usize,
+    /// Where the access key id starts in `text`.
+    access_key_id_at: usize,
+    canonical_layout: CanonicalLayout,
     signature: Signature,
-    access_key_id: Arc<str>,
     session_token: Option<SessionToken>,
     kind: OutputKind,
 }
@@ -225,14 +262,35 @@ impl fmt::Debug for Addition {
     }
 }
 
+impl fmt::Debug for SigningOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningOutput")
+            .field("canonical_request", &self.canonical_request())
+            .field("string_to_sign", &self.string_to_sign())
+            .field("signature", &self.signature)
+            .field("access_key_id", &self.access_key_id())
+            .field("session_token", &self.session_token)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
 impl SigningOutput {
     /// Step one.
-    pub fn canonical_request(&self) -> &CanonicalRequest {
-        &self.canonical_request
+    pub fn canonical_request(&self) -> CanonicalRequest<'_> {
+        CanonicalRequest::new(&self.text[..self.string_to_sign_at], &self.canonical_layout)
     }
     /// Step two.
-    pub fn string_to_sign(&self) -> &StringToSign {
-        &self.string_to_sign
+    pub fn string_to_sign(&self) -> StringToSign<'_> {
+        StringToSign {
+            text: &self.text[self.string_to_sign_at..self.access_key_id_at],
+        }
+    }
+
+    /// The access key id the signature was made for.
+    pub fn access_key_id(&self) -> &str {
+        // Copied from the signer's `String`.
+        std::str::from_utf8(&self.text[self.access_key_id_at..]).unwrap_or_default()
     }
     /// Step three.
     pub fn signature(&self) -> Signature {
@@ -252,22 +310,26 @@ impl SigningOutput {
     }
 
     fn authorization_bytes(&self) -> Vec<u8> {
-        let signed_headers = self.canonical_request.signed_headers().as_bytes();
-        let parts = [
-            names::ALGORITHM.as_bytes(),
-            b" Credential=",
-            self.access_key_id.as_bytes(),
-            b"/",
-            self.string_to_sign.scope_bytes(),
-            b", SignedHeaders=",
-            signed_headers,
-            b", Signature=",
-            &hex32(&self.signature.0),
-        ];
+        const HEAD: &[u8] = b"AWS4-HMAC-SHA256 Credential=";
+        const SIGNED_HEADERS: &[u8] = b", SignedHeaders=";
+        const SIGNATURE: &[u8; 12] = b", Signature=";
+        let akid = &self.text[self.access_key_id_at..];
+        let scope = self.string_to_sign().scope_bytes();
+        let signed_headers = self.canonical_request().signed_headers().as_bytes();
+        let mut tail = [0u8; SIGNATURE.len() + 64];
+        tail[..SIGNATURE.len()].copy_from_slice(SIGNATURE);
+        tail[SIGNATURE.len()..].copy_from_slice(&hex32(&self.signature.0));
         // Exactly the length: a Vec with spare capacity costs `Bytes::from` (and so the
         // header value) a second allocation.
-        let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
-        parts.iter().for_each(|part| out.extend_from_slice(part));
+        let len = HEAD.len() + akid.len() + 1 + scope.len();
+        let mut out = Vec::with_capacity(len + SIGNED_HEADERS.len() + signed_headers.len() + 76);
+        out.extend_from_slice(HEAD);
+        out.extend_from_slice(akid);
+        out.push(b'/');
+        out.extend_from_slice(scope);
+        out.extend_from_slice(SIGNED_HEADERS);
+        out.extend_from_slice(signed_headers);
+        out.extend_from_slice(&tail);
         out
     }
 
@@ -279,7 +341,7 @@ impl SigningOutput {
             value: value.to_owned(),
             sensitive: false,
         };
-        let date = std::str::from_utf8(self.string_to_sign.amz_date()).unwrap_or_default();
+        let date = std::str::from_utf8(self.string_to_sign().amz_date()).unwrap_or_default();
         let mut out = Vec::with_capacity(7);
         let token_name = match self.kind {
             OutputKind::Headers { content_sha256 } => {
@@ -290,20 +352,21 @@ impl SigningOutput {
                     sensitive: false,
                 });
                 if content_sha256 {
-                    let hash = self.canonical_request.payload_hash();
+                    let hash = self.canonical_request().payload_hash();
                     out.push(add(names::X_AMZ_CONTENT_SHA256, hash));
                 }
                 names::X_AMZ_SECURITY_TOKEN
             }
             OutputKind::Presigned { expires_secs } => {
-                let credential = format!("{}/{}", self.access_key_id, self.string_to_sign.scope());
+                let credential =
+                    format!("{}/{}", self.access_key_id(), self.string_to_sign().scope());
                 out.push(add("X-Amz-Algorithm", names::ALGORITHM));
                 out.push(add("X-Amz-Credential", &credential));
                 out.push(add("X-Amz-Date", date));
                 out.push(add("X-Amz-Expires", &expires_secs.to_string()));
                 out.push(add(
                     "X-Amz-SignedHeaders",
-                    self.canonical_request.signed_headers(),
+                    self.canonical_request().signed_headers(),
                 ));
                 out.push(add("X-Amz-Signature", &self.signature.to_string()));
                 "X-Amz-Security-Token"
@@ -521,9 +584,11 @@ impl Signer {
                 hash
             }
         };
-        // The string to sign up to the scope now: a presigned URL's credential needs the scope.
-        let mut string_to_sign =
-            StringToSign::start(&amz_date, &date, params.region, params.service);
+        let scope = string_to_sign::Scope {
+            date: &date,
+            region: params.region,
+            service: params.service,
+        };
         let credential;
         let token = self.session_token.as_ref().map(|t| t.0.as_str());
         let placement = match presign {
@@ -537,7 +602,11 @@ impl Signer {
                 if secs == 0 || expires > MAX_PRESIGN_EXPIRY || expires.subsec_nanos() != 0 {
                     return Err(SignError::InvalidExpiry(secs));
                 }
-                credential = format!("{}/{}", self.access_key_id, string_to_sign.scope());
+                let mut text = self.access_key_id.as_bytes().to_vec();
+                text.push(b'/');
+                string_to_sign::write_scope(&mut text, &scope);
+                // An access key id and a scope made of `&str`s.
+                credential = String::from_utf8(text).unwrap_or_default();
                 Placement::Query {
                     amz_date: &amz_date,
                     credential: &credential,
@@ -546,24 +615,30 @@ impl Signer {
                 }
             }
         };
-        let canonical_request =
-            CanonicalRequest::build(request, &self.settings, &placement, payload_hash)?;
-        string_to_sign.finish(&Sha256::digest(canonical_request.as_bytes()).into());
+        let mut text = Vec::with_capacity(size_hint(request));
+        let canonical_layout =
+            write_canonical_request(&mut text, request, &self.settings, &placement, payload_hash)?;
+        let string_to_sign_at = text.len();
+        let canonical_hash = Sha256::digest(&text).into();
+        string_to_sign::write(&mut text, &amz_date, &scope, &canonical_hash);
         let key = self.signing_key(&date, params.region, params.service)?;
-        let signature = Signature(key.0.mac(&[&string_to_sign.text]));
-        let kind = match (presign, &placement) {
-            (Some(expires), _) => OutputKind::Presigned {
+        let signature = Signature(key.0.mac(&[&text[string_to_sign_at..]]));
+        let access_key_id_at = text.len();
+        text.extend_from_slice(self.access_key_id.as_bytes());
+        let kind = match presign {
+            Some(expires) => OutputKind::Presigned {
                 expires_secs: expires.as_secs(),
             },
-            (None, _) => OutputKind::Headers {
+            None => OutputKind::Headers {
                 content_sha256: self.settings.content_sha256_header,
             },
         };
         Ok(SigningOutput {
-            canonical_request,
-            string_to_sign,
+            text,
+            string_to_sign_at,
+            access_key_id_at,
+            canonical_layout,
             signature,
-            access_key_id: Arc::clone(&self.access_key_id),
             session_token: self.session_token.clone(),
             kind,
         })
@@ -652,12 +727,12 @@ fn apply_headers(headers: &mut http::HeaderMap, output: &SigningOutput) -> Resul
     let ascii =
         |bytes: &[u8]| HeaderValue::from_bytes(bytes).map_err(|_| SignError::InvalidPayloadHash);
     headers.reserve(4);
-    headers.insert(X_AMZ_DATE, ascii(output.string_to_sign.amz_date())?);
+    headers.insert(X_AMZ_DATE, ascii(output.string_to_sign().amz_date())?);
     let authorization = HeaderValue::try_from(output.authorization_bytes())
         .map_err(|_| SignError::InvalidHeaderName("authorization".into()))?;
     headers.insert(http::header::AUTHORIZATION, authorization);
     if content_sha256 {
-        let hash = ascii(output.canonical_request.payload_hash().as_bytes())?;
+        let hash = ascii(output.canonical_request().payload_hash().as_bytes())?;
         headers.insert(X_AMZ_CONTENT_SHA256, hash);
     }
     if let Some(token) = &output.session_token {
