@@ -80,6 +80,7 @@ impl HmacKey {
     }
 
     /// HMAC of the concatenation of `parts`.
+    #[cfg(test)]
     pub(crate) fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
         let mut out = [0; 32];
         self.mac_into(parts, &mut out);
@@ -93,31 +94,86 @@ impl HmacKey {
     /// blocks are built in place and compressed directly, without the streaming buffer.
     pub(crate) fn mac_into(&self, parts: &[&[u8]], out: &mut [u8; 32]) {
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        let mut inner_digest: Key32 = [0; 4];
-        if total <= BLOCK - 9 {
-            let mut block: Block = [0; BLOCK / 8];
-            let bytes = block_bytes_mut(&mut block);
-            let mut at = 0;
+        if total > BLOCK - 9 {
+            let mut mac = self.begin();
             for part in parts {
-                bytes[at..at + part.len()].copy_from_slice(part);
-                at += part.len();
+                mac.update(part);
             }
-            final_block(self.inner, bytes, total, bytes32_mut(&mut inner_digest));
-            block.zeroize();
-        } else {
-            let mut inner = Sha256Stream::resume(self.inner);
-            for part in parts {
-                inner.update(part);
-            }
-            inner.finish_into(bytes32_mut(&mut inner_digest));
+            mac.finish_into(out);
+            return;
         }
+        let mut inner_digest: Key32 = [0; 4];
         let mut block: Block = [0; BLOCK / 8];
         let bytes = block_bytes_mut(&mut block);
-        bytes[..32].copy_from_slice(bytes32(&inner_digest));
-        final_block(self.outer, bytes, 32, out);
+        let mut at = 0;
+        for part in parts {
+            bytes[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        final_block(self.inner, bytes, total, bytes32_mut(&mut inner_digest));
         block.zeroize();
+        self.finish_outer(&inner_digest, out);
         inner_digest.zeroize();
     }
+
+    /// An HMAC fed in pieces: for a message whose later bytes are not known yet, so that
+    /// the blocks already known can be hashed first.
+    pub(crate) fn begin(&self) -> MacStream<'_> {
+        MacStream {
+            key: self,
+            inner: Sha256Stream::resume(self.inner),
+        }
+    }
+
+    fn finish_outer(&self, inner_digest: &Key32, out: &mut [u8; 32]) {
+        let mut block: Block = [0; BLOCK / 8];
+        let bytes = block_bytes_mut(&mut block);
+        bytes[..32].copy_from_slice(bytes32(inner_digest));
+        final_block(self.outer, bytes, 32, out);
+        block.zeroize();
+    }
+}
+
+/// An HMAC in progress (see [`HmacKey::begin`]). Its state is wiped on drop.
+pub(crate) struct MacStream<'k> {
+    key: &'k HmacKey,
+    inner: Sha256Stream,
+}
+
+impl MacStream<'_> {
+    /// Appends to the message. Whole blocks are compressed straight from `data`.
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        self.inner.update(data);
+    }
+
+    /// The HMAC of everything given to [`MacStream::update`].
+    pub(crate) fn finish(mut self) -> [u8; 32] {
+        let mut out = [0; 32];
+        self.finish_into(&mut out);
+        out
+    }
+
+    fn finish_into(&mut self, out: &mut [u8; 32]) {
+        let mut inner_digest: Key32 = [0; 4];
+        self.inner.finish_into(bytes32_mut(&mut inner_digest));
+        self.key.finish_outer(&inner_digest, out);
+        inner_digest.zeroize();
+    }
+}
+
+/// SHA-256 of `data` in one call, on the same code path as the HMACs (so a signature runs
+/// one SHA-256 routine, not two).
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut out = [0; 32];
+    let mut stream = Sha256Stream {
+        state: INITIAL_STATE,
+        buffer: [0; BLOCK / 8],
+        buffered: 0,
+        length: 0,
+    };
+    stream.update(data);
+    stream.finish_into(&mut out);
+    out
 }
 
 /// Finishes a hash whose state has absorbed exactly one block (a pad) and whose remaining
@@ -136,7 +192,7 @@ fn write_digest(state: &[u32; 8], out: &mut [u8; 32]) {
     }
 }
 
-/// SHA-256 continuing from a state that has already absorbed one block (a pad).
+/// SHA-256 from a state: the initial one, or a pad state that has absorbed one block.
 struct Sha256Stream {
     state: [u32; 8],
     buffer: Block,
@@ -178,9 +234,8 @@ impl Sha256Stream {
         self.buffered = rest.len();
     }
 
-    /// Pads, finishes, writes the digest to `out` and wipes the buffer. The state is not
-    /// wiped: once finished it is the digest, which the caller owns in `out`.
-    fn finish_into(mut self, out: &mut [u8; 32]) {
+    /// Pads, finishes and writes the digest to `out`. Call once; drop wipes the rest.
+    fn finish_into(&mut self, out: &mut [u8; 32]) {
         let bits = self.length * 8;
         // Zero whole words past the data (no byte-wise fill), then the rest of its last word.
         let first_clear_word = self.buffered.div_ceil(8);
@@ -195,6 +250,13 @@ impl Sha256Stream {
         buffer[BLOCK - 8..].copy_from_slice(&bits.to_be_bytes());
         compress(&mut self.state, buffer);
         write_digest(&self.state, out);
+    }
+}
+
+impl Drop for Sha256Stream {
+    /// The state of an unfinished HMAC is keyed: wipe it with the buffer.
+    fn drop(&mut self) {
+        self.state.zeroize();
         self.buffer.zeroize();
     }
 }
@@ -224,6 +286,31 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn sha256_matches_the_sha2_crate(data in prop::collection::vec(any::<u8>(), 0..300)) {
+            let expected: [u8; 32] = <Sha256 as sha2::Digest>::digest(&data).into();
+            prop_assert_eq!(super::sha256(&data), expected);
+        }
+
+        #[test]
+        fn a_stream_in_pieces_matches_the_hmac_crate(
+            key in prop::collection::vec(any::<u8>(), 0..100),
+            data in prop::collection::vec(any::<u8>(), 0..300),
+            cuts in prop::collection::vec(0usize..300, 0..4),
+        ) {
+            let key_state = HmacKey::new(&key);
+            let mut mac = key_state.begin();
+            let mut at = 0;
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.sort_unstable();
+            for cut in cuts {
+                mac.update(&data[at..cut]);
+                at = cut;
+            }
+            mac.update(&data[at..]);
+            prop_assert_eq!(mac.finish(), reference(&key, &data));
+        }
+
         #[test]
         fn matches_the_hmac_crate(
             key in prop::collection::vec(any::<u8>(), 0..150),

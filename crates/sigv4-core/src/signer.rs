@@ -15,7 +15,7 @@ use crate::canonical::{
     size_hint, write_canonical_request,
 };
 use crate::encoding::{amz_date, hex32, percent_encode_into};
-use crate::hmac256::{HmacKey, bytes32, bytes32_mut};
+use crate::hmac256::{HmacKey, bytes32, bytes32_mut, sha256};
 use crate::key::{DateStamp, KeyError, RootKey};
 use crate::settings::SigningSettings;
 
@@ -89,7 +89,7 @@ pub struct StringToSign<'o> {
 /// Writing and reading the string to sign, whose fixed-length start puts the date and the
 /// scope at known offsets.
 mod string_to_sign {
-    use super::{DateStamp, hex32};
+    use super::DateStamp;
 
     const ALGORITHM_LINE: &[u8] = b"AWS4-HMAC-SHA256\n";
     /// Where the 16-byte `X-Amz-Date` value starts.
@@ -120,23 +120,16 @@ mod string_to_sign {
         out.extend_from_slice(b"/aws4_request");
     }
 
-    /// Appends the whole string to sign. The fixed-length parts are assembled on the stack
-    /// and appended whole: a dozen small appends cost more than the hashing of a block.
-    pub(super) fn write(
-        out: &mut Vec<u8>,
-        amz_date: &[u8; 16],
-        scope: &Scope<'_>,
-        canonical_hash: &[u8; 32],
-    ) {
-        let mut head = [b'\n'; SCOPE_AT + 8];
-        head[..DATE_AT].copy_from_slice(ALGORITHM_LINE);
-        head[DATE_AT..DATE_AT + 16].copy_from_slice(amz_date);
-        head[SCOPE_AT..].copy_from_slice(scope.date.as_bytes());
-        out.extend_from_slice(&head);
+    /// Appends the string to sign up to its last line, the canonical request's hash, which
+    /// the caller appends (as hex) once known. Every piece but the region and service has a
+    /// length known at compile time, so those appends are inlined moves, not `memcpy` calls.
+    pub(super) fn write_head(out: &mut Vec<u8>, amz_date: &[u8; 16], scope: &Scope<'_>) {
+        out.extend_from_slice(ALGORITHM_LINE);
+        out.extend_from_slice(amz_date);
+        out.push(b'\n');
+        out.extend_from_slice(scope.date.as_bytes());
         write_scope_rest(out, scope);
-        let mut tail = [b'\n'; HASH_LINE];
-        tail[1..].copy_from_slice(&hex32(canonical_hash));
-        out.extend_from_slice(&tail);
+        out.push(b'\n');
     }
 }
 
@@ -619,10 +612,18 @@ impl Signer {
         let canonical_layout =
             write_canonical_request(&mut text, request, &self.settings, &placement, payload_hash)?;
         let string_to_sign_at = text.len();
-        let canonical_hash = Sha256::digest(&text).into();
-        string_to_sign::write(&mut text, &amz_date, &scope, &canonical_hash);
+        string_to_sign::write_head(&mut text, &amz_date, &scope);
         let key = self.signing_key(&date, params.region, params.service)?;
-        let signature = Signature(key.0.mac(&[&text[string_to_sign_at..]]));
+        // The string to sign's first block(s) do not depend on the canonical request's
+        // hash: hashing them just before it lets the CPU run the two SHA-256 chains side by
+        // side (each block is a chain of dependent rounds, so alone it idles the unit).
+        let mut mac = key.0.begin();
+        let known = (text.len() - string_to_sign_at) / 64 * 64;
+        mac.update(&text[string_to_sign_at..string_to_sign_at + known]);
+        let canonical_hash = sha256(&text[..string_to_sign_at]);
+        text.extend_from_slice(&hex32(&canonical_hash));
+        mac.update(&text[string_to_sign_at + known..]);
+        let signature = Signature(mac.finish());
         let access_key_id_at = text.len();
         text.extend_from_slice(self.access_key_id.as_bytes());
         let kind = match presign {
