@@ -161,7 +161,11 @@ impl<'o> CanonicalRequest<'o> {
     /// The `SignedHeaders` list (`host;x-amz-date`).
     pub fn signed_headers(&self) -> &'o str {
         // Header names are checked to be visible ASCII when they are written.
-        std::str::from_utf8(&self.bytes[self.layout.signed_headers.clone()]).unwrap_or("")
+        std::str::from_utf8(self.signed_headers_bytes()).unwrap_or("")
+    }
+
+    pub(crate) fn signed_headers_bytes(&self) -> &'o [u8] {
+        &self.bytes[self.layout.signed_headers.clone()]
     }
 
     /// The payload hash, the last line.

@@ -308,7 +308,7 @@ impl SigningOutput {
         const SIGNATURE: &[u8; 12] = b", Signature=";
         let akid = &self.text[self.access_key_id_at..];
         let scope = self.string_to_sign().scope_bytes();
-        let signed_headers = self.canonical_request().signed_headers().as_bytes();
+        let signed_headers = self.canonical_request().signed_headers_bytes();
         let mut tail = [0u8; SIGNATURE.len() + 64];
         tail[..SIGNATURE.len()].copy_from_slice(SIGNATURE);
         tail[SIGNATURE.len()..].copy_from_slice(&hex32(&self.signature.0));
