@@ -58,8 +58,7 @@ impl HmacKey {
     pub(crate) fn new(key: &[u8]) -> Self {
         let mut hashed: Key32 = [0; 4];
         let key = if key.len() > BLOCK {
-            let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(key).into();
-            *bytes32_mut(&mut hashed) = digest;
+            sha256_into(key, bytes32_mut(&mut hashed));
             &bytes32(&hashed)[..]
         } else {
             key
@@ -121,7 +120,7 @@ impl HmacKey {
     pub(crate) fn begin(&self) -> MacStream<'_> {
         MacStream {
             key: self,
-            inner: Sha256Stream::resume(self.inner),
+            inner: Sha256Stream::new(self.inner, BLOCK as u64),
         }
     }
 
@@ -165,15 +164,15 @@ impl MacStream<'_> {
 /// one SHA-256 routine, not two).
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     let mut out = [0; 32];
-    let mut stream = Sha256Stream {
-        state: INITIAL_STATE,
-        buffer: [0; BLOCK / 8],
-        buffered: 0,
-        length: 0,
-    };
-    stream.update(data);
-    stream.finish_into(&mut out);
+    sha256_into(data, &mut out);
     out
+}
+
+/// [`sha256`] into a buffer the caller owns (and wipes, when the input is secret).
+fn sha256_into(data: &[u8], out: &mut [u8; 32]) {
+    let mut stream = Sha256Stream::new(INITIAL_STATE, 0);
+    stream.update(data);
+    stream.finish_into(out);
 }
 
 /// Finishes a hash whose state has absorbed exactly one block (a pad) and whose remaining
@@ -201,12 +200,13 @@ struct Sha256Stream {
 }
 
 impl Sha256Stream {
-    fn resume(state: [u32; 8]) -> Self {
+    /// A hash whose state is `state`, after `absorbed` bytes (0, or one pad block).
+    fn new(state: [u32; 8], absorbed: u64) -> Self {
         Self {
             state,
             buffer: [0; BLOCK / 8],
             buffered: 0,
-            length: BLOCK as u64,
+            length: absorbed,
         }
     }
 
