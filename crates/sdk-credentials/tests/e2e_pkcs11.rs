@@ -35,11 +35,15 @@ fn token_key() -> Pkcs11RootKey {
     let conf = std::path::PathBuf::from(std::env::var_os("SOFTHSM2_CONF").expect("SOFTHSM2_CONF"));
     let lock = std::fs::File::create(conf.with_file_name("token-init.lock")).unwrap();
     lock.lock().unwrap();
+    // A slot whose token can't be read is being written by another process: not the free one.
     let free = ctx
         .get_slots_with_token()
         .unwrap()
         .into_iter()
-        .find(|s| !ctx.get_token_info(*s).unwrap().token_initialized())
+        .find(|s| {
+            ctx.get_token_info(*s)
+                .is_ok_and(|info| !info.token_initialized())
+        })
         .expect("SoftHSM offers a free slot");
     ctx.init_token(free, &SecretString::from(SO_PIN), &label)
         .unwrap();
@@ -47,15 +51,19 @@ fn token_key() -> Pkcs11RootKey {
         .get_slots_with_initialized_token()
         .unwrap()
         .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label() == label)
+        .find(|s| {
+            ctx.get_token_info(*s)
+                .is_ok_and(|info| info.label() == label)
+        })
         .unwrap();
-    drop(lock);
+    // Setting the user PIN rewrites the token's files too: still under the lock.
     let session = ctx.open_rw_session(slot).unwrap();
     session
         .login(UserType::So, Some(&SecretString::from(SO_PIN)))
         .unwrap();
     session.init_pin(&SecretString::from(USER_PIN)).unwrap();
     drop(session);
+    drop(lock);
 
     let mut uri = Pkcs11Uri::default();
     uri.token = Some(label);

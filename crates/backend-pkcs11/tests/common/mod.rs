@@ -87,22 +87,29 @@ impl TestToken {
         if label.len() > 32 {
             label = label[label.len() - 32..].to_owned();
         }
+        // The lock is held until the user PIN is set: that rewrites the token's files too.
         let lock = token_init_lock();
+        // A slot whose token can't be read is being written by another process right now
+        // (not every writer takes the lock): it is not the free one.
         let free = ctx
             .get_slots_with_token()
             .unwrap()
             .into_iter()
-            .find(|s| !ctx.get_token_info(*s).unwrap().token_initialized())
+            .find(|s| {
+                ctx.get_token_info(*s)
+                    .is_ok_and(|info| !info.token_initialized())
+            })
             .expect("SoftHSM offers a free slot");
         ctx.init_token(free, &SecretString::from(SO_PIN), &label)
             .unwrap();
-        drop(lock);
         let token = Self { label, ctx };
         let session = token.ctx.open_rw_session(token.slot()).unwrap();
         session
             .login(UserType::So, Some(&SecretString::from(SO_PIN)))
             .unwrap();
         session.init_pin(&SecretString::from(USER_PIN)).unwrap();
+        drop(session);
+        drop(lock);
         token
     }
 
