@@ -1,4 +1,5 @@
-//! Shared setup for the SoftHSM tests and benches: where the module is, and a fresh token.
+//! Shared setup for the SoftHSM tests and benches (this crate's, and sdk-credentials' PKCS#11
+//! test, which includes this file): where the module is, and a fresh token.
 //!
 //! `cargo xtask e2e` exports `SOFTHSM2_CONF` (a private token directory) and
 //! `KEYHOLD_TEST_PKCS11_MODULE` (the SoftHSM module). Each test makes its own token with a
