@@ -12,7 +12,8 @@
 use sha2::digest::generic_array::GenericArray;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-const BLOCK: usize = 64;
+/// The SHA-256 block size.
+pub(crate) const BLOCK: usize = 64;
 
 /// A SHA-256 block stored as words (see the module docs).
 type Block = [u64; BLOCK / 8];

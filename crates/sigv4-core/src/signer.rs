@@ -15,7 +15,7 @@ use crate::canonical::{
     size_hint, write_canonical_request,
 };
 use crate::encoding::{amz_date, hex32, percent_encode_into};
-use crate::hmac256::{HmacKey, bytes32, bytes32_mut, sha256};
+use crate::hmac256::{BLOCK, HmacKey, bytes32, bytes32_mut, sha256};
 use crate::key::{DateStamp, KeyError, RootKey};
 use crate::settings::SigningSettings;
 
@@ -618,7 +618,7 @@ impl Signer {
         // hash: hashing them just before it lets the CPU run the two SHA-256 chains side by
         // side (each block is a chain of dependent rounds, so alone it idles the unit).
         let mut mac = key.0.begin();
-        let known = (text.len() - string_to_sign_at) / 64 * 64;
+        let known = (text.len() - string_to_sign_at) / BLOCK * BLOCK;
         mac.update(&text[string_to_sign_at..string_to_sign_at + known]);
         let canonical_hash = sha256(&text[..string_to_sign_at]);
         text.extend_from_slice(&hex32(&canonical_hash));
