@@ -2,12 +2,17 @@
 //!
 //! - `pkcs11-cache-off`: a full SigV4 signature of get-vanilla with the cache off (one token
 //!   HMAC per signature) through keyhold (`keyhold`), against a bare cryptoki `C_Sign` loop
-//!   on the same key in one session (`bare-c-sign`). Goal: keyhold >= 0.9x bare.
+//!   on the same key in one session (`bare-c-sign`). Goal: keyhold >= 0.9x bare. The same
+//!   signer on a minimal RootKey (`minimal-root-key`: one session behind a lock, `C_Sign`,
+//!   nothing else) shows what keyhold's pool, checks and repair cost in place.
 //! - `pkcs11-cache-on`: the same signature with the per-scope cache (the token is called once
 //!   per scope per day) through the token key (`keyhold`) and the software key (`software`).
 //!   Goal: token >= 0.9x software.
 //! - `pkcs11-date-key`: `RootKey::date_key` alone (pool checkout, C_Sign, checkin) against the
 //!   bare loop, to show what the pool costs.
+//!
+//! Every row runs in [`ROUNDS`] short rounds (ids `group/row/round`), all groups in turn
+//! within a round; `cargo xtask bench` takes each ratio per round and reports the median.
 //!
 //! Needs SoftHSM like the e2e tests: `SOFTHSM2_CONF` (a private token directory) and
 //! `KEYHOLD_TEST_PKCS11_MODULE`; `cargo xtask bench` sets both. It creates its own token.
@@ -17,15 +22,19 @@
 mod common;
 
 use std::hint::black_box;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use backend_pkcs11::{OpenOptions, Pkcs11RootKey};
 use common::{SUITE_ACCESS_KEY_ID, SUITE_SECRET, TestToken, USER_PIN};
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Bencher, BenchmarkId, Criterion, criterion_group, criterion_main};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, ObjectClass};
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
 use secrecy::SecretString;
-use sigv4_core::{CachePolicy, DateStamp, RootKey, Signer, SigningParams, SoftwareRootKey};
+use sigv4_core::{
+    CachePolicy, DateKey, DateStamp, KeyError, RootKey, Signer, SigningParams, SoftwareRootKey,
+};
 
 const UNIX_TIME: i64 = 1_440_938_160; // 2015-08-30T12:36:00Z, the suite's time
 
@@ -40,6 +49,29 @@ fn sign(signer: &Signer, request: &mut http::Request<Vec<u8>>) {
     let time = time::OffsetDateTime::from_unix_timestamp(UNIX_TIME).expect("time");
     let params = SigningParams::new("us-east-1", "service").at(time);
     signer.sign_request(request, &params).expect("sign");
+}
+
+/// The least a PKCS#11 RootKey can be: one session behind a lock and `C_Sign`. No pool, no
+/// checks, no repair: a yardstick for [`Pkcs11RootKey`], not something to sign with.
+struct MinimalRootKey {
+    session: Mutex<Session>,
+    key: ObjectHandle,
+}
+
+impl std::fmt::Debug for MinimalRootKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MinimalRootKey")
+    }
+}
+
+impl RootKey for MinimalRootKey {
+    fn date_key(&self, date: &DateStamp) -> Result<DateKey, KeyError> {
+        let session = self.session.lock().expect("lock");
+        let mac = session
+            .sign(&Mechanism::Sha256Hmac, self.key, date.as_bytes())
+            .expect("C_Sign");
+        Ok(DateKey::from_slice(&mac).expect("32 bytes"))
+    }
 }
 
 fn benches(c: &mut Criterion) {
@@ -69,15 +101,11 @@ fn benches(c: &mut Criterion) {
     };
 
     let off = Signer::new(SUITE_ACCESS_KEY_ID, open()).with_cache_policy(CachePolicy::Off);
-    let mut group = c.benchmark_group("pkcs11-cache-off");
-    // Token calls are slow and a shared machine is noisy: measure longer than the default.
-    group.measurement_time(Duration::from_secs(10));
-    group.bench_function("keyhold", |b| {
-        b.iter_batched_ref(get_vanilla, |r| sign(&off, r), BatchSize::SmallInput)
-    });
-    group.bench_function("bare-c-sign", |b| b.iter(bare));
-    group.finish();
-
+    let minimal = MinimalRootKey {
+        session: Mutex::new(token.user_session()),
+        key,
+    };
+    let minimal = Signer::new(SUITE_ACCESS_KEY_ID, minimal).with_cache_policy(CachePolicy::Off);
     let warm = Signer::new(SUITE_ACCESS_KEY_ID, open());
     let software = Signer::new(
         SUITE_ACCESS_KEY_ID,
@@ -85,27 +113,68 @@ fn benches(c: &mut Criterion) {
     );
     sign(&warm, &mut get_vanilla());
     sign(&software, &mut get_vanilla());
-    let mut group = c.benchmark_group("pkcs11-cache-on");
-    group.bench_function("keyhold", |b| {
+    let root = open();
+
+    let mut off_row = |b: &mut Bencher<'_>| {
+        b.iter_batched_ref(get_vanilla, |r| sign(&off, r), BatchSize::SmallInput)
+    };
+    let mut bare_row = |b: &mut Bencher<'_>| b.iter(bare);
+    let mut minimal_row = |b: &mut Bencher<'_>| {
+        b.iter_batched_ref(get_vanilla, |r| sign(&minimal, r), BatchSize::SmallInput)
+    };
+    let mut warm_row = |b: &mut Bencher<'_>| {
         b.iter_batched_ref(get_vanilla, |r| sign(&warm, r), BatchSize::SmallInput)
-    });
-    group.bench_function("software", |b| {
+    };
+    let mut software_row = |b: &mut Bencher<'_>| {
         b.iter_batched_ref(get_vanilla, |r| sign(&software, r), BatchSize::SmallInput)
-    });
-    group.finish();
+    };
+    let mut date_key_row =
+        |b: &mut Bencher<'_>| b.iter(|| root.date_key(black_box(&date)).expect("date_key"));
+    // Each group runs in short rounds, one after another: this machine's speed drifts by tens
+    // of percent over seconds, so a ratio is taken per round (both rows in the same few
+    // seconds) and `cargo xtask bench` reports the median over the rounds.
+    for n in 1..=ROUNDS {
+        let off_rows: &mut [Row<'_>] = &mut [
+            ("keyhold", &mut off_row),
+            ("bare-c-sign", &mut bare_row),
+            ("minimal-root-key", &mut minimal_row),
+        ];
+        round(c, "pkcs11-cache-off", n, off_rows);
+        let on_rows: &mut [Row<'_>] =
+            &mut [("keyhold", &mut warm_row), ("software", &mut software_row)];
+        round(c, "pkcs11-cache-on", n, on_rows);
+        let date_rows: &mut [Row<'_>] = &mut [
+            ("keyhold", &mut date_key_row),
+            ("bare-c-sign", &mut bare_row),
+        ];
+        round(c, "pkcs11-date-key", n, date_rows);
+    }
     assert_eq!(
         warm.root_key_calls(),
         1,
         "cache on: one token call for one scope"
     );
+}
 
-    let root = open();
-    let mut group = c.benchmark_group("pkcs11-date-key");
-    group.measurement_time(Duration::from_secs(10));
-    group.bench_function("keyhold", |b| {
-        b.iter(|| root.date_key(black_box(&date)).expect("date_key"))
-    });
-    group.bench_function("bare-c-sign", |b| b.iter(bare));
+/// Rounds per group (see `benches`).
+const ROUNDS: usize = 5;
+
+/// A benchmark row: its name and what it runs.
+type Row<'a> = (&'static str, &'a mut dyn FnMut(&mut Bencher<'_>));
+
+/// Round `n` of a group: each row for a short while (the rounds together make the figure),
+/// starting at a different row each round, so that no row always runs first (just after
+/// criterion's analysis of the group before) or last.
+fn round(c: &mut Criterion, group: &str, n: usize, rows: &mut [Row<'_>]) {
+    let mut group = c.benchmark_group(group);
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    let count = rows.len();
+    for i in 0..count {
+        let (name, run) = &mut rows[(n + i) % count];
+        group.bench_function(BenchmarkId::new(*name, n), |b| run(b));
+    }
     group.finish();
 }
 
