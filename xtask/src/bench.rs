@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 
 /// A ratio the README quotes: `numerator / denominator` of mean times, and the target. When
 /// the rows ran in rounds (criterion ids `group/row/1`, `group/row/2`, ...), the ratio is
-/// taken per round and the median reported: see [`measure`].
+/// taken per round and the median reported: see [`per_round`].
 struct Ratio {
     what: &'static str,
     /// Mean time of the baseline (criterion id `group/name`).
@@ -177,8 +177,8 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     };
     for suite in &chosen {
         if criterion.is_empty() {
-            // A whole run: clear the suite's old results, so that rounds a shorter run no
-            // longer makes are not counted.
+            // A whole run: clear the suite's old results, so that no round from an earlier
+            // run (with more rounds, say) is counted with this run's.
             for r in suite.ratios {
                 for id in [r.baseline, r.ours] {
                     let group = id.split('/').next().unwrap_or(id);
@@ -206,46 +206,40 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     print_table(root, &ratios)
 }
 
-/// A ratio as measured: one value, and the per-round values it is the median of (empty when
-/// the rows ran once).
-struct Measured {
-    value: f64,
-    rounds: Vec<f64>,
-}
-
-/// `baseline / ours` for a ratio. Rows that ran in rounds pair up round by round: each round
-/// measured both rows within a few seconds, so drift in the machine's speed over a run cancels
-/// within a round, and the median drops the rounds it spoiled.
-fn measure(root: &Path, r: &Ratio) -> anyhow::Result<Measured> {
+/// `baseline / ours` for a ratio: once per round when the rows ran in rounds, once otherwise.
+/// Rounds pair up by number: each round measured both rows within a few seconds, so drift in
+/// the machine's speed over a run cancels within a round (and the median drops the rounds it
+/// spoiled).
+fn per_round(root: &Path, r: &Ratio) -> anyhow::Result<Vec<f64>> {
     let dir = super::target_dir(root).join("criterion").join(r.baseline);
-    let mut numbers: Vec<u32> = std::fs::read_dir(&dir)
+    let mut rounds: Vec<u32> = std::fs::read_dir(&dir)
         .map(|entries| {
             entries
                 .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
                 .collect()
         })
         .unwrap_or_default();
-    if numbers.is_empty() {
-        let value = mean_ns(root, r.baseline)? / mean_ns(root, r.ours)?;
-        return Ok(Measured {
-            value,
-            rounds: Vec::new(),
-        });
+    if rounds.is_empty() {
+        return Ok(vec![mean_ns(root, r.baseline)? / mean_ns(root, r.ours)?]);
     }
-    numbers.sort_unstable();
-    let mut rounds = Vec::with_capacity(numbers.len());
-    for n in numbers {
-        let baseline = mean_ns(root, &format!("{}/{n}", r.baseline))?;
-        rounds.push(baseline / mean_ns(root, &format!("{}/{n}", r.ours))?);
-    }
-    let mut sorted = rounds.clone();
+    rounds.sort_unstable();
+    rounds
+        .iter()
+        .map(|n| {
+            let baseline = mean_ns(root, &format!("{}/{n}", r.baseline))?;
+            Ok(baseline / mean_ns(root, &format!("{}/{n}", r.ours))?)
+        })
+        .collect()
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let mid = sorted.len() / 2;
-    let value = match sorted.len() % 2 {
+    match sorted.len() % 2 {
         1 => sorted[mid],
         _ => (sorted[mid - 1] + sorted[mid]) / 2.0,
-    };
-    Ok(Measured { value, rounds })
+    }
 }
 
 fn mean_ns(root: &Path, id: &str) -> anyhow::Result<f64> {
@@ -276,7 +270,8 @@ fn print_table(root: &Path, ratios: &[&Ratio]) -> anyhow::Result<()> {
     println!("|---|---|---|---|");
     let mut misses = 0;
     for r in ratios {
-        let Measured { value, rounds } = measure(root, r)?;
+        let rounds = per_round(root, r)?;
+        let value = median(&rounds);
         let (bound, ok) = match r.target {
             Target::AtLeast(t) => (format!(">= {t:.1}"), value >= t),
             Target::AtMost(t) => (format!("<= {t:.1}"), value <= t),
@@ -288,14 +283,13 @@ fn print_table(root: &Path, ratios: &[&Ratio]) -> anyhow::Result<()> {
             (_, true) => "yes",
             (_, false) => "NO",
         };
-        let spread = match (
-            rounds.iter().copied().reduce(f64::min),
-            rounds.iter().copied().reduce(f64::max),
-        ) {
-            (Some(low), Some(high)) => {
-                format!(" (median of {} rounds, {low:.2}-{high:.2})", rounds.len())
+        let spread = match rounds.len() {
+            1 => String::new(),
+            n => {
+                let low = rounds.iter().copied().fold(f64::INFINITY, f64::min);
+                let high = rounds.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                format!(" (median of {n} rounds, {low:.2}-{high:.2})")
             }
-            _ => String::new(),
         };
         println!("| {} | {value:.2}{spread} | {bound} | {mark} |", r.what);
     }

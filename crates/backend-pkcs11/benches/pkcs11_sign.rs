@@ -130,9 +130,9 @@ fn benches(c: &mut Criterion) {
     };
     let mut date_key_row =
         |b: &mut Bencher<'_>| b.iter(|| root.date_key(black_box(&date)).expect("date_key"));
-    // Each group runs in short rounds, one after another: this machine's speed drifts by tens
-    // of percent over seconds, so a ratio is taken per round (both rows in the same few
-    // seconds) and `cargo xtask bench` reports the median over the rounds.
+    // In each round every group runs each of its rows for a few seconds: this machine's speed
+    // drifts by tens of percent over seconds, so a ratio is taken per round (both rows in the
+    // same few seconds) and `cargo xtask bench` reports the median over the rounds.
     for n in 1..=ROUNDS {
         let off_rows: &mut [Row<'_>] = &mut [
             ("keyhold", &mut off_row),
