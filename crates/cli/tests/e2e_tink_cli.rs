@@ -241,15 +241,7 @@ fn aws_cli_gets_role_credentials_through_credential_process() {
     let aws = |args: &[&str]| -> serde_json::Value {
         let mut cmd = Command::new(python_bin().join("aws"));
         kms.apply(&mut cmd);
-        for var in [
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN",
-            "AWS_REGION",
-            "AWS_DEFAULT_REGION",
-        ] {
-            cmd.env_remove(var);
-        }
+        without_host_credentials(&mut cmd);
         let out = run(cmd
             .env("AWS_CONFIG_FILE", &config)
             .env("AWS_ENDPOINT_URL", moto())

@@ -45,15 +45,26 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The built `keyhold`, with the environment cleared of AWS settings the host may have.
-pub fn keyhold() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyhold"));
+/// Removes the credentials and region the host's environment may set, so that `cmd` uses only
+/// what the test gives it.
+pub fn without_host_credentials(cmd: &mut Command) -> &mut Command {
     for var in [
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
         "AWS_REGION",
         "AWS_DEFAULT_REGION",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// The built `keyhold`, with the environment cleared of AWS settings the host may have.
+pub fn keyhold() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyhold"));
+    without_host_credentials(&mut cmd);
+    for var in [
         "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_STS",
         "AWS_PROFILE",
@@ -224,16 +235,8 @@ impl AwsProfile {
 
     /// Points `cmd` at the profile and at moto, with no other credentials around.
     pub fn apply<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
-        for var in [
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN",
-            "AWS_REGION",
-            "AWS_DEFAULT_REGION",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.env("AWS_CONFIG_FILE", &self.config)
+        without_host_credentials(cmd)
+            .env("AWS_CONFIG_FILE", &self.config)
             .env(
                 "AWS_SHARED_CREDENTIALS_FILE",
                 self.config.with_extension("none"),
