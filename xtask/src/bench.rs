@@ -79,6 +79,12 @@ const PKCS11_RATIOS: &[Ratio] = &[
         target: Target::Report,
     },
     Ratio {
+        what: "PKCS#11 cache off, the signature without setting headers on an http::Request, x bare C_Sign loop",
+        baseline: "pkcs11-cache-off/bare-c-sign",
+        ours: "pkcs11-cache-off/no-http-request",
+        target: Target::Report,
+    },
+    Ratio {
         what: "PKCS#11 kDate alone, x bare C_Sign loop throughput",
         baseline: "pkcs11-date-key/bare-c-sign",
         ours: "pkcs11-date-key/keyhold",

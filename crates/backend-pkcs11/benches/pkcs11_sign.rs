@@ -4,7 +4,10 @@
 //!   HMAC per signature) through keyhold (`keyhold`), against a bare cryptoki `C_Sign` loop
 //!   on the same key in one session (`bare-c-sign`). Goal: keyhold >= 0.9x bare. The same
 //!   signer on a minimal RootKey (`minimal-root-key`: one session behind a lock, `C_Sign`,
-//!   nothing else) shows what keyhold's pool, checks and repair cost in place.
+//!   nothing else) shows what keyhold's pool, checks and repair cost in place. The same
+//!   signature from `Signer::sign_signable` (`no-http-request`: request parts in, the
+//!   signature and its headers out, no `http::Request` touched) shows what the `http` side
+//!   costs: setting the headers on the request, and the requests built between batches.
 //! - `pkcs11-cache-on`: the same signature with the per-scope cache (the token is called once
 //!   per scope per day) through the token key (`keyhold`) and the software key (`software`).
 //!   Goal: token >= 0.9x software.
@@ -33,7 +36,8 @@ use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use secrecy::SecretString;
 use sigv4_core::{
-    CachePolicy, DateKey, DateStamp, KeyError, RootKey, Signer, SigningParams, SoftwareRootKey,
+    CachePolicy, DateKey, DateStamp, KeyError, Payload, RootKey, SignableRequest, Signer,
+    SigningOutput, SigningParams, SoftwareRootKey,
 };
 
 const UNIX_TIME: i64 = 1_440_938_160; // 2015-08-30T12:36:00Z, the suite's time
@@ -44,11 +48,22 @@ fn get_vanilla() -> http::Request<Vec<u8>> {
         .expect("request")
 }
 
+fn params() -> SigningParams<'static> {
+    let time = time::OffsetDateTime::from_unix_timestamp(UNIX_TIME).expect("time");
+    SigningParams::new("us-east-1", "service").at(time)
+}
+
 /// Signs in place, run by `iter_batched_ref` (no move of the request in the timed part).
 fn sign(signer: &Signer, request: &mut http::Request<Vec<u8>>) {
-    let time = time::OffsetDateTime::from_unix_timestamp(UNIX_TIME).expect("time");
-    let params = SigningParams::new("us-east-1", "service").at(time);
-    signer.sign_request(request, &params).expect("sign");
+    signer.sign_request(request, &params()).expect("sign");
+}
+
+/// The same signature from request parts, without setting its headers on a request.
+fn sign_parts_only(signer: &Signer, parts: &http::request::Parts) -> SigningOutput {
+    let request = SignableRequest::from_http(parts);
+    signer
+        .sign_signable(&request, Payload::Bytes(b""), &params(), None)
+        .expect("sign")
 }
 
 /// The least a PKCS#11 RootKey can be: one session behind a lock and `C_Sign`. No pool, no
@@ -119,6 +134,8 @@ fn benches(c: &mut Criterion) {
         b.iter_batched_ref(get_vanilla, |r| sign(&off, r), BatchSize::SmallInput)
     };
     let mut bare_row = |b: &mut Bencher<'_>| b.iter(bare);
+    let (vanilla_parts, _) = get_vanilla().into_parts();
+    let mut no_request_row = |b: &mut Bencher<'_>| b.iter(|| sign_parts_only(&off, &vanilla_parts));
     let mut minimal_row = |b: &mut Bencher<'_>| {
         b.iter_batched_ref(get_vanilla, |r| sign(&minimal, r), BatchSize::SmallInput)
     };
@@ -138,6 +155,7 @@ fn benches(c: &mut Criterion) {
             ("keyhold", &mut off_row),
             ("bare-c-sign", &mut bare_row),
             ("minimal-root-key", &mut minimal_row),
+            ("no-http-request", &mut no_request_row),
         ];
         round(c, "pkcs11-cache-off", n, off_rows);
         let on_rows: &mut [Row<'_>] =
