@@ -727,7 +727,6 @@ fn apply_headers(headers: &mut http::HeaderMap, output: &SigningOutput) -> Resul
     // Every value is ASCII built here, except the session token, which the caller gave.
     let ascii =
         |bytes: &[u8]| HeaderValue::from_bytes(bytes).map_err(|_| SignError::InvalidPayloadHash);
-    headers.reserve(4);
     headers.insert(X_AMZ_DATE, ascii(output.string_to_sign().amz_date())?);
     let authorization = HeaderValue::try_from(output.authorization_bytes())
         .map_err(|_| SignError::InvalidHeaderName("authorization".into()))?;
