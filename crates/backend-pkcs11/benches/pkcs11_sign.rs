@@ -59,7 +59,7 @@ fn sign(signer: &Signer, request: &mut http::Request<Vec<u8>>) {
 }
 
 /// The same signature from request parts, without setting its headers on a request.
-fn sign_parts_only(signer: &Signer, parts: &http::request::Parts) -> SigningOutput {
+fn sign_without_request(signer: &Signer, parts: &http::request::Parts) -> SigningOutput {
     let request = SignableRequest::from_http(parts);
     signer
         .sign_signable(&request, Payload::Bytes(b""), &params(), None)
@@ -135,7 +135,8 @@ fn benches(c: &mut Criterion) {
     };
     let mut bare_row = |b: &mut Bencher<'_>| b.iter(bare);
     let (vanilla_parts, _) = get_vanilla().into_parts();
-    let mut no_request_row = |b: &mut Bencher<'_>| b.iter(|| sign_parts_only(&off, &vanilla_parts));
+    let mut no_request_row =
+        |b: &mut Bencher<'_>| b.iter(|| sign_without_request(&off, &vanilla_parts));
     let mut minimal_row = |b: &mut Bencher<'_>| {
         b.iter_batched_ref(get_vanilla, |r| sign(&minimal, r), BatchSize::SmallInput)
     };
