@@ -89,11 +89,10 @@ pub struct StringToSign<'o> {
 /// Writing and reading the string to sign, whose fixed-length start puts the date and the
 /// scope at known offsets.
 mod string_to_sign {
-    use super::DateStamp;
+    use super::{DateStamp, names};
 
-    const ALGORITHM_LINE: &[u8] = b"AWS4-HMAC-SHA256\n";
-    /// Where the 16-byte `X-Amz-Date` value starts.
-    pub(super) const DATE_AT: usize = ALGORITHM_LINE.len();
+    /// Where the 16-byte `X-Amz-Date` value starts (after the algorithm and its newline).
+    pub(super) const DATE_AT: usize = names::ALGORITHM.len() + 1;
     /// Where the scope starts (after the date and its newline).
     pub(super) const SCOPE_AT: usize = DATE_AT + 17;
     /// The hash line: a newline and 64 hex digits.
@@ -124,7 +123,8 @@ mod string_to_sign {
     /// the caller appends (as hex) once known. Every piece but the region and service has a
     /// length known at compile time, so those appends are inlined moves, not `memcpy` calls.
     pub(super) fn write_head(out: &mut Vec<u8>, amz_date: &[u8; 16], scope: &Scope<'_>) {
-        out.extend_from_slice(ALGORITHM_LINE);
+        out.extend_from_slice(names::ALGORITHM.as_bytes());
+        out.push(b'\n');
         out.extend_from_slice(amz_date);
         out.push(b'\n');
         out.extend_from_slice(scope.date.as_bytes());
@@ -303,26 +303,24 @@ impl SigningOutput {
     }
 
     fn authorization_bytes(&self) -> Vec<u8> {
-        const HEAD: &[u8] = b"AWS4-HMAC-SHA256 Credential=";
+        const CREDENTIAL: &[u8] = b" Credential=";
         const SIGNED_HEADERS: &[u8] = b", SignedHeaders=";
-        const SIGNATURE: &[u8; 12] = b", Signature=";
-        let akid = &self.text[self.access_key_id_at..];
-        let scope = self.string_to_sign().scope_bytes();
-        let signed_headers = self.canonical_request().signed_headers_bytes();
-        let mut tail = [0u8; SIGNATURE.len() + 64];
-        tail[..SIGNATURE.len()].copy_from_slice(SIGNATURE);
-        tail[SIGNATURE.len()..].copy_from_slice(&hex32(&self.signature.0));
+        const SIGNATURE: &[u8] = b", Signature=";
+        let parts = [
+            names::ALGORITHM.as_bytes(),
+            CREDENTIAL,
+            &self.text[self.access_key_id_at..],
+            b"/",
+            self.string_to_sign().scope_bytes(),
+            SIGNED_HEADERS,
+            self.canonical_request().signed_headers_bytes(),
+            SIGNATURE,
+            &hex32(&self.signature.0),
+        ];
         // Exactly the length: a Vec with spare capacity costs `Bytes::from` (and so the
         // header value) a second allocation.
-        let len = HEAD.len() + akid.len() + 1 + scope.len();
-        let mut out = Vec::with_capacity(len + SIGNED_HEADERS.len() + signed_headers.len() + 76);
-        out.extend_from_slice(HEAD);
-        out.extend_from_slice(akid);
-        out.push(b'/');
-        out.extend_from_slice(scope);
-        out.extend_from_slice(SIGNED_HEADERS);
-        out.extend_from_slice(signed_headers);
-        out.extend_from_slice(&tail);
+        let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+        parts.iter().for_each(|part| out.extend_from_slice(part));
         out
     }
 
