@@ -107,8 +107,8 @@ const TPM_RATIOS: &[Ratio] = &[
     },
     Ratio {
         what: "TPM cache off, salted encrypted session: time x cleartext session's",
-        baseline: "tpm-cache-off/keyhold-salted",
-        ours: "tpm-cache-off/keyhold-cleartext",
+        baseline: "tpm-salted/keyhold-salted",
+        ours: "tpm-salted/keyhold-cleartext",
         target: Target::Report,
     },
     Ratio {
