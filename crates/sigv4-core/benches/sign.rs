@@ -1,13 +1,19 @@
 //! Signing speed, keyhold against aws-sigv4 in the same run, plus the two floors: the
 //! irreducible crypto of one signature ("limit") and plain SHA-256 over a 1 MiB body.
 //!
-//! `cargo xtask bench` runs this and prints the ratios the README quotes.
+//! Every row runs in [`ROUNDS`] short rounds (ids `group/row/round`), the rows of a group in
+//! turn within a round: this machine's speed drifts over seconds, so `cargo xtask bench`
+//! takes each ratio per round and prints the median, with the ratios the README quotes.
 
 use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BatchSize, Bencher, BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group,
+    criterion_main,
+};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use sigv4_core::{CachePolicy, Signer, SigningParams, SoftwareRootKey};
@@ -81,32 +87,56 @@ fn aws_sign(service: &str, request: &mut http::Request<Vec<u8>>) {
     instructions.apply_to_request_http1x(request);
 }
 
+/// Rounds per group (see the module docs).
+const ROUNDS: usize = 5;
+
+/// A benchmark row: its name and what it runs.
+type Row<'a> = (&'static str, &'a mut dyn FnMut(&mut Bencher<'_>));
+
+/// Round `n` of a group: each row in turn, starting at a different row each round, so that
+/// no row always runs first. `setup` configures the group (throughput, sample size).
+fn round(
+    c: &mut Criterion,
+    group: &str,
+    n: usize,
+    rows: &mut [Row<'_>],
+    setup: fn(&mut BenchmarkGroup<'_, WallTime>),
+) {
+    let mut group = c.benchmark_group(group);
+    setup(&mut group);
+    let count = rows.len();
+    for i in 0..count {
+        let (name, run) = &mut rows[(n + i) % count];
+        group.bench_function(BenchmarkId::new(*name, n), |b| run(b));
+    }
+    group.finish();
+}
+
 fn bench_get_vanilla(c: &mut Criterion) {
-    let mut group = c.benchmark_group("get-vanilla");
     let warm = signer(CachePolicy::PerScope);
     keyhold_sign(&warm, "service", &mut get_vanilla());
     let off = signer(CachePolicy::Off);
-    group.bench_function("keyhold-warm", |b| {
+    let mut warm_row = |b: &mut Bencher<'_>| {
         b.iter_batched_ref(
             get_vanilla,
             |r| keyhold_sign(&warm, "service", r),
             BatchSize::SmallInput,
         )
-    });
-    group.bench_function("keyhold-cache-off", |b| {
+    };
+    let mut off_row = |b: &mut Bencher<'_>| {
         b.iter_batched_ref(
             get_vanilla,
             |r| keyhold_sign(&off, "service", r),
             BatchSize::SmallInput,
         )
-    });
-    group.bench_function("aws-sigv4", |b| {
+    };
+    let mut aws_row = |b: &mut Bencher<'_>| {
         b.iter_batched_ref(
             get_vanilla,
             |r| aws_sign("service", r),
             BatchSize::SmallInput,
         )
-    });
+    };
 
     // The floor: hash a prebuilt canonical request, one HMAC over a prebuilt string to sign
     // with an already derived key. Inputs are the real ones of get-vanilla.
@@ -120,55 +150,71 @@ fn bench_get_vanilla(c: &mut Criterion) {
     let canonical = out.canonical_request().as_bytes().to_vec();
     let string_to_sign = out.string_to_sign().to_string().into_bytes();
     let key = [7u8; 32];
-    group.bench_function("limit", |b| {
+    let mut limit_row = |b: &mut Bencher<'_>| {
         b.iter(|| {
             let digest = Sha256::digest(black_box(&canonical));
             let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("key");
             mac.update(black_box(&string_to_sign));
             (digest, mac.finalize().into_bytes())
         })
-    });
-    group.finish();
+    };
+    for n in 1..=ROUNDS {
+        let rows: &mut [Row<'_>] = &mut [
+            ("keyhold-warm", &mut warm_row),
+            ("keyhold-cache-off", &mut off_row),
+            ("aws-sigv4", &mut aws_row),
+            ("limit", &mut limit_row),
+        ];
+        round(c, "get-vanilla", n, rows, |_| {});
+    }
 }
 
 fn bench_sts_post(c: &mut Criterion) {
-    let mut group = c.benchmark_group("sts-post");
     let warm = signer(CachePolicy::PerScope);
     keyhold_sign(&warm, "sts", &mut sts_post());
-    group.bench_function("keyhold-warm", |b| {
+    let mut warm_row = |b: &mut Bencher<'_>| {
         b.iter_batched_ref(
             sts_post,
             |r| keyhold_sign(&warm, "sts", r),
             BatchSize::SmallInput,
         )
-    });
-    group.bench_function("aws-sigv4", |b| {
+    };
+    let mut aws_row = |b: &mut Bencher<'_>| {
         b.iter_batched_ref(sts_post, |r| aws_sign("sts", r), BatchSize::SmallInput)
-    });
-    group.finish();
+    };
+    for n in 1..=ROUNDS {
+        let rows: &mut [Row<'_>] =
+            &mut [("keyhold-warm", &mut warm_row), ("aws-sigv4", &mut aws_row)];
+        round(c, "sts-post", n, rows, |_| {});
+    }
 }
 
 fn bench_put_1mib(c: &mut Criterion) {
-    let mut group = c.benchmark_group("put-1mib");
-    group.throughput(Throughput::Bytes(1 << 20));
-    group.sample_size(30);
     let warm = signer(CachePolicy::PerScope);
     keyhold_sign(&warm, "s3", &mut put_1mib());
     let body = put_1mib().into_body();
-    group.bench_function("keyhold-warm", |b| {
+    let mut warm_row = |b: &mut Bencher<'_>| {
         b.iter_batched_ref(
             put_1mib,
             |r| keyhold_sign(&warm, "s3", r),
             BatchSize::LargeInput,
         )
-    });
-    group.bench_function("aws-sigv4", |b| {
+    };
+    let mut aws_row = |b: &mut Bencher<'_>| {
         b.iter_batched_ref(put_1mib, |r| aws_sign("s3", r), BatchSize::LargeInput)
-    });
-    group.bench_function("sha256-only", |b| {
-        b.iter(|| Sha256::digest(black_box(&body)))
-    });
-    group.finish();
+    };
+    let mut sha_row = |b: &mut Bencher<'_>| b.iter(|| Sha256::digest(black_box(&body)));
+    for n in 1..=ROUNDS {
+        let rows: &mut [Row<'_>] = &mut [
+            ("keyhold-warm", &mut warm_row),
+            ("aws-sigv4", &mut aws_row),
+            ("sha256-only", &mut sha_row),
+        ];
+        round(c, "put-1mib", n, rows, |group| {
+            group.throughput(Throughput::Bytes(1 << 20));
+            group.sample_size(30);
+        });
+    }
 }
 
 criterion_group! {
