@@ -14,8 +14,8 @@
 //! - `pkcs11-date-key`: `RootKey::date_key` alone (pool checkout, C_Sign, checkin) against the
 //!   bare loop, to show what the pool costs.
 //!
-//! Every row runs in [`ROUNDS`] short rounds (ids `group/row/round`), all groups in turn
-//! within a round; `cargo xtask bench` takes each ratio per round and reports the median.
+//! Every group runs in rounds (see sigv4-core's `benches/rounds`), all groups in turn within
+//! a round; `cargo xtask bench` takes each ratio per round and reports the median.
 //!
 //! Needs SoftHSM like the e2e tests: `SOFTHSM2_CONF` (a private token directory) and
 //! `KEYHOLD_TEST_PKCS11_MODULE`; `cargo xtask bench` sets both. It creates its own token.
@@ -23,17 +23,19 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../../sigv4-core/benches/rounds/mod.rs"]
+mod rounds;
 
 use std::hint::black_box;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use backend_pkcs11::{OpenOptions, Pkcs11RootKey};
 use common::{SUITE_ACCESS_KEY_ID, SUITE_SECRET, TestToken, USER_PIN};
-use criterion::{BatchSize, Bencher, BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Bencher, Criterion, criterion_group, criterion_main};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
+use rounds::{ROUNDS, plain, round, three_seconds};
 use secrecy::SecretString;
 use sigv4_core::{
     CachePolicy, DateKey, DateStamp, KeyError, Payload, RootKey, SignableRequest, Signer,
@@ -148,53 +150,45 @@ fn benches(c: &mut Criterion) {
     };
     let mut date_key_row =
         |b: &mut Bencher<'_>| b.iter(|| root.date_key(black_box(&date)).expect("date_key"));
-    // In each round every group runs each of its rows for a few seconds: this machine's speed
-    // drifts by tens of percent over seconds, so a ratio is taken per round (both rows in the
-    // same few seconds) and `cargo xtask bench` reports the median over the rounds.
     for n in 1..=ROUNDS {
-        let off_rows: &mut [Row<'_>] = &mut [
-            ("keyhold", &mut off_row),
-            ("bare-c-sign", &mut bare_row),
-            ("minimal-root-key", &mut minimal_row),
-            ("no-http-request", &mut no_request_row),
-        ];
-        round(c, "pkcs11-cache-off", n, off_rows);
-        let on_rows: &mut [Row<'_>] =
-            &mut [("keyhold", &mut warm_row), ("software", &mut software_row)];
-        round(c, "pkcs11-cache-on", n, on_rows);
-        let date_rows: &mut [Row<'_>] = &mut [
-            ("keyhold", &mut date_key_row),
-            ("bare-c-sign", &mut bare_row),
-        ];
-        round(c, "pkcs11-date-key", n, date_rows);
+        round(
+            c,
+            "pkcs11-cache-off",
+            n,
+            three_seconds,
+            &mut [
+                ("keyhold", &mut plain(&mut off_row)),
+                ("bare-c-sign", &mut plain(&mut bare_row)),
+                ("minimal-root-key", &mut plain(&mut minimal_row)),
+                ("no-http-request", &mut plain(&mut no_request_row)),
+            ],
+        );
+        round(
+            c,
+            "pkcs11-cache-on",
+            n,
+            three_seconds,
+            &mut [
+                ("keyhold", &mut plain(&mut warm_row)),
+                ("software", &mut plain(&mut software_row)),
+            ],
+        );
+        round(
+            c,
+            "pkcs11-date-key",
+            n,
+            three_seconds,
+            &mut [
+                ("keyhold", &mut plain(&mut date_key_row)),
+                ("bare-c-sign", &mut plain(&mut bare_row)),
+            ],
+        );
     }
     assert_eq!(
         warm.root_key_calls(),
         1,
         "cache on: one token call for one scope"
     );
-}
-
-/// Rounds per group (see `benches`).
-const ROUNDS: usize = 5;
-
-/// A benchmark row: its name and what it runs.
-type Row<'a> = (&'static str, &'a mut dyn FnMut(&mut Bencher<'_>));
-
-/// Round `n` of a group: each row for a short while (the rounds together make the figure),
-/// starting at a different row each round, so that no row always runs first (just after
-/// criterion's analysis of the group before) or last.
-fn round(c: &mut Criterion, group: &str, n: usize, rows: &mut [Row<'_>]) {
-    let mut group = c.benchmark_group(group);
-    group
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
-    let count = rows.len();
-    for i in 0..count {
-        let (name, run) = &mut rows[(n + i) % count];
-        group.bench_function(BenchmarkId::new(*name, n), |b| run(b));
-    }
-    group.finish();
 }
 
 criterion_group!(pkcs11, benches);

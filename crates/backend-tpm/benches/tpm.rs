@@ -10,14 +10,16 @@
 //! - `tpm-cache-on/software-signer` and `tpm-cache-on/keyhold-tpm`: warm per-scope cache,
 //!   the TPM key against the software key.
 //!
-//! The two cache-off rows run in [`ROUNDS`] short rounds (ids `tpm-cache-off/row/round`), in
-//! turn: a TPM2_HMAC is a round trip to swtpm, and this machine's speed drifts over seconds,
-//! so `cargo xtask bench` takes the ratio per round and reports the median.
+//! The cache-off and cache-on groups run in rounds (see sigv4-core's `benches/rounds`);
+//! `cargo xtask bench` takes each ratio per round and reports the median.
 //!
 //! Needs `KEYHOLD_TEST_TPM_TCTI` (swtpm started by `cargo xtask`, or by hand:
 //! `swtpm socket --tpm2 --tpmstate dir=D --server type=tcp,port=P --ctrl type=tcp,port=P+1
 //! --flags not-need-init,startup-clear` and `KEYHOLD_TEST_TPM_TCTI=swtpm:host=127.0.0.1,port=P`).
 //! Only one client at a time: each row's connection is closed before the next row starts.
+
+#[path = "../../sigv4-core/benches/rounds/mod.rs"]
+mod rounds;
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -30,12 +32,9 @@ use backend_tpm::tss_esapi::{
     structures::{MaxBuffer, SensitiveData},
 };
 use backend_tpm::{ImportOptions, KeyAuth, SessionEncryption, Tpm, TpmRootKey};
-use std::time::Duration;
 
-use criterion::measurement::WallTime;
-use criterion::{
-    BatchSize, BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main,
-};
+use criterion::{BatchSize, Bencher, BenchmarkId, Criterion, criterion_group, criterion_main};
+use rounds::{Group, ROUNDS, plain, round, three_seconds};
 use sigv4_core::{CachePolicy, RootSecret, Signer, SigningParams, SoftwareRootKey};
 use zeroize::Zeroizing;
 
@@ -76,7 +75,7 @@ fn tpm_key(encryption: SessionEncryption) -> (Tpm, Arc<TpmRootKey>) {
 }
 
 /// The floor: tss-esapi alone, a primary and an HMAC key loaded once, then TPM2_HMAC.
-fn bare_hmac_loop(c: &mut BenchmarkGroup<'_, WallTime>, id: BenchmarkId) {
+fn bare_hmac_loop(c: &mut Group<'_>, id: BenchmarkId) {
     let tcti = tcti().parse().expect("TCTI");
     let mut ctx = Context::new(tcti).expect("tss-esapi context");
     ctx.set_sessions((Some(AuthSession::Password), None, None));
@@ -120,11 +119,7 @@ fn bare_hmac_loop(c: &mut BenchmarkGroup<'_, WallTime>, id: BenchmarkId) {
 
 /// A cache-off signer on a fresh connection (swtpm serves one client at a time, so each row
 /// connects, runs and disconnects).
-fn keyhold_cache_off(
-    c: &mut BenchmarkGroup<'_, WallTime>,
-    id: BenchmarkId,
-    encryption: SessionEncryption,
-) {
+fn keyhold_cache_off(c: &mut Group<'_>, id: BenchmarkId, encryption: SessionEncryption) {
     let (tpm, key) = tpm_key(encryption);
     let signer = Signer::from_arc(AKID, key).with_cache_policy(CachePolicy::Off);
     c.bench_function(id, |b| {
@@ -134,39 +129,21 @@ fn keyhold_cache_off(
     tpm.disconnect();
 }
 
-/// Rounds per group (see the module docs).
-const ROUNDS: usize = 5;
-
-/// A benchmark row: its name, and what adds it to a group under a given id.
-type Row<'a> = (
-    &'static str,
-    &'a dyn Fn(&mut BenchmarkGroup<'_, WallTime>, BenchmarkId),
-);
-
-/// Round `n` of a group: each row for a few seconds, starting at a different row each round,
-/// so that no row always runs first.
-fn round(c: &mut Criterion, group: &str, n: usize, rows: &[Row<'_>]) {
-    let mut group = c.benchmark_group(group);
-    group
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
-    for i in 0..rows.len() {
-        let (name, add) = rows[(n + i) % rows.len()];
-        add(&mut group, BenchmarkId::new(name, n));
-    }
-    group.finish();
-}
-
 fn cache_off(c: &mut Criterion) {
-    let keyhold = |g: &mut BenchmarkGroup<'_, WallTime>, id| {
-        keyhold_cache_off(g, id, SessionEncryption::Cleartext)
-    };
-    let rows: &[Row<'_>] = &[
-        ("bare-tss-esapi-hmac", &bare_hmac_loop),
-        ("keyhold-cleartext", &keyhold),
-    ];
+    let mut bare = bare_hmac_loop;
+    let mut keyhold =
+        |g: &mut Group<'_>, id| keyhold_cache_off(g, id, SessionEncryption::Cleartext);
     for n in 1..=ROUNDS {
-        round(c, "tpm-cache-off", n, rows);
+        round(
+            c,
+            "tpm-cache-off",
+            n,
+            three_seconds,
+            &mut [
+                ("bare-tss-esapi-hmac", &mut bare),
+                ("keyhold-cleartext", &mut keyhold),
+            ],
+        );
     }
     // An encrypted session costs tens of times a cleartext one: measured once, not in rounds.
     let mut group = c.benchmark_group("tpm-salted");
@@ -179,26 +156,26 @@ fn cache_off(c: &mut Criterion) {
     group.finish();
 }
 
-/// A row signing with `signer`'s warm cache.
-fn warm_row(signer: &Signer) -> impl Fn(&mut BenchmarkGroup<'_, WallTime>, BenchmarkId) + '_ {
-    move |g, id| {
-        g.bench_function(id, |b| {
-            b.iter_batched_ref(get_vanilla, |r| sign(signer, r), BatchSize::SmallInput)
-        });
-    }
-}
-
 fn cache_on(c: &mut Criterion) {
     let software = Signer::new(AKID, SoftwareRootKey::from_secret_access_key(SECRET));
     let (tpm, key) = tpm_key(SessionEncryption::default());
     let signer = Signer::from_arc(AKID, key);
-    let (software_row, tpm_row) = (warm_row(&software), warm_row(&signer));
-    let rows: &[Row<'_>] = &[
-        ("software-signer", &software_row),
-        ("keyhold-tpm", &tpm_row),
-    ];
+    let warm = |signer: &Signer, b: &mut Bencher<'_>| {
+        b.iter_batched_ref(get_vanilla, |r| sign(signer, r), BatchSize::SmallInput)
+    };
+    let mut software_row = |b: &mut Bencher<'_>| warm(&software, b);
+    let mut tpm_row = |b: &mut Bencher<'_>| warm(&signer, b);
     for n in 1..=ROUNDS {
-        round(c, "tpm-cache-on", n, rows);
+        round(
+            c,
+            "tpm-cache-on",
+            n,
+            three_seconds,
+            &mut [
+                ("software-signer", &mut plain(&mut software_row)),
+                ("keyhold-tpm", &mut plain(&mut tpm_row)),
+            ],
+        );
     }
     assert_eq!(
         signer.root_key_calls(),

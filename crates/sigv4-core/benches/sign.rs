@@ -1,20 +1,18 @@
 //! Signing speed, keyhold against aws-sigv4 in the same run, plus the two floors: the
 //! irreducible crypto of one signature ("limit") and plain SHA-256 over a 1 MiB body.
 //!
-//! Every row runs in [`ROUNDS`] short rounds (ids `group/row/round`), the rows of a group in
-//! turn within a round: this machine's speed drifts over seconds, so `cargo xtask bench`
-//! takes each ratio per round and prints the median, with the ratios the README quotes.
+//! Every group runs in rounds (see `rounds`); `cargo xtask bench` prints the ratios the
+//! README quotes.
+
+mod rounds;
 
 use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use criterion::measurement::WallTime;
-use criterion::{
-    BatchSize, Bencher, BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group,
-    criterion_main,
-};
+use criterion::{BatchSize, Bencher, Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, Mac};
+use rounds::{Group, ROUNDS, plain, round, three_seconds};
 use sha2::{Digest, Sha256};
 use sigv4_core::{CachePolicy, Signer, SigningParams, SoftwareRootKey};
 
@@ -87,31 +85,6 @@ fn aws_sign(service: &str, request: &mut http::Request<Vec<u8>>) {
     instructions.apply_to_request_http1x(request);
 }
 
-/// Rounds per group (see the module docs).
-const ROUNDS: usize = 5;
-
-/// A benchmark row: its name and what it runs.
-type Row<'a> = (&'static str, &'a mut dyn FnMut(&mut Bencher<'_>));
-
-/// Round `n` of a group: each row in turn, starting at a different row each round, so that
-/// no row always runs first. `setup` configures the group (throughput, sample size).
-fn round(
-    c: &mut Criterion,
-    group: &str,
-    n: usize,
-    rows: &mut [Row<'_>],
-    setup: fn(&mut BenchmarkGroup<'_, WallTime>),
-) {
-    let mut group = c.benchmark_group(group);
-    setup(&mut group);
-    let count = rows.len();
-    for i in 0..count {
-        let (name, run) = &mut rows[(n + i) % count];
-        group.bench_function(BenchmarkId::new(*name, n), |b| run(b));
-    }
-    group.finish();
-}
-
 fn bench_get_vanilla(c: &mut Criterion) {
     let warm = signer(CachePolicy::PerScope);
     keyhold_sign(&warm, "service", &mut get_vanilla());
@@ -159,13 +132,18 @@ fn bench_get_vanilla(c: &mut Criterion) {
         })
     };
     for n in 1..=ROUNDS {
-        let rows: &mut [Row<'_>] = &mut [
-            ("keyhold-warm", &mut warm_row),
-            ("keyhold-cache-off", &mut off_row),
-            ("aws-sigv4", &mut aws_row),
-            ("limit", &mut limit_row),
-        ];
-        round(c, "get-vanilla", n, rows, |_| {});
+        round(
+            c,
+            "get-vanilla",
+            n,
+            three_seconds,
+            &mut [
+                ("keyhold-warm", &mut plain(&mut warm_row)),
+                ("keyhold-cache-off", &mut plain(&mut off_row)),
+                ("aws-sigv4", &mut plain(&mut aws_row)),
+                ("limit", &mut plain(&mut limit_row)),
+            ],
+        );
     }
 }
 
@@ -183,9 +161,16 @@ fn bench_sts_post(c: &mut Criterion) {
         b.iter_batched_ref(sts_post, |r| aws_sign("sts", r), BatchSize::SmallInput)
     };
     for n in 1..=ROUNDS {
-        let rows: &mut [Row<'_>] =
-            &mut [("keyhold-warm", &mut warm_row), ("aws-sigv4", &mut aws_row)];
-        round(c, "sts-post", n, rows, |_| {});
+        round(
+            c,
+            "sts-post",
+            n,
+            three_seconds,
+            &mut [
+                ("keyhold-warm", &mut plain(&mut warm_row)),
+                ("aws-sigv4", &mut plain(&mut aws_row)),
+            ],
+        );
     }
 }
 
@@ -205,23 +190,24 @@ fn bench_put_1mib(c: &mut Criterion) {
     };
     let mut sha_row = |b: &mut Bencher<'_>| b.iter(|| Sha256::digest(black_box(&body)));
     for n in 1..=ROUNDS {
-        let rows: &mut [Row<'_>] = &mut [
-            ("keyhold-warm", &mut warm_row),
-            ("aws-sigv4", &mut aws_row),
-            ("sha256-only", &mut sha_row),
-        ];
-        round(c, "put-1mib", n, rows, |group| {
+        let configure = |group: &mut Group<'_>| {
+            three_seconds(group);
             group.throughput(Throughput::Bytes(1 << 20));
             group.sample_size(30);
-        });
+        };
+        round(
+            c,
+            "put-1mib",
+            n,
+            configure,
+            &mut [
+                ("keyhold-warm", &mut plain(&mut warm_row)),
+                ("aws-sigv4", &mut plain(&mut aws_row)),
+                ("sha256-only", &mut plain(&mut sha_row)),
+            ],
+        );
     }
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
-    targets = bench_get_vanilla, bench_sts_post, bench_put_1mib
-}
+criterion_group!(benches, bench_get_vanilla, bench_sts_post, bench_put_1mib);
 criterion_main!(benches);
