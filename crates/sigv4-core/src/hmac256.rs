@@ -161,8 +161,9 @@ impl MacStream<'_> {
     }
 }
 
-/// SHA-256 of `data` in one call, on the same code path as the HMACs (so a signature runs
-/// one SHA-256 routine, not two).
+/// SHA-256 of `data` in one call, on the same code path as the HMACs: the canonical
+/// request's hash and the key chain run one SHA-256 routine, not two. (A request body is
+/// hashed by the `sha2` crate's, which compresses many blocks per call.)
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     let mut out = [0; 32];
     sha256_into(data, &mut out);
