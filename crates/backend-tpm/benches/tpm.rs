@@ -32,7 +32,6 @@ use backend_tpm::tss_esapi::{
     structures::{MaxBuffer, SensitiveData},
 };
 use backend_tpm::{ImportOptions, KeyAuth, SessionEncryption, Tpm, TpmRootKey};
-
 use criterion::{BatchSize, Bencher, BenchmarkId, Criterion, criterion_group, criterion_main};
 use rounds::{Group, ROUNDS, plain, round, three_seconds};
 use sigv4_core::{CachePolicy, RootSecret, Signer, SigningParams, SoftwareRootKey};

@@ -189,12 +189,12 @@ fn bench_put_1mib(c: &mut Criterion) {
         b.iter_batched_ref(put_1mib, |r| aws_sign("s3", r), BatchSize::LargeInput)
     };
     let mut sha_row = |b: &mut Bencher<'_>| b.iter(|| Sha256::digest(black_box(&body)));
+    let configure = |group: &mut Group<'_>| {
+        three_seconds(group);
+        group.throughput(Throughput::Bytes(1 << 20));
+        group.sample_size(30);
+    };
     for n in 1..=ROUNDS {
-        let configure = |group: &mut Group<'_>| {
-            three_seconds(group);
-            group.throughput(Throughput::Bytes(1 << 20));
-            group.sample_size(30);
-        };
         round(
             c,
             "put-1mib",
