@@ -9,7 +9,9 @@
 //! Credentials come from the standard chain (aws-config: environment, shared config and
 //! credentials files, `credential_process`, web identity, ECS and EC2 metadata) unless a
 //! provider is given. The endpoint comes from `AWS_ENDPOINT_URL_KMS` or `AWS_ENDPOINT_URL`
-//! (read by aws-config) unless [`AwsKmsOptions::endpoint_url`] sets one.
+//! unless [`AwsKmsOptions::endpoint_url`] sets one; plain http is refused except to
+//! loopback (an import sends `"AWS4"+secret` to KMS's `Encrypt`) unless
+//! [`AwsKmsOptions::allow_insecure_http`]. The SDK does not follow redirects.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -35,6 +37,7 @@ const ASSOCIATED_DATA_CONTEXT_KEY: &str = "associatedData";
 pub struct AwsKmsOptions {
     endpoint_url: Option<String>,
     credentials: Option<SharedCredentialsProvider>,
+    allow_insecure_http: bool,
 }
 
 impl AwsKmsOptions {
@@ -47,6 +50,13 @@ impl AwsKmsOptions {
     /// overriding `AWS_ENDPOINT_URL_KMS` and `AWS_ENDPOINT_URL`.
     pub fn endpoint_url(mut self, url: impl Into<String>) -> Self {
         self.endpoint_url = Some(url.into());
+        self
+    }
+
+    /// Allows an `http://` endpoint on another machine (refused by default: the plaintext
+    /// of an import's `Encrypt` is the secret).
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
         self
     }
 
@@ -100,6 +110,20 @@ impl AwsKmsAead {
             reason: reason.to_owned(),
             source,
         };
+        let endpoint = resolve_endpoint(&options);
+        if let Some((url, _)) = &endpoint {
+            let uri: http::Uri = url
+                .parse()
+                .map_err(|e| setup("its endpoint URL is not a URL", Some(Box::new(e))))?;
+            sigv4_core::transport::check_scheme(&uri, options.allow_insecure_http)
+                .map_err(|why| setup(&format!("its endpoint: {why}"), None))?;
+        }
+        match &endpoint {
+            Some((url, from)) => tracing::info!(endpoint = %url, from = %from, "KMS endpoint"),
+            None => {
+                tracing::info!(region = %parsed.region, "KMS endpoint: the default for the key's region")
+            }
+        }
         let runtime = KmsRuntime::new()
             .map_err(|e| setup("could not start its tokio runtime", Some(Box::new(e))))?;
         let region = parsed.region.clone();
@@ -112,7 +136,7 @@ impl AwsKmsAead {
                 }
                 let sdk_config = loader.load().await;
                 let mut config = aws_sdk_kms::config::Builder::from(&sdk_config);
-                if let Some(url) = options.endpoint_url {
+                if let Some((url, _)) = endpoint {
                     config = config.endpoint_url(url);
                 }
                 aws_sdk_kms::Client::from_conf(config.build())
@@ -266,6 +290,22 @@ impl Inner {
 }
 
 /// Sorts a KMS error code into the error that says what to do.
+/// The endpoint the client will use and where it came from (`None`: the region's own):
+/// the option, else `AWS_ENDPOINT_URL_KMS`, else `AWS_ENDPOINT_URL`, as aws-config reads
+/// them. Resolved here so that it can be checked and logged before anything is sent.
+fn resolve_endpoint(options: &AwsKmsOptions) -> Option<(String, String)> {
+    if let Some(url) = &options.endpoint_url {
+        return Some((url.clone(), "set by the caller".into()));
+    }
+    ["AWS_ENDPOINT_URL_KMS", "AWS_ENDPOINT_URL"]
+        .iter()
+        .find_map(|name| {
+            let value = std::env::var(name).ok()?;
+            let value = value.trim();
+            (!value.is_empty()).then(|| (value.to_owned(), format!("{name} in the environment")))
+        })
+}
+
 fn classify(uri: String, operation: &'static str, code: String, message: String) -> Error {
     match code.as_str() {
         "NotFoundException" => Error::KmsKeyNotFound {

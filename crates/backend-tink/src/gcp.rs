@@ -28,6 +28,7 @@ const SCHEME: &str = "gcp-kms://";
 pub struct GcpKmsOptions {
     endpoint: Option<String>,
     credentials: Option<google_cloud_auth::credentials::Credentials>,
+    allow_insecure_http: bool,
 }
 
 impl GcpKmsOptions {
@@ -39,6 +40,13 @@ impl GcpKmsOptions {
     /// Sends KMS calls to this endpoint instead of `https://cloudkms.googleapis.com`.
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
         self.endpoint = Some(url.into());
+        self
+    }
+
+    /// Allows an `http://` endpoint on another machine (refused by default: the plaintext
+    /// of an import's `Encrypt` is the secret).
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
         self
     }
 
@@ -88,6 +96,23 @@ impl GcpKmsAead {
             reason,
             source,
         };
+        if let Some(endpoint) = &options.endpoint {
+            let uri: http::Uri = endpoint.parse().map_err(|e| {
+                setup(
+                    "its endpoint URL is not a URL".to_owned(),
+                    Some(Box::new(e)),
+                )
+            })?;
+            sigv4_core::transport::check_scheme(&uri, options.allow_insecure_http)
+                .map_err(|why| setup(format!("its endpoint: {why}"), None))?;
+        }
+        tracing::info!(
+            endpoint = options
+                .endpoint
+                .as_deref()
+                .unwrap_or("https://cloudkms.googleapis.com"),
+            "Google Cloud KMS endpoint"
+        );
         let runtime = KmsRuntime::new().map_err(|e| {
             setup(
                 "could not start its tokio runtime".to_owned(),
@@ -96,7 +121,12 @@ impl GcpKmsAead {
         })?;
         let client = runtime
             .block_on(async move {
-                let mut builder = KeyManagementService::builder();
+                // A redirect would carry the request (an import's plaintext is the secret)
+                // to another host.
+                let mut builder = google_cloud_gax::client_builder::internal::with_follow_redirects(
+                    KeyManagementService::builder(),
+                    false,
+                );
                 if let Some(endpoint) = options.endpoint {
                     builder = builder.with_endpoint(endpoint);
                 }

@@ -36,10 +36,20 @@ impl MasterKey {
     /// For endpoint or credential overrides build the AEAD yourself
     /// (`AwsKmsAead::new`, `GcpKmsAead::new`) and convert it with `From`.
     pub fn from_uri(key_uri: &str) -> Result<Self, Error> {
+        Self::from_uri_with(key_uri, false)
+    }
+
+    /// As [`MasterKey::from_uri`], and with `allow_insecure_http` an `http://` endpoint on
+    /// another machine is accepted (refused by default: an import's plaintext is the secret).
+    pub fn from_uri_with(key_uri: &str, allow_insecure_http: bool) -> Result<Self, Error> {
+        let _ = allow_insecure_http; // unused when built with neither KMS
         if key_uri.starts_with("aws-kms://") {
             #[cfg(feature = "aws-kms")]
-            return crate::AwsKmsAead::new(key_uri, crate::AwsKmsOptions::default())
-                .map(Self::from);
+            return crate::AwsKmsAead::new(
+                key_uri,
+                crate::AwsKmsOptions::default().allow_insecure_http(allow_insecure_http),
+            )
+            .map(Self::from);
             #[cfg(not(feature = "aws-kms"))]
             return Err(Error::KmsNotBuiltIn {
                 uri: key_uri.to_owned(),
@@ -48,8 +58,11 @@ impl MasterKey {
         }
         if key_uri.starts_with("gcp-kms://") {
             #[cfg(feature = "gcp-kms")]
-            return crate::GcpKmsAead::new(key_uri, crate::GcpKmsOptions::default())
-                .map(Self::from);
+            return crate::GcpKmsAead::new(
+                key_uri,
+                crate::GcpKmsOptions::default().allow_insecure_http(allow_insecure_http),
+            )
+            .map(Self::from);
             #[cfg(not(feature = "gcp-kms"))]
             return Err(Error::KmsNotBuiltIn {
                 uri: key_uri.to_owned(),

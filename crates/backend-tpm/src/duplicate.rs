@@ -120,7 +120,7 @@ impl EkPublic {
 impl Tpm {
     /// This TPM's EK public area, to hand to a sender that will wrap a secret for it.
     pub fn endorsement_key_public(&self, algorithm: EkAlgorithm) -> Result<EkPublic, TpmError> {
-        let public = self.run("read the endorsement key", |c| {
+        let public = self.run(|c| {
             let (handle, public, _) = c.create_ek(algorithm)?;
             c.flush(handle);
             Ok(public)
@@ -147,7 +147,7 @@ impl Tpm {
             })?;
         let op = "TPM2_Import (under the endorsement key)";
         let private = self
-            .run(op, |c| {
+            .run(|c| {
                 load_under(c, blob.parent, op, |ctx, parent| {
                     ctx.import(
                         parent.into(),

@@ -22,23 +22,22 @@ pub enum TpmError {
         source: tss_esapi::Error,
     },
 
-    /// No TPM answered at the TCTI (not running, wrong port, no permission on the device).
-    #[error(
-        "could not reach the TPM at '{tcti}' during {op}: check that it is running (swtpm) or that this user may open the device"
-    )]
+    /// No TPM answered at the TCTI (not running, wrong port, no such device, no permission).
+    #[error("could not connect to the TPM at {tcti}: {hint}")]
     Unreachable {
         /// The TCTI used.
         tcti: String,
-        /// What was being done.
-        op: &'static str,
-        /// What the transport said.
+        /// What to check, for this kind of TCTI.
+        hint: &'static str,
+        /// What the transport said: the socket's or device's I/O error, or libtss2's TCTI
+        /// response code.
         #[source]
-        source: tss_esapi::Error,
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
 
     /// The key's password (auth value) is wrong.
     #[error(
-        "the TPM refused the key's password during {op} (TPM_RC_AUTH_FAIL/BAD_AUTH): pass the password given at import; repeated failures lock the key out"
+        "the TPM refused the key's password during {op} (TPM_RC_AUTH_FAIL/BAD_AUTH): give the password set at import with --tpm-password-file or KEYHOLD_TPM_PASSWORD; repeated failures lock the key out"
     )]
     WrongPassword {
         /// What was being done.
@@ -50,7 +49,7 @@ pub enum TpmError {
 
     /// A PCR named by the key's policy no longer holds the value it had at import.
     #[error(
-        "the key is bound to PCRs {pcrs:?} (sha256 bank) and their values changed since import: the machine's measured state differs; re-import the key to bind it to the new state"
+        "the key is bound to PCRs {pcrs:?} (sha256 bank) and their values changed since import: the machine's measured state differs; re-import the key (keyhold import --replace --tpm-pcrs ...) to bind it to the new state"
     )]
     PcrChanged {
         /// The PCR indices of the policy.
@@ -62,7 +61,7 @@ pub enum TpmError {
 
     /// A policy session did not satisfy the key's authPolicy.
     #[error(
-        "the key's policy was not satisfied during {op} (TPM_RC_POLICY_FAIL): the policy session does not match the policy the key was imported with"
+        "the key's policy was not satisfied during {op} (TPM_RC_POLICY_FAIL): give the same --tpm-pcrs (and password, if any) the key was imported with"
     )]
     PolicyFailed {
         /// What was being done.
@@ -74,7 +73,7 @@ pub enum TpmError {
 
     /// The key needs a policy session and none was given (userWithAuth is clear).
     #[error(
-        "the key accepts only its policy, not a password alone (TPM_RC_AUTH_UNAVAILABLE during {op}): load it from its key file, or pass the PCRs it was imported with (KeyAuth::with_pcr_policy)"
+        "the key accepts only its policy, not a password alone (TPM_RC_AUTH_UNAVAILABLE during {op}): use its key file (tpm:file=, which records the policy), or give the PCRs it was imported with (--tpm-pcrs)"
     )]
     PolicyRequired {
         /// What was being done.
@@ -114,7 +113,7 @@ pub enum TpmError {
 
     /// Nothing is stored at the persistent handle.
     #[error(
-        "no object at persistent handle {handle:#010x}: check the handle (tpm2_getcap handles-persistent) or import the key again"
+        "no object at persistent handle {handle:#010x}: check the handle (tpm2_getcap handles-persistent) or import the key there (keyhold import --key tpm:handle={handle:#010x})"
     )]
     KeyNotFound {
         /// The handle asked for.
@@ -124,16 +123,24 @@ pub enum TpmError {
         source: tss_esapi::Error,
     },
 
-    /// A persistent handle is already taken.
+    /// A persistent handle already holds an object, and replacing it was not asked for.
     #[error(
-        "persistent handle {handle:#010x} is already in use: choose another or evict it (tpm2_evictcontrol -c {handle:#010x})"
+        "persistent handle {handle:#010x} already holds a key: pass --replace to replace it, or choose another handle"
     )]
     HandleInUse {
         /// The handle asked for.
         handle: u32,
-        /// The TPM's answer.
+        /// The TPM's answer, when the TPM refused (TPM_RC_NV_DEFINED); none when keyhold
+        /// found the handle taken before asking.
         #[source]
-        source: tss_esapi::Error,
+        source: Option<tss_esapi::Error>,
+    },
+
+    /// A key file exists, and replacing it was not asked for.
+    #[error("{path} exists: pass --replace to replace it, or choose another path")]
+    FileExists {
+        /// The file.
+        path: String,
     },
 
     /// A TSS2 PEM key file could not be read.
@@ -175,7 +182,7 @@ pub enum TpmError {
     },
 
     /// Any other TPM failure, named by the operation.
-    #[error("TPM command {op} failed: {source}")]
+    #[error("TPM command {op} failed")]
     Command {
         /// The command or step that failed.
         op: &'static str,
@@ -214,7 +221,7 @@ impl TpmError {
     /// TPM_RC_SESSION_MEMORY).
     pub(crate) fn is_out_of_slots(&self) -> bool {
         match self {
-            TpmError::Command { source, .. } | TpmError::Unreachable { source, .. } => matches!(
+            TpmError::Command { source, .. } => matches!(
                 tpm_kind(source),
                 Some(Tss2ResponseCodeKind::ObjectMemory | Tss2ResponseCodeKind::SessionMemory)
             ),
@@ -247,6 +254,35 @@ impl From<TpmError> for KeyError {
         KeyError::with_source(kind, error.to_string(), error)
     }
 }
+
+/// A libtss2 response code from below the TPM (the TCTI or ESAPI layer), printed as the
+/// code and the meaning of its base code rather than tss-esapi's "response code not
+/// recognized".
+#[derive(Debug)]
+pub(crate) struct StackCode(pub(crate) u32);
+
+impl std::fmt::Display for StackCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // TSS2_BASE_RC_* of tss2_common.h that a connection can meet.
+        let meaning = match self.0 & 0xffff {
+            8 => "no connection",
+            9 => "try again",
+            10 => "input/output error",
+            12 => "not permitted",
+            17 => "malformed response",
+            _ => "see tss2_common.h",
+        };
+        let layer = match (self.0 >> 16) & 0xff {
+            LAYER_TCTI => "TCTI",
+            7 => "ESAPI",
+            8 => "SAPI",
+            _ => "TSS",
+        };
+        write!(f, "libtss2 {layer} response code {:#x}: {meaning}", self.0)
+    }
+}
+
+impl std::error::Error for StackCode {}
 
 /// The full 32-bit TSS2 response code, when the error came from the TSS stack.
 pub(crate) fn response_code(error: &tss_esapi::Error) -> Option<u32> {

@@ -8,18 +8,22 @@
 
 use sha2::{Digest as _, Sha256};
 use sigv4_core::RootSecret;
+use tss_esapi::constants::CapabilityType;
 use tss_esapi::handles::PersistentTpmHandle;
 use tss_esapi::interface_types::dynamic_handles::Persistent;
 use tss_esapi::interface_types::resource_handles::Provision;
 use tss_esapi::interface_types::session_handles::AuthSession;
-use tss_esapi::structures::{Auth, Digest, SensitiveData};
+use tss_esapi::structures::{Auth, CapabilityData, Digest, SensitiveData};
 use zeroize::Zeroizing;
 
 use crate::error::{TpmError, tpm_kind};
-use crate::key::{MAX_PASSWORD, load_under, public_to_tpm2b, tpm2b};
+use crate::key::{
+    MAX_PASSWORD, load_under, private_from_tpm2b, public_from_tpm2b, public_to_tpm2b, tpm2b,
+    wrong_tpm_on_integrity,
+};
 use crate::keyfile::{KeyKind, OWNER_STANDARD_PRIMARY, TpmKeyFile};
 use crate::policy::{PcrSelection, PolicyStep, policy_digest};
-use crate::templates;
+use crate::templates::{self, check_hmac_key};
 use crate::tpm::{Connection, Tpm};
 
 /// What to import and how the key will be authorized.
@@ -30,6 +34,7 @@ pub struct ImportOptions {
     pcrs: Option<PcrSelection>,
     parent: u32,
     persist_at: Option<u32>,
+    replace: bool,
 }
 
 impl ImportOptions {
@@ -42,6 +47,7 @@ impl ImportOptions {
             pcrs: None,
             parent: OWNER_STANDARD_PRIMARY,
             persist_at: None,
+            replace: false,
         }
     }
 
@@ -69,6 +75,14 @@ impl ImportOptions {
         self.persist_at = Some(handle);
         self
     }
+
+    /// If the [`ImportOptions::persist_at`] handle already holds an object, evict it and
+    /// persist the new key there (see [`Tpm::persist_key_file`]). Without this, an occupied
+    /// handle is [`TpmError::HandleInUse`].
+    pub fn replace(mut self, replace: bool) -> Self {
+        self.replace = replace;
+        self
+    }
 }
 
 impl std::fmt::Debug for ImportOptions {
@@ -82,6 +96,7 @@ impl std::fmt::Debug for ImportOptions {
             .field("pcrs", &self.pcrs)
             .field("parent", &format_args!("{:#010x}", self.parent))
             .field("persist_at", &self.persist_at)
+            .field("replace", &self.replace)
             .finish()
     }
 }
@@ -112,7 +127,7 @@ impl Tpm {
                 reason: format!("a key password is at most {MAX_PASSWORD} bytes"),
             });
         }
-        self.run("import", |c| import_in(c, secret, options))
+        self.run(|c| import_in(c, secret, options))
     }
 }
 
@@ -171,6 +186,7 @@ fn import_in(
             &created.out_public,
             created.out_private,
             handle,
+            options.replace,
         )?;
     }
     Ok(ImportedKey {
@@ -202,20 +218,33 @@ fn pcr_values_digest(c: &mut Connection, selection: &PcrSelection) -> Result<[u8
     Ok(h.finalize().into())
 }
 
+/// Makes the key persistent at `handle`. An occupied handle is evicted first when
+/// `replace`, else refused. TPM 2.0 has no atomic replace: a crash between the eviction and
+/// TPM2_EvictControl of the new key leaves the handle empty, which the next `replace` (from
+/// any state: empty, old key, new key) fills.
 fn persist(
     c: &mut Connection,
     parent: u32,
     public: &tss_esapi::structures::Public,
     private: tss_esapi::structures::Private,
     handle: u32,
+    replace: bool,
 ) -> Result<(), TpmError> {
-    let persistent = PersistentTpmHandle::new(handle).map_err(|_| TpmError::InvalidArgument {
-        reason: format!("{handle:#010x} is not a persistent handle (0x81000000..=0x817fffff)"),
-    })?;
+    let persistent = persistent_handle(handle)?;
+    if in_use(c, handle)? {
+        if !replace {
+            return Err(TpmError::HandleInUse {
+                handle,
+                source: None,
+            });
+        }
+        evict_in(c, handle)?;
+    }
     c.evict_cached_key();
     let loaded = load_under(c, parent, "TPM2_Load", |ctx, parent| {
         ctx.load(parent, private, public.clone())
-    })?;
+    })
+    .map_err(|e| wrong_tpm_on_integrity(e, "key file"))?;
     let result = c
         .ctx
         .execute_with_session(Some(AuthSession::Password), |ctx| {
@@ -230,30 +259,84 @@ fn persist(
     result.map(|_| ()).map_err(|e| {
         use tss_esapi::constants::response_code::Tss2ResponseCodeKind as K;
         match tpm_kind(&e) {
-            Some(K::NvDefined) => TpmError::HandleInUse { handle, source: e },
+            // Taken between the check and now (another client).
+            Some(K::NvDefined) => TpmError::HandleInUse {
+                handle,
+                source: Some(e),
+            },
             _ => TpmError::tpm("TPM2_EvictControl", e),
         }
     })
 }
 
+fn persistent_handle(handle: u32) -> Result<PersistentTpmHandle, TpmError> {
+    PersistentTpmHandle::new(handle).map_err(|_| TpmError::InvalidArgument {
+        reason: format!("{handle:#010x} is not a persistent handle (0x81000000..=0x81ffffff)"),
+    })
+}
+
+/// Whether `handle` holds an object, asked with TPM2_GetCapability (which, unlike looking
+/// the handle up, does not fail, so libtss2 logs nothing).
+fn in_use(c: &mut Connection, handle: u32) -> Result<bool, TpmError> {
+    persistent_handle(handle)?;
+    let op = "TPM2_GetCapability (persistent handles)";
+    let (data, _) = c
+        .ctx
+        .execute_without_session(|ctx| ctx.get_capability(CapabilityType::Handles, handle, 1))
+        .map_err(|e| TpmError::tpm(op, e))?;
+    Ok(match data {
+        CapabilityData::Handles(list) => list
+            .into_inner()
+            .into_iter()
+            .any(|h| u32::from(h) == handle),
+        _ => false,
+    })
+}
+
+fn evict_in(c: &mut Connection, handle: u32) -> Result<(), TpmError> {
+    let persistent = persistent_handle(handle)?;
+    let object = c.persistent(handle)?;
+    let result = c
+        .ctx
+        .execute_with_session(Some(AuthSession::Password), |ctx| {
+            ctx.evict_control(Provision::Owner, object, Persistent::Persistent(persistent))
+        });
+    c.forget_persistent(handle);
+    result
+        .map(|_| ())
+        .map_err(|e| TpmError::tpm("TPM2_EvictControl", e))
+}
+
 impl Tpm {
     /// Removes the key at a persistent handle (TPM2_EvictControl, owner authorization empty).
     pub fn evict_persistent(&self, handle: u32) -> Result<(), TpmError> {
-        self.run("TPM2_EvictControl", |c| {
-            let object = c.persistent(handle)?;
-            let result = c
-                .ctx
-                .execute_with_session(Some(AuthSession::Password), |ctx| {
-                    ctx.evict_control(
-                        Provision::Owner,
-                        object,
-                        Persistent::Persistent(PersistentTpmHandle::new(handle)?),
-                    )
-                });
-            c.forget_persistent(handle);
-            result
-                .map(|_| ())
-                .map_err(|e| TpmError::tpm("TPM2_EvictControl", e))
-        })
+        self.run(|c| evict_in(c, handle))
+    }
+
+    /// Whether a persistent handle holds an object (any object, not only keyhold keys).
+    pub fn persistent_in_use(&self, handle: u32) -> Result<bool, TpmError> {
+        self.run(|c| in_use(c, handle))
+    }
+
+    /// Makes the key of a loadable key file (as [`Tpm::import`] returns it) persistent at
+    /// `handle`. An occupied handle is evicted first when `replace`, else refused with
+    /// [`TpmError::HandleInUse`]. With `replace`, a crash between the eviction and the
+    /// persisting leaves the handle empty; calling this again with `replace` succeeds.
+    pub fn persist_key_file(
+        &self,
+        file: &TpmKeyFile,
+        handle: u32,
+        replace: bool,
+    ) -> Result<(), TpmError> {
+        if file.kind != KeyKind::Loadable {
+            return Err(TpmError::KeyFile {
+                reason: "an importable duplication blob cannot be made persistent: import it first"
+                    .into(),
+            });
+        }
+        let public = public_from_tpm2b(&file.public)?;
+        check_hmac_key(&public)?;
+        let private = private_from_tpm2b(&file.private)?;
+        self.run(|c| persist(c, file.parent, &public, private.clone(), handle, replace))
     }
 }

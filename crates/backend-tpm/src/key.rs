@@ -132,7 +132,7 @@ impl Tpm {
             file.access_key_id().map(str::to_owned),
         )?;
         // Load now so a key file from another TPM fails here, not at the first signature.
-        self.run("TPM2_Load", |c| key.handle_in(c).map(|_| ()))?;
+        self.run(|c| key.handle_in(c).map(|_| ()))?;
         Ok(key)
     }
 
@@ -155,7 +155,7 @@ impl Tpm {
     /// area. Its authorization is not recorded in the TPM: pass the PCR policy it was
     /// imported with, if any.
     pub fn load_persistent(&self, handle: u32, auth: KeyAuth) -> Result<TpmRootKey, TpmError> {
-        let public = self.run("TPM2_ReadPublic", |c| {
+        let public = self.run(|c| {
             let object = c.persistent(handle)?;
             // Without a session: ReadPublic refuses a password session (TPM_RC_AUTH_CONTEXT).
             c.ctx
@@ -279,9 +279,7 @@ impl TpmRootKey {
 
 impl RootKey for TpmRootKey {
     fn date_key(&self, date: &DateStamp) -> Result<DateKey, KeyError> {
-        let digest = self
-            .tpm
-            .run("TPM2_HMAC", |c| self.hmac_in(c, date.as_bytes()))?;
+        let digest = self.tpm.run(|c| self.hmac_in(c, date.as_bytes()))?;
         DateKey::from_slice(digest.value())
     }
 }

@@ -3,6 +3,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod atomic_file;
 mod duplicate;
 mod error;
 mod import;
@@ -12,6 +13,7 @@ mod policy;
 mod templates;
 mod tpm;
 
+pub use atomic_file::{StagedFile, check_writable};
 pub use duplicate::{EkPublic, wrap_for_tpm};
 pub use error::TpmError;
 pub use import::{ImportOptions, ImportedKey};

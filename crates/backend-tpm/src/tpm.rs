@@ -24,7 +24,7 @@ use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{CapabilityData, Digest, Nonce, Public, SymmetricDefinition};
 use tss_esapi::tcti_ldr::TctiNameConf;
 
-use crate::error::{TpmError, is_transport_error};
+use crate::error::{StackCode, TpmError, is_transport_error, response_code};
 use crate::keyfile::OWNER_STANDARD_PRIMARY;
 use crate::templates;
 
@@ -136,7 +136,7 @@ impl Tpm {
         let tpm = Tpm {
             shared: Arc::new(shared),
         };
-        tpm.run("connect", |_| Ok(()))?;
+        tpm.run(|_| Ok(()))?;
         Ok(tpm)
     }
 
@@ -147,7 +147,7 @@ impl Tpm {
 
     /// The name of the endorsement key (what [`SessionEncryption::SaltedWithEk`] pins).
     pub fn endorsement_key_name(&self, algorithm: EkAlgorithm) -> Result<Vec<u8>, TpmError> {
-        self.run("read the endorsement key", |c| {
+        self.run(|c| {
             let (handle, _, name) = c.create_ek(algorithm)?;
             c.flush(handle);
             Ok(name)
@@ -184,7 +184,6 @@ impl Tpm {
     /// `f` relies on (loaded keys, sessions) is rebuilt from key files and templates.
     pub(crate) fn run<T>(
         &self,
-        op: &'static str,
         mut f: impl FnMut(&mut Connection) -> Result<T, TpmError>,
     ) -> Result<T, TpmError> {
         let mut slot = self.lock();
@@ -196,7 +195,7 @@ impl Tpm {
                     connection.ctx.clear_sessions();
                     result
                 }
-                None => match Connection::open(&self.shared, op) {
+                None => match Connection::open(&self.shared) {
                     Ok(connection) => {
                         *slot = Some(connection);
                         continue;
@@ -253,6 +252,58 @@ fn flush_leftovers(shared: &Shared) {
     }
 }
 
+/// What to check when nothing answers at `tcti`, by kind of TCTI.
+fn transport_hint(tcti: &str) -> &'static str {
+    match tcti.split_once(':').map_or(tcti, |(name, _)| name) {
+        "swtpm" | "mssim" => "is it running?",
+        "device" => "is there a TPM, and may this user open it (group tss)?",
+        _ => "is it running, and may this user use it?",
+    }
+}
+
+/// Checks that something answers at a socket TCTI's host and port, or that a device TCTI's
+/// device opens, before libtss2 tries: its own failure would print several log lines to
+/// stderr and end in a bare response code. Other TCTIs are left to libtss2.
+fn probe_transport(tcti: &str) -> std::io::Result<()> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let (name, conf) = tcti.split_once(':').unwrap_or((tcti, ""));
+    match name {
+        "swtpm" | "mssim" => {
+            // libtss2's defaults for both: localhost, port 2321.
+            let (mut host, mut port) = ("localhost", "2321");
+            for pair in conf.split(',') {
+                match pair.split_once('=') {
+                    Some(("host", h)) => host = h,
+                    Some(("port", p)) => port = p,
+                    _ => {}
+                }
+            }
+            let Ok(port) = port.parse::<u16>() else {
+                return Ok(()); // libtss2 reports its own parse error
+            };
+            let mut last = None;
+            for addr in (host, port).to_socket_addrs()? {
+                match TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3)) {
+                    Ok(_) => return Ok(()),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "the host has no address")
+            }))
+        }
+        "device" => {
+            let path = if conf.is_empty() { "/dev/tpm0" } else { conf };
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .map(drop)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// An open ESAPI context and what is loaded in it.
 pub(crate) struct Connection {
     pub(crate) ctx: Context,
@@ -265,13 +316,19 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    fn open(shared: &Shared, op: &'static str) -> Result<Self, TpmError> {
-        let unreachable = |source| TpmError::Unreachable {
-            tcti: shared.tcti_text.clone(),
-            op,
-            source,
-        };
-        let ctx = Context::new(shared.tcti.clone()).map_err(unreachable)?;
+    fn open(shared: &Shared) -> Result<Self, TpmError> {
+        let hint = transport_hint(&shared.tcti_text);
+        let unreachable =
+            |source: Box<dyn std::error::Error + Send + Sync>| TpmError::Unreachable {
+                tcti: shared.tcti_text.clone(),
+                hint,
+                source,
+            };
+        probe_transport(&shared.tcti_text).map_err(|e| unreachable(Box::new(e)))?;
+        let ctx = Context::new(shared.tcti.clone()).map_err(|e| match response_code(&e) {
+            Some(code) => unreachable(Box::new(StackCode(code))),
+            None => unreachable(Box::new(e)),
+        })?;
         let mut connection = Connection {
             ctx,
             salted: None,
@@ -281,7 +338,10 @@ impl Connection {
         if let SessionEncryption::SaltedWithEk { ek, pinned_name } = &shared.encryption {
             let (handle, _, name) = connection.create_ek(*ek).map_err(|e| match e {
                 TpmError::Command { source, .. } if is_transport_error(&source) => {
-                    unreachable(source)
+                    match response_code(&source) {
+                        Some(code) => unreachable(Box::new(StackCode(code))),
+                        None => unreachable(Box::new(source)),
+                    }
                 }
                 other => other,
             })?;

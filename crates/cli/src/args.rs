@@ -34,6 +34,7 @@ Examples:
   # ~/.aws/config: any AWS SDK or the AWS CLI gets role credentials through keyhold
   [profile prod]
   credential_process = keyhold credential-process --key tpm:file=/etc/keyhold/aws.pem --role-arn arn:aws:iam::123456789012:role/deploy
+  region = us-east-1
   # a KMS-wrapped Tink keyset (KMS is called with this machine's own AWS credentials)
   keyhold whoami --key tink:/etc/keyhold/aws.keyset.json \\
       --kek-uri aws-kms://arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab
@@ -83,8 +84,30 @@ pub enum Command {
     Doctor(DoctorArgs),
 }
 
+impl Command {
+    /// The key the command uses.
+    pub fn key_args(&self) -> &KeyArgs {
+        match self {
+            Command::Import(a) => &a.key,
+            Command::Sign(a) => &a.key,
+            Command::Whoami(a) => &a.key,
+            Command::CredentialProcess(a) => &a.key,
+            Command::Doctor(a) => &a.key,
+        }
+    }
+
+    /// What the process's environment must hold for this command's key.
+    pub fn process_needs(&self) -> crate::process::Needs {
+        let key = self.key_args();
+        crate::process::Needs {
+            quiet_tss2: key.key.is_tpm(),
+            nesting_marker: key.key.is_tink() && key.kek_uri_is_aws(),
+        }
+    }
+}
+
 /// Naming and opening a key.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct KeyArgs {
     /// The key: pkcs11:<RFC 7512 URI>, tpm:file=<key.pem>, tpm:handle=0x81xxxxxx or
     /// tink:<keyset.json> (with --kek-uri).
@@ -99,6 +122,12 @@ pub struct KeyArgs {
     #[arg(long, env = "AWS_ACCESS_KEY_ID", value_name = "AKID")]
     pub access_key_id: Option<String>,
 
+    /// Allow plain http:// to other machines (STS, KMS, sign --send). Without it, http is
+    /// allowed only to loopback addresses: credentials (and for a Tink import, the secret
+    /// sent to KMS for wrapping) would cross the network in clear text.
+    #[arg(long)]
+    pub allow_insecure_http: bool,
+
     /// TPM options.
     #[cfg(feature = "tpm")]
     #[command(flatten)]
@@ -110,9 +139,25 @@ pub struct KeyArgs {
     pub tink: TinkArgs,
 }
 
+impl KeyArgs {
+    /// Whether the key is a Tink keyset under an AWS KMS key (whose client may run an AWS
+    /// profile's credential_process).
+    pub fn kek_uri_is_aws(&self) -> bool {
+        #[cfg(feature = "tink")]
+        {
+            self.tink
+                .kek_uri
+                .as_deref()
+                .is_none_or(|uri| uri.starts_with("aws-kms://"))
+        }
+        #[cfg(not(feature = "tink"))]
+        false
+    }
+}
+
 /// Which KMS key a Tink keyset is encrypted under.
 #[cfg(feature = "tink")]
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 #[command(next_help_heading = "Tink")]
 pub struct TinkArgs {
     /// The KMS key (key-encryption key) of a tink: keyset:
@@ -130,7 +175,7 @@ pub struct TinkArgs {
 
 /// How to reach a TPM and authorize its key.
 #[cfg(feature = "tpm")]
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 #[command(next_help_heading = "TPM")]
 pub struct TpmArgs {
     /// The TPM: swtpm:host=H,port=P, device:/dev/tpmrm0 or tabrmd. Default: TPM2TOOLS_TCTI,
@@ -160,7 +205,7 @@ pub struct TpmArgs {
 }
 
 /// Where STS is.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 #[command(next_help_heading = "AWS")]
 pub struct StsArgs {
     /// The AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1).
@@ -168,8 +213,9 @@ pub struct StsArgs {
     pub region: Option<String>,
 
     /// The STS endpoint (default: AWS_ENDPOINT_URL_STS, else AWS_ENDPOINT_URL, else the
-    /// region's STS endpoint).
-    #[arg(long, env = "AWS_ENDPOINT_URL_STS", value_name = "URL")]
+    /// region's STS endpoint). Plain http only to loopback, unless --allow-insecure-http;
+    /// -v logs which endpoint is used and where it came from.
+    #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
 }
 
@@ -215,6 +261,16 @@ pub struct ImportArgs {
     /// keyset file (Tink).
     #[arg(long)]
     pub replace: bool,
+
+    /// After the import, call STS GetCallerIdentity signed by the new key: proves that the
+    /// access key id and the secret belong together (the device check proves only that the
+    /// device holds the secret given). Needs STS to be reachable.
+    #[arg(long)]
+    pub verify: bool,
+
+    /// Where STS is, for --verify.
+    #[command(flatten)]
+    pub sts: StsArgs,
 
     /// The new key's label (instead of the URI's object=).
     #[cfg(feature = "pkcs11")]
@@ -334,6 +390,20 @@ pub struct SignArgs {
     #[arg(short, long, requires = "send")]
     pub fail: bool,
 
+    /// With --send: follow redirects (at most 10, https or loopback only), as curl -L.
+    /// Without it a redirect is printed, not followed.
+    #[arg(short = 'L', long, requires = "send")]
+    pub location: bool,
+
+    /// With --send: give up after this many seconds in all (decimals allowed), as curl's
+    /// --max-time. Default: no limit beyond the connect and read timeouts.
+    #[arg(short = 'm', long, value_name = "SECONDS", requires = "send", value_parser = parse_max_time)]
+    pub max_time: Option<f64>,
+
+    /// With --send: seconds to wait for the connection (and for each read, at least 30).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, requires = "send")]
+    pub connect_timeout: u64,
+
     /// The absolute URL, e.g. https://sts.us-east-1.amazonaws.com/.
     #[arg(value_name = "URL")]
     pub url: String,
@@ -360,17 +430,19 @@ pub struct WhoamiArgs {
 const CREDENTIAL_PROCESS_EXAMPLES: &str = "\
 Examples (in ~/.aws/config; the line is split like a shell's, without a shell):
   [profile deploy]
-  credential_process = keyhold credential-process --key tpm:file=/etc/keyhold/aws.pem --role-arn arn:aws:iam::123456789012:role/deploy --duration 3600
+  credential_process = keyhold credential-process --key tpm:file=/etc/keyhold/aws.pem --role-arn arn:aws:iam::123456789012:role/deploy --duration-seconds 3600
+  region = us-east-1
 
   [profile me]
-  credential_process = keyhold credential-process --key 'pkcs11:token=aws;object=prod?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/keyhold/pin' --session-token
+  credential_process = keyhold credential-process --key 'pkcs11:token=aws;object=prod?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/keyhold/pin' --get-session-token
+  region = us-east-1
 
 Prints {\"Version\": 1, \"AccessKeyId\", \"SecretAccessKey\", \"SessionToken\", \"Expiration\"}.
 On failure it prints one line on stderr and exits 1, which the AWS CLI and SDKs show.";
 
 /// `keyhold credential-process`.
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("credentials").required(true).args(["role_arn", "session_token"]))]
+#[command(group = clap::ArgGroup::new("credentials").required(true).args(["role_arn", "get_session_token"]))]
 pub struct CredentialProcessArgs {
     /// The signing key.
     #[command(flatten)]
@@ -389,7 +461,7 @@ pub struct CredentialProcessArgs {
         long,
         env = "KEYHOLD_ROLE_SESSION_NAME",
         value_name = "NAME",
-        conflicts_with = "session_token"
+        conflicts_with = "get_session_token"
     )]
     pub role_session_name: Option<String>,
 
@@ -398,24 +470,36 @@ pub struct CredentialProcessArgs {
         long,
         env = "KEYHOLD_EXTERNAL_ID",
         value_name = "ID",
-        conflicts_with = "session_token",
+        conflicts_with = "get_session_token",
         hide_env_values = true
     )]
     pub external_id: Option<String>,
 
-    /// Get session credentials for the key's own identity (STS GetSessionToken).
-    #[arg(long, conflicts_with = "role_arn")]
-    pub session_token: bool,
+    /// Get session credentials for the key's own identity (STS GetSessionToken) instead of
+    /// assuming a role.
+    #[arg(long, alias = "session-token", conflicts_with = "role_arn")]
+    pub get_session_token: bool,
 
-    /// How long the credentials last: seconds, or with a unit (15m, 1h, 12h).
+    /// How long the credentials last: seconds, or with a unit (15m, 1h, 12h). 900 s to
+    /// 12 h for a role (and at most the role's maximum), to 36 h for --get-session-token.
     #[arg(
-        long,
+        long = "duration-seconds",
+        visible_alias = "duration",
         env = "KEYHOLD_DURATION",
         value_name = "DURATION",
         default_value = "3600",
         value_parser = parse_duration
     )]
     pub duration: Duration,
+}
+
+fn parse_max_time(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(secs),
+        _ => Err(format!(
+            "'{text}' is not a number of seconds from 0.001 to 86400"
+        )),
+    }
 }
 
 /// `3600`, `3600s`, `60m`, `1h`.
@@ -451,7 +535,9 @@ Checks, in order: the module or TCTI loads, the token or TPM is found, login/aut
 the key is found and cannot be read out, one HMAC works, the clock is sane, STS is reachable,
 GetCallerIdentity succeeds. For a Tink keyset: the keyset file is readable and encrypted,
 the KMS key URI parses, KMS is reachable and decrypts the keyset, one HMAC works; then the
-same clock and STS checks. Exits 1 if any check fails.";
+same clock and STS checks. STS counts as reachable when it answers at all, and
+GetCallerIdentity passes only with a valid reply. Exits 1 if any check fails; --json prints
+the same checks for scripts.";
 
 /// `keyhold doctor`.
 #[derive(Debug, Args)]
@@ -463,6 +549,12 @@ pub struct DoctorArgs {
     /// Where STS is.
     #[command(flatten)]
     pub sts: StsArgs,
+
+    /// Print the checks as one JSON document on stdout, for scripts:
+    /// {"key": ..., "ok": bool, "checks": [{"name", "status": "pass"|"fail"|"skipped",
+    /// "detail", "fix"}]}. The exit status is the same.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]

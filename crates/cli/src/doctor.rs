@@ -15,7 +15,8 @@ use crate::error::{CliError, one_line};
 use crate::sts;
 
 /// The state of one link.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Status {
     /// It works.
     Pass,
@@ -26,7 +27,7 @@ pub enum Status {
 }
 
 /// One checked link.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize)]
 pub struct Link {
     name: String,
     status: Status,
@@ -124,46 +125,63 @@ const IDENTITY: &str = "GetCallerIdentity signed by the device";
 #[error("{0}")]
 struct ClockProblem(String);
 
-/// Runs every check, prints each as it is decided, and fails if any failed.
+/// Runs every check, prints each as it is decided (or, with `--json`, all at the end), and
+/// fails if any failed.
 pub fn run(args: &DoctorArgs, runtime: &tokio::runtime::Runtime) -> Result<(), CliError> {
+    // A malformed or refused endpoint is a command-line error, found before the device.
+    let endpoint = sts::endpoint(&args.sts, &args.key)?;
     let mut stdout = std::io::stdout().lock();
-    let mut total = 0;
-    let mut failed = 0;
-    let mut print = |link: &Link, out: &mut dyn Write| -> Result<(), CliError> {
-        total += 1;
-        if link.status() == Status::Fail {
-            failed += 1;
+    let mut all = Vec::new();
+    let mut show = |link: Link, out: &mut dyn Write| -> Result<(), CliError> {
+        if !args.json {
+            writeln!(out, "{link}").map_err(CliError::Output)?;
         }
-        writeln!(out, "{link}").map_err(CliError::Output)
+        all.push(link);
+        Ok(())
     };
-    writeln!(stdout, "keyhold doctor: {}", args.key.key).map_err(CliError::Output)?;
-    let (links, key) = backend::doctor(&args.key);
-    for link in &links {
-        print(link, &mut stdout)?;
+    if !args.json {
+        writeln!(stdout, "keyhold doctor: {}", args.key.key).map_err(CliError::Output)?;
     }
-    for link in runtime.block_on(network_links(args, key)) {
-        print(&link, &mut stdout)?;
+    let (links, key) = backend::doctor(&args.key);
+    for link in links {
+        show(link, &mut stdout)?;
+    }
+    for link in runtime.block_on(network_links(&endpoint, key)) {
+        show(link, &mut stdout)?;
+    }
+    let failed = all.iter().filter(|l| l.status() == Status::Fail).count();
+    if args.json {
+        let report = serde_json::json!({
+            "key": args.key.key.to_string(),
+            "ok": failed == 0,
+            "checks": all,
+        });
+        writeln!(stdout, "{report:#}").map_err(CliError::Output)?;
     }
     match failed {
         0 => Ok(()),
-        _ => Err(CliError::DoctorFailed { failed, total }),
+        _ => Err(CliError::DoctorFailed {
+            failed,
+            total: all.len(),
+        }),
     }
 }
 
-async fn network_links(args: &DoctorArgs, key: Option<OpenedKey>) -> Vec<Link> {
+async fn network_links(endpoint: &sts::Endpoint, key: Option<OpenedKey>) -> Vec<Link> {
     let mut links = Vec::new();
-    let endpoint = sts::endpoint(&args.sts);
-    // Reachability first (any HTTP answer counts), since the clock check reads its Date.
+    let url = &endpoint.url;
+    // Reachability first, since the clock check reads its Date.
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(3))
         .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
         .build();
     let answer = match http {
-        Ok(client) => client.get(&endpoint).send().await,
+        Ok(client) => client.get(url).send().await,
         Err(e) => Err(e),
     };
     let now = time::OffsetDateTime::now_utc();
-    match &answer {
+    let reachable = match &answer {
         Ok(response) => {
             let server = response
                 .headers()
@@ -174,28 +192,34 @@ async fn network_links(args: &DoctorArgs, key: Option<OpenedKey>) -> Vec<Link> {
                         .ok()
                 });
             links.push(clock_link(now, server));
-            links.push(Link::pass(
-                REACHABLE,
-                &format!("{endpoint} answered HTTP {}", response.status().as_u16()),
-            ));
+            // Any HTTP answer means the endpoint is up (moto, like some proxies, answers an
+            // unsigned request with HTTP 500); whether it is STS is the next check's verdict.
+            let status = response.status().as_u16();
+            let detail = format!("{url} (from {}) answered HTTP {status}", endpoint.from);
+            links.push(Link::pass(REACHABLE, &detail));
+            true
         }
         Err(e) => {
             links.push(clock_link(now, None));
             links.push(Link::fail(REACHABLE, e, REACHABLE_FIX));
+            false
         }
-    }
-    let Some(key) = key.filter(|_| answer.is_ok()) else {
+    };
+    let Some(key) = key.filter(|_| reachable) else {
         links.push(Link::skipped(IDENTITY));
         return links;
     };
-    let identity = match sts::client(&key, &args.sts) {
-        Ok(client) => client.get_caller_identity().await,
-        Err(e) => Err(e),
+    let identity = match sts::client(&key, endpoint) {
+        Ok(client) => client
+            .get_caller_identity()
+            .await
+            .map_err(|e| (e.kind().cloned(), CliError::Sts(e))),
+        Err(e) => Err((None, e)),
     };
     links.push(match identity {
         Ok(identity) => Link::pass(IDENTITY, &identity.arn),
-        Err(e) => {
-            let fix = match e.kind() {
+        Err((kind, e)) => {
+            let fix = match kind {
                 Some(sts_client::ServiceErrorKind::SignatureDoesNotMatch) => {
                     "the device holds a different secret than AWS has for this access key id: import the right secret with `keyhold import --replace`"
                 }

@@ -101,8 +101,33 @@ pub enum CliError {
     #[error(transparent)]
     Sts(sts_client::StsError),
 
+    /// STS did not accept the access key id or its signature.
+    #[error("access key id {access_key_id} ({from}) was rejected by STS")]
+    Rejected {
+        /// The access key id used.
+        access_key_id: String,
+        /// Where it came from.
+        from: &'static str,
+        /// STS's error.
+        #[source]
+        source: Box<sts_client::StsError>,
+    },
+
+    /// `import --verify`: the key was imported but STS did not accept its signature.
+    #[error(
+        "the secret was imported as {key}, but the check with STS failed; the key stays in \
+         place: fix the access key id or the secret and import again with --replace"
+    )]
+    VerifyFailed {
+        /// The imported key.
+        key: String,
+        /// Why the check failed.
+        #[source]
+        source: Box<CliError>,
+    },
+
     /// Sending a signed request (`sign --send`) failed.
-    #[error("sending the request to {url} failed: {source}")]
+    #[error("sending the request to {url} failed")]
     Http {
         /// Where it went.
         url: String,

@@ -85,12 +85,22 @@ impl std::str::FromStr for KeyRef {
 
 #[cfg(feature = "pkcs11")]
 fn parse_pkcs11(text: &str) -> Result<KeyRef, KeyRefError> {
-    backend_pkcs11::Pkcs11Uri::parse(text)
-        .map(|uri| KeyRef::Pkcs11(Box::new(uri)))
-        .map_err(|e| KeyRefError::Invalid {
+    let uri = backend_pkcs11::Pkcs11Uri::parse(text).map_err(|e| KeyRefError::Invalid {
+        backend: "PKCS#11",
+        reason: e.to_string(),
+    })?;
+    // RFC 7512 lets vendors add query attributes; keyhold acts on none, so one it does not
+    // know is a typo (of pin-source, say) that would otherwise be ignored silently.
+    if let Some((name, _)) = uri.vendor_query.first() {
+        return Err(KeyRefError::Invalid {
             backend: "PKCS#11",
-            reason: e.to_string(),
-        })
+            reason: format!(
+                "unknown query attribute '{name}': keyhold reads pin-source, pin-value, \
+                 module-name and module-path"
+            ),
+        });
+    }
+    Ok(KeyRef::Pkcs11(Box::new(uri)))
 }
 
 #[cfg(not(feature = "pkcs11"))]
@@ -185,6 +195,54 @@ impl KeyRef {
     }
 }
 
+impl KeyRef {
+    /// Whether this is a TPM key (file or handle).
+    pub fn is_tpm(&self) -> bool {
+        #[cfg(feature = "tpm")]
+        if matches!(self, KeyRef::TpmFile(_) | KeyRef::TpmHandle(_)) {
+            return true;
+        }
+        false
+    }
+
+    /// Whether this is a Tink keyset.
+    pub fn is_tink(&self) -> bool {
+        #[cfg(feature = "tink")]
+        if matches!(self, KeyRef::Tink(_)) {
+            return true;
+        }
+        false
+    }
+
+    /// Whether the reference holds a secret that others can read in the process list (a
+    /// PKCS#11 URI's `pin-value`).
+    pub fn has_visible_secret(&self) -> bool {
+        #[cfg(feature = "pkcs11")]
+        if let KeyRef::Pkcs11(uri) = self {
+            return uri.pin_value.is_some();
+        }
+        false
+    }
+}
+
+/// `text` with the value of every `pin-value=` attribute replaced by `***`: for messages
+/// (clap's among them) that quote a `--key` value as given.
+pub fn redact_pin_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("pin-value=") {
+        let (before, from) = rest.split_at(at + "pin-value=".len());
+        out.push_str(before);
+        out.push_str("***");
+        let end = from
+            .find(|c: char| matches!(c, '&' | ';' | '\'' | '"' | '\n') || c.is_whitespace())
+            .unwrap_or(from.len());
+        rest = &from[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The reference as a `--key` value (a PKCS#11 URI never shows a `pin-value`).
 impl fmt::Display for KeyRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -275,5 +333,17 @@ mod tests {
     fn tink_references_say_the_feature_is_missing() {
         let err = "tink:/k.json".parse::<KeyRef>().unwrap_err().to_string();
         assert!(err.contains("--features tink"), "{err}");
+    }
+
+    #[test]
+    fn pin_values_are_redacted_wherever_they_are_quoted() {
+        assert_eq!(
+            redact_pin_values(
+                "invalid value 'pkcs11:token=a?pin-value=1234&module-path=/m.so' for '--key'"
+            ),
+            "invalid value 'pkcs11:token=a?pin-value=***&module-path=/m.so' for '--key'"
+        );
+        assert_eq!(redact_pin_values("x pin-value=secret"), "x pin-value=***");
+        assert_eq!(redact_pin_values("no pin here"), "no pin here");
     }
 }

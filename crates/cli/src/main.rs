@@ -16,7 +16,9 @@ mod error;
 mod key_ref;
 mod logging;
 mod output;
+mod process;
 mod secret_input;
+mod signals;
 mod sts;
 
 use std::process::ExitCode;
@@ -27,15 +29,44 @@ use crate::args::{Cli, Command};
 use crate::error::{CliError, one_line};
 
 fn main() -> ExitCode {
+    process::disable_core_dumps();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // Usage errors exit 2. clap quotes the values it rejects: a --key value may
+            // hold a pin-value.
+            eprint!("{}", key_ref::redact_pin_values(&e.render().to_string()));
+            return ExitCode::from(2);
+        }
         Err(e) => {
-            // --help and --version print to stdout and exit 0; usage errors exit 2.
+            // --help and --version print to stdout and exit 0.
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            return ExitCode::SUCCESS;
         }
     };
     logging::init(cli.verbose);
+    if cli.command.key_args().key.has_visible_secret() {
+        eprintln!(
+            "keyhold: warning: the --key URI holds the PIN (pin-value=), which every user of \
+             this machine can read in the process list; use pin-source=file:PATH or \
+             KEYHOLD_PKCS11_PIN instead"
+        );
+    }
+    let needs = cli.command.process_needs();
+    if let Some(parent) = process::nesting_parent(&needs) {
+        eprintln!(
+            "keyhold: keyhold started itself: keyhold process {parent}, whose Tink key needs \
+             AWS credentials for KMS, got them from an AWS profile whose credential_process \
+             is keyhold with a Tink key again (this one). Give the KMS client credentials \
+             that do not come from keyhold with a Tink key: unset AWS_PROFILE, or point it \
+             at another profile, for the keyhold that uses the Tink key"
+        );
+        return ExitCode::from(2);
+    }
+    process::ensure_environment(&needs);
+    if let Err(e) = signals::install() {
+        tracing::warn!(error = %e, "could not take over SIGINT and SIGTERM");
+    }
     match run(&cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -58,7 +89,7 @@ fn run(command: &Command) -> Result<(), CliError> {
             })
     };
     match command {
-        Command::Import(args) => commands::import::run(args),
+        Command::Import(args) => commands::import::run(args, &runtime()?),
         Command::Sign(args) => commands::sign::run(args, &runtime()?),
         Command::Whoami(args) => commands::whoami::run(args, &runtime()?),
         Command::CredentialProcess(args) => commands::credential_process::run(args, &runtime()?),

@@ -5,7 +5,7 @@
 //! Every buffer that held the secret is zeroized on drop; the result is a
 //! [`RootSecret`] (`"AWS4" + secret`), the form every backend's import takes.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use sigv4_core::RootSecret;
@@ -34,14 +34,21 @@ impl std::fmt::Display for SecretSource {
     }
 }
 
+/// The most bytes read from any source: far more than a 40-character secret and a newline,
+/// and small enough that the buffer, reserved once, never moves (and leaves no copy).
+const MAX_INPUT: usize = 4096;
+
 impl SecretSource {
-    /// Reads the secret and turns it into `"AWS4" + secret`.
+    /// Reads the secret, checks that it looks like an AWS secret access key, and turns it
+    /// into `"AWS4" + secret`.
     pub fn read(&self) -> Result<RootSecret, CliError> {
         let text = self.read_raw()?;
-        RootSecret::from_secret_text(text).map_err(|e| CliError::Secret {
+        let unusable = |reason: String| CliError::Secret {
             from: self.to_string(),
-            reason: e.to_string(),
-        })
+            reason,
+        };
+        check_secret_access_key(text.trim_ascii()).map_err(unusable)?;
+        RootSecret::from_secret_text(text).map_err(|e| unusable(e.to_string()))
     }
 
     fn read_raw(&self) -> Result<Zeroizing<Vec<u8>>, CliError> {
@@ -49,29 +56,31 @@ impl SecretSource {
             from: self.to_string(),
             source,
         };
-        // Reserve up front so that reading does not reallocate and leave copies behind.
-        let mut buffer = Zeroizing::new(Vec::with_capacity(4096));
+        let mut buffer = Zeroizing::new(Vec::with_capacity(MAX_INPUT));
         match self {
             SecretSource::Stdin => {
+                // Read from the file descriptor itself: std's stdin buffer would keep a copy
+                // of the secret for the life of the process.
                 let stdin = std::io::stdin();
                 if stdin.is_terminal() {
-                    eprint!("Secret access key (input is shown; end with Enter): ");
-                    let mut line = Zeroizing::new(String::with_capacity(4096));
-                    stdin.read_line(&mut line).map_err(io)?;
-                    buffer.extend_from_slice(line.as_bytes());
+                    eprint!("Secret access key (not shown; end with Enter): ");
+                    let echo = terminal::EchoOff::new(&stdin).map_err(io)?;
+                    let read = read_fd(&stdin, &mut buffer, true);
+                    drop(echo);
+                    eprintln!();
+                    read.map_err(io)?;
                 } else {
-                    stdin.lock().read_to_end(&mut buffer).map_err(io)?;
+                    read_fd(&stdin, &mut buffer, false).map_err(io)?;
                 }
             }
             SecretSource::File(path) => {
-                std::fs::File::open(path)
-                    .and_then(|mut f| f.read_to_end(&mut buffer))
-                    .map_err(io)?;
+                let file = std::fs::File::open(path).map_err(io)?;
+                read_fd(&file, &mut buffer, false).map_err(io)?;
             }
             SecretSource::Env(name) => match std::env::var_os(name) {
                 Some(value) => {
                     let value = Zeroizing::new(value.into_encoded_bytes());
-                    buffer.extend_from_slice(&value);
+                    buffer.extend_from_slice(&value[..value.len().min(MAX_INPUT)]);
                 }
                 None => {
                     return Err(CliError::Secret {
@@ -85,6 +94,117 @@ impl SecretSource {
     }
 }
 
+/// Reads `fd` to its end (or, with `one_line`, to the first newline) into `buffer`, at most
+/// [`MAX_INPUT`] bytes, through a small buffer of its own that is zeroized.
+fn read_fd(
+    fd: &impl std::os::fd::AsFd,
+    buffer: &mut Zeroizing<Vec<u8>>,
+    one_line: bool,
+) -> std::io::Result<()> {
+    let mut chunk = Zeroizing::new([0u8; 256]);
+    loop {
+        let n = match rustix::io::read(fd, &mut chunk[..]) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        if buffer.len() + n > MAX_INPUT {
+            return Err(std::io::Error::other(format!(
+                "more than {MAX_INPUT} bytes: that is not a secret access key"
+            )));
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+        if one_line && chunk[..n].contains(&b'\n') {
+            return Ok(());
+        }
+    }
+}
+
+/// Checks the shape of an AWS secret access key: 40 characters of `A-Z a-z 0-9 + /`. The
+/// reason names what is wrong, never the value.
+pub fn check_secret_access_key(secret: &[u8]) -> Result<(), String> {
+    const LENGTH: usize = 40;
+    let allowed = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
+    if secret.is_empty() {
+        return Err("it is empty: give the 40-character secret access key".into());
+    }
+    let quoted = |q: u8| secret.first() == Some(&q) || secret.last() == Some(&q);
+    if quoted(b'"') || quoted(b'\'') {
+        return Err("it is in quotes: give the secret access key without them".into());
+    }
+    let looks_like_key_id = secret.len() == 20
+        && (secret.starts_with(b"AKIA") || secret.starts_with(b"ASIA"))
+        && secret
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    if looks_like_key_id {
+        return Err(
+            "it looks like an access key id (AKIA.../ASIA...), not the secret access key".into(),
+        );
+    }
+    if secret.iter().any(u8::is_ascii_whitespace) {
+        return Err("it contains spaces or line breaks: give the secret access key alone".into());
+    }
+    if let Some(at) = secret.iter().position(|b| !allowed(b)) {
+        return Err(format!(
+            "character {} is not one of A-Z a-z 0-9 + / that a secret access key is made of",
+            at + 1
+        ));
+    }
+    if secret.len() != LENGTH {
+        return Err(format!(
+            "it is {} characters long; an AWS secret access key has {LENGTH}",
+            secret.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Turning the terminal's echo off while the secret is typed, and back on whatever happens
+/// (Ctrl-C included: the signal thread restores it before the process ends).
+mod terminal {
+    use std::os::fd::AsFd;
+    use std::sync::{Mutex, PoisonError};
+
+    use rustix::termios::{LocalModes, OptionalActions, Termios, tcgetattr, tcsetattr};
+
+    /// The settings to restore, while echo is off.
+    static SAVED: Mutex<Option<Termios>> = Mutex::new(None);
+
+    /// Echo is off until this drops.
+    pub struct EchoOff;
+
+    impl EchoOff {
+        pub fn new(stdin: &std::io::Stdin) -> std::io::Result<Self> {
+            let saved = tcgetattr(stdin.as_fd())?;
+            let mut quiet = saved.clone();
+            quiet.local_modes.remove(LocalModes::ECHO);
+            // Keep the newline echoed, so the cursor moves on after Enter.
+            quiet.local_modes.insert(LocalModes::ECHONL);
+            *SAVED.lock().unwrap_or_else(PoisonError::into_inner) = Some(saved);
+            crate::signals::before_exit(restore);
+            tcsetattr(stdin.as_fd(), OptionalActions::Flush, &quiet)?;
+            Ok(EchoOff)
+        }
+    }
+
+    impl Drop for EchoOff {
+        fn drop(&mut self) {
+            restore();
+        }
+    }
+
+    /// Puts the saved settings back, once.
+    fn restore() {
+        if let Some(saved) = SAVED.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            let _ = tcsetattr(std::io::stdin().as_fd(), OptionalActions::Now, &saved);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,9 +214,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("keyhold-secret-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("secret");
-        std::fs::write(&path, "abc/DEF+123\n").unwrap();
+        std::fs::write(&path, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\n").unwrap();
         let secret = SecretSource::File(path.clone()).read().unwrap();
-        assert_eq!(secret.expose(), b"AWS4abc/DEF+123");
+        assert_eq!(
+            secret.expose(),
+            b"AWS4wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+        );
         std::fs::write(&path, "\n").unwrap();
         let err = SecretSource::File(path).read().unwrap_err().to_string();
         assert!(err.contains("empty"), "{err}");
@@ -118,5 +241,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("/nonexistent/keyhold/secret"), "{err}");
+    }
+
+    #[test]
+    fn only_the_shape_of_a_secret_access_key_is_accepted() {
+        let good = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+        assert_eq!(check_secret_access_key(good.as_bytes()), Ok(()));
+        for (bad, expected) in [
+            (format!("\"{good}\""), "quotes"),
+            (format!("'{good}'"), "quotes"),
+            ("AKIAIOSFODNN7EXAMPLE".to_owned(), "access key id"),
+            (format!("{} {}", &good[..20], &good[20..]), "spaces"),
+            (good[..39].to_owned(), "39 characters"),
+            (format!("{good}A"), "41 characters"),
+            (good.replace('/', "-"), "character 14"),
+            (String::new(), "empty"),
+        ] {
+            let err = check_secret_access_key(bad.as_bytes()).unwrap_err();
+            assert!(err.contains(expected), "{bad}: {err}");
+            assert!(
+                !err.contains(&good[1..12]),
+                "the value is never quoted: {err}"
+            );
+        }
     }
 }

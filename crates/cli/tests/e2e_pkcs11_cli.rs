@@ -37,7 +37,11 @@ fn a_wrong_secret_is_caught_by_signature_does_not_match_at_whoami() {
     let line = out.stderr.trim();
     assert_eq!(line.lines().count(), 1, "one line: {line}");
     assert!(
-        line.starts_with("keyhold: STS GetCallerIdentity failed with SignatureDoesNotMatch"),
+        line.starts_with(&format!(
+            "keyhold: access key id {} (stored with the key at import) was rejected by STS: \
+             STS GetCallerIdentity failed with SignatureDoesNotMatch",
+            access_key_id()
+        )),
         "{line}"
     );
     assert!(

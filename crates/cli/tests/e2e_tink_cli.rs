@@ -135,10 +135,16 @@ fn import_then_whoami_needs_only_the_printed_key_and_the_kek_uri() {
         "type.googleapis.com/google.crypto.tink.HmacKey"
     );
     assert!(!json.to_string().contains(&secret()));
+    // The access key id, and the keyset it belongs to (a crash between the two files'
+    // renames must not pair the id with another keyset).
     let sidecar = dir.join("aws.keyset.json.access-key-id");
     assert_eq!(
         std::fs::read_to_string(&sidecar).unwrap(),
-        format!("{}\n", access_key_id())
+        format!(
+            "{}\nkeyset-primary-key-id={}\n",
+            access_key_id(),
+            json["keysetInfo"]["primaryKeyId"]
+        )
     );
     #[cfg(unix)]
     {
@@ -209,7 +215,11 @@ fn a_wrong_secret_is_caught_by_signature_does_not_match_at_whoami() {
     let line = out.stderr.trim();
     assert_eq!(line.lines().count(), 1, "one line: {line}");
     assert!(
-        line.starts_with("keyhold: STS GetCallerIdentity failed with SignatureDoesNotMatch"),
+        line.starts_with(&format!(
+            "keyhold: access key id {} (stored with the key at import) was rejected by STS: \
+             STS GetCallerIdentity failed with SignatureDoesNotMatch",
+            access_key_id()
+        )),
         "{line}"
     );
 }
@@ -280,7 +290,13 @@ fn a_tink_key_without_a_kek_uri_is_a_usage_error() {
     for args in [
         vec!["whoami", "--key", &key],
         vec!["credential-process", "--key", &key, "--session-token"],
-        vec!["import", "--key", &key, "--access-key-id", "AKIDEXAMPLE"],
+        vec![
+            "import",
+            "--key",
+            &key,
+            "--access-key-id",
+            "AKIAIOSFODNN7EXAMPLE",
+        ],
     ] {
         let out = run(keyhold().env_remove("KEYHOLD_KEK_URI").args(&args));
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
@@ -298,7 +314,7 @@ fn a_tink_key_without_a_kek_uri_is_a_usage_error() {
         "--key",
         &key,
         "--access-key-id",
-        "AKIDEXAMPLE",
+        "AKIAIOSFODNN7EXAMPLE",
         "--kek-uri",
         "vault://transit/keys/aws",
     ]));

@@ -19,8 +19,9 @@ use time::OffsetDateTime;
 /// How long before expiry credentials are refreshed, by default.
 pub const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(5 * 60);
 
-/// After a failed refresh, how long callers get the last good credentials (or the failure)
-/// without another STS call, so that a failing STS is not hammered by every caller.
+/// After a failed refresh, or one whose credentials were already due for refreshing (an STS
+/// that hands out short-lived credentials), how long callers get the last good credentials
+/// (or the failure) without another STS call, so that STS is not hammered by every caller.
 const FAILURE_HOLD_OFF: Duration = Duration::from_secs(5);
 
 /// The provider name the SDK records with the credentials.
@@ -55,7 +56,8 @@ struct Inner {
 struct State {
     current: Option<SdkCredentials>,
     expires: Option<OffsetDateTime>,
-    last_failure: Option<(std::time::Instant, String)>,
+    /// When STS was last called, and how that call failed, if it did.
+    last_call: Option<(std::time::Instant, Option<String>)>,
 }
 
 impl fmt::Debug for StsCredentialsProvider {
@@ -124,7 +126,7 @@ impl StsCredentialsProvider {
         if let Some(fresh) = self.cached(true) {
             return Ok(fresh);
         }
-        if let Some(held) = self.recent_failure() {
+        if let Some(held) = self.held() {
             return held;
         }
         match self.fetch().await {
@@ -132,12 +134,14 @@ impl StsCredentialsProvider {
                 let mut state = self.write_state();
                 state.current = Some(credentials.clone());
                 state.expires = Some(expires);
-                state.last_failure = None;
+                // Credentials already due for refresh would send every caller to STS.
+                let due = OffsetDateTime::now_utc() + self.inner.refresh_ahead >= expires;
+                state.last_call = due.then(|| (std::time::Instant::now(), None));
                 Ok(credentials)
             }
             Err(error) => {
                 let message = error.to_string();
-                self.write_state().last_failure = Some((std::time::Instant::now(), message));
+                self.write_state().last_call = Some((std::time::Instant::now(), Some(message)));
                 match self.cached(false) {
                     Some(still_valid) => {
                         tracing::warn!(%error, "refreshing STS credentials failed; using the current ones until they expire");
@@ -168,27 +172,29 @@ impl StsCredentialsProvider {
             .flatten()
     }
 
-    /// Within the hold-off after a failed refresh: the still-valid credentials, or the
-    /// failure again, without calling STS.
-    fn recent_failure(&self) -> Option<Result<SdkCredentials, CredentialsError>> {
-        let message = {
+    /// Within the hold-off after the last STS call: the still-valid credentials, or the
+    /// failure again, without calling STS. `None` when STS may be called.
+    fn held(&self) -> Option<Result<SdkCredentials, CredentialsError>> {
+        let failure = {
             let state = self
                 .inner
                 .state
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let (when, message) = state.last_failure.as_ref()?;
+            let (when, failure) = state.last_call.as_ref()?;
             if when.elapsed() >= FAILURE_HOLD_OFF {
                 return None;
             }
-            message.clone()
+            failure.clone()
         };
-        Some(match self.cached(false) {
-            Some(valid) => Ok(valid),
-            None => Err(CredentialsError::provider_error(format!(
+        match (self.cached(false), failure) {
+            (Some(valid), _) => Some(Ok(valid)),
+            (None, Some(message)) => Some(Err(CredentialsError::provider_error(format!(
                 "{message} (not retried for {FAILURE_HOLD_OFF:?})"
-            ))),
-        })
+            )))),
+            // The last call succeeded and its credentials have expired since: call again.
+            (None, None) => None,
+        }
     }
 
     fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {

@@ -160,3 +160,48 @@ async fn a_first_fetch_failure_is_an_error_naming_the_sts_code() {
     assert_eq!(sts.code(), Some("AccessDenied"));
     assert_eq!(sts.request_id(), Some("req-AccessDenied"));
 }
+
+#[tokio::test]
+async fn credentials_already_due_for_refresh_do_not_send_every_call_to_sts() {
+    // Valid for 60 s, inside the 5-minute refresh window from the start.
+    let server = LocalServer::start(|n, _| {
+        reply(
+            200,
+            "text/xml",
+            &assume_role_xml(
+                &format!("ASIASHORT{n}EXAMPLE"),
+                &expiring_in(time::Duration::seconds(60)),
+            ),
+        )
+    })
+    .await;
+    let provider = provider(&server.url, Duration::from_secs(300));
+    for _ in 0..50 {
+        provider.provide_credentials().await.unwrap();
+    }
+    assert_eq!(
+        server.count(),
+        1,
+        "one STS call per hold-off, not one per caller"
+    );
+}
+
+#[tokio::test]
+async fn an_implausible_expiration_is_an_error_and_sts_is_not_hammered() {
+    let server = LocalServer::always(reply(
+        200,
+        "text/xml",
+        &assume_role_xml("ASIAFUTUREEXAMPLE", "9999-12-31T23:59:59Z"),
+    ))
+    .await;
+    let provider = provider(&server.url, Duration::from_secs(300));
+    for _ in 0..20 {
+        let err = provider.provide_credentials().await.unwrap_err();
+        let text = format!(
+            "{}",
+            aws_smithy_types::error::display::DisplayErrorContext(&err)
+        );
+        assert!(text.contains("Expiration"), "{text}");
+    }
+    assert_eq!(server.count(), 1);
+}

@@ -53,6 +53,20 @@ pub struct DerivedKeyCache {
 struct State {
     entries: Vec<Entry>,
     clock: u64,
+    /// The latest date asked for; entries of earlier dates have been dropped.
+    newest: Option<DateStamp>,
+}
+
+impl State {
+    /// Drops (and zeroizes) the keys of days before `date` when `date` is a new day: a
+    /// signer that has moved on to a day does not keep the keys of the days before it
+    /// (a `kSigning` still signs requests, presigned URLs among them, dated its day).
+    fn move_to(&mut self, date: &DateStamp) {
+        if self.newest.is_none_or(|newest| *date > newest) {
+            self.entries.retain(|e| e.date >= *date);
+            self.newest = Some(*date);
+        }
+    }
 }
 
 impl DerivedKeyCache {
@@ -96,6 +110,7 @@ impl DerivedKeyCache {
         service: &str,
     ) -> Option<SigningKey> {
         let mut state = self.lock();
+        state.move_to(date);
         state.clock += 1;
         let now = state.clock;
         let entry = state
@@ -115,6 +130,7 @@ impl DerivedKeyCache {
         key: &SigningKey,
     ) {
         let mut state = self.lock();
+        state.move_to(date);
         state.clock += 1;
         let now = state.clock;
         if let Some(entry) = state
@@ -176,20 +192,15 @@ mod tests {
     #[test]
     fn evicts_least_recently_used_when_full() {
         let cache = DerivedKeyCache::new(2);
-        cache.insert("AKID", &stamp(1), "r", "s", &key(1));
-        cache.insert("AKID", &stamp(2), "r", "s", &key(2));
-        assert!(cache.get("AKID", &stamp(1), "r", "s").is_some()); // day 2 is now oldest
-        cache.insert("AKID", &stamp(3), "r", "s", &key(3));
+        let day = stamp(1);
+        cache.insert("AKID", &day, "r", "a", &key(1));
+        cache.insert("AKID", &day, "r", "b", &key(2));
+        assert!(cache.get("AKID", &day, "r", "a").is_some()); // b is now the oldest
+        cache.insert("AKID", &day, "r", "c", &key(3));
         assert_eq!(cache.len(), 2);
-        assert!(cache.get("AKID", &stamp(2), "r", "s").is_none());
-        assert!(same(
-            &cache.get("AKID", &stamp(1), "r", "s").unwrap(),
-            &key(1)
-        ));
-        assert!(same(
-            &cache.get("AKID", &stamp(3), "r", "s").unwrap(),
-            &key(3)
-        ));
+        assert!(cache.get("AKID", &day, "r", "b").is_none());
+        assert!(same(&cache.get("AKID", &day, "r", "a").unwrap(), &key(1)));
+        assert!(same(&cache.get("AKID", &day, "r", "c").unwrap(), &key(3)));
     }
 
     #[test]
@@ -203,5 +214,22 @@ mod tests {
         assert!(cache.get("AKID", &stamp(1), "us-east-1", "s3").is_none());
         cache.clear();
         assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn keys_of_past_days_are_dropped_once_a_later_day_is_signed() {
+        let cache = DerivedKeyCache::new(8);
+        cache.insert("AKID", &stamp(1), "r", "s", &key(1));
+        cache.insert("AKID", &stamp(1), "r", "t", &key(2));
+        cache.insert("AKID", &stamp(2), "r", "s", &key(3));
+        assert_eq!(cache.len(), 1, "day 1's keys stay after day 2 began");
+        assert!(cache.get("AKID", &stamp(1), "r", "s").is_none());
+        // Asking for a later day drops the earlier days too, before any insert.
+        assert!(cache.get("AKID", &stamp(3), "r", "s").is_none());
+        assert!(cache.is_empty());
+        // A signature back-dated to an earlier day keeps the later days' keys.
+        cache.insert("AKID", &stamp(3), "r", "s", &key(4));
+        cache.insert("AKID", &stamp(1), "r", "s", &key(5));
+        assert_eq!(cache.len(), 2);
     }
 }

@@ -109,9 +109,13 @@ pub(crate) fn hex32(bytes: &[u8; 32]) -> [u8; 64] {
     bytemuck::cast(out)
 }
 
-/// `yyyymmddThhmmssZ`, the `X-Amz-Date` form of a UTC instant.
-pub(crate) fn amz_date(time: time::OffsetDateTime) -> [u8; 16] {
-    let utc = time.to_offset(time::UtcOffset::UTC);
+/// `yyyymmddThhmmssZ`, the `X-Amz-Date` form of a UTC instant; `None` when the instant in
+/// UTC is outside the years 0000 to 9999 that the form can write.
+pub(crate) fn amz_date(time: time::OffsetDateTime) -> Option<[u8; 16]> {
+    let utc = time.checked_to_offset(time::UtcOffset::UTC)?;
+    if !(0..=9999).contains(&utc.year()) {
+        return None;
+    }
     let mut out = [0u8; 16];
     out[..8].copy_from_slice(DateStamp::from_date(utc.date()).as_bytes());
     out[8] = b'T';
@@ -121,7 +125,7 @@ pub(crate) fn amz_date(time: time::OffsetDateTime) -> [u8; 16] {
         slot[1] = b'0' + v % 10;
     }
     out[15] = b'Z';
-    out
+    Some(out)
 }
 
 /// Removes dot segments and empty segments from an absolute path (RFC 3986 section 5.2.4, as
@@ -223,7 +227,7 @@ mod tests {
     #[test]
     fn amz_date_is_utc() {
         let t = time::macros::datetime!(2015-08-30 14:36:00 +02:00);
-        assert_eq!(&amz_date(t), b"20150830T123600Z");
+        assert_eq!(&amz_date(t).unwrap(), b"20150830T123600Z");
     }
 
     #[test]
@@ -254,7 +258,10 @@ mod tests {
                 "99991231T235959Z",
             ),
         ] {
-            assert_eq!(std::str::from_utf8(&amz_date(t)).unwrap(), expected);
+            assert_eq!(
+                std::str::from_utf8(&amz_date(t).unwrap()).unwrap(),
+                expected
+            );
         }
     }
 
@@ -266,7 +273,7 @@ mod tests {
                 "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
                 t.year(), t.month() as u8, t.day(), t.hour(), t.minute(), t.second()
             );
-            let ours = amz_date(t);
+            let ours = amz_date(t).unwrap();
             proptest::prop_assert_eq!(std::str::from_utf8(&ours).unwrap(), expected);
         }
     }

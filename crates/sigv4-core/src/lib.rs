@@ -32,6 +32,7 @@ mod settings;
 mod signer;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transport;
 
 pub use cache::{CachePolicy, DerivedKeyCache};
 pub use canonical::{CanonicalRequest, Redacted, SignableRequest};

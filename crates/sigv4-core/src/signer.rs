@@ -77,6 +77,11 @@ impl<'a> SigningParams<'a> {
     pub fn time(&self) -> time::OffsetDateTime {
         self.time.unwrap_or_else(time::OffsetDateTime::now_utc)
     }
+
+    fn amz_date(&self) -> Result<[u8; 16], SignError> {
+        let time = self.time();
+        amz_date(time).ok_or(SignError::InvalidTime(time))
+    }
 }
 
 /// Step two of SigV4, borrowed from a [`SigningOutput`]. `Display` is exactly the signed
@@ -400,6 +405,9 @@ pub enum SignError {
     /// The presigned URI could not be built (the original URI was unusual).
     #[error("could not build the presigned URI: {0}")]
     InvalidUri(#[source] http::Error),
+    /// A signing time that `X-Amz-Date` cannot express (outside the years 0000 to 9999 UTC).
+    #[error("the signing time {0} is outside the years 0000 to 9999 (UTC) that SigV4 can express")]
+    InvalidTime(time::OffsetDateTime),
     /// The root key failed to compute `kDate`.
     #[error("{0}")]
     RootKey(#[source] KeyError),
@@ -496,7 +504,7 @@ impl Signer {
         if self.cache_policy == CachePolicy::Off {
             return Ok(());
         }
-        let date = DateStamp::from_amz_date(&amz_date(params.time()));
+        let date = DateStamp::from_amz_date(&params.amz_date()?);
         self.signing_key(&date, params.region, params.service)
             .map(drop)
     }
@@ -519,15 +527,17 @@ impl Signer {
     }
 
     /// Turns `request` into a presigned request (signature in the query), valid for
-    /// `expires_in`. The body is not hashed unless the params give a payload: presigned
-    /// URLs sign [`Payload::Unsigned`] for S3 and the empty body's hash elsewhere.
-    pub fn presign_request<B>(
+    /// `expires_in`. Its body is hashed, as for [`Signer::sign_request`], unless the params
+    /// give a payload (S3's presigned URLs usually sign [`Payload::Unsigned`]).
+    pub fn presign_request<B: AsRef<[u8]>>(
         &self,
         request: &mut http::Request<B>,
         params: &SigningParams<'_>,
         expires_in: Duration,
     ) -> Result<SigningOutput, SignError> {
-        let payload = params.payload.unwrap_or(Payload::Bytes(b""));
+        let payload = params
+            .payload
+            .unwrap_or(Payload::Bytes(request.body().as_ref()));
         let (method, uri, headers) = (request.method(), request.uri(), request.headers());
         let signable = SignableRequest::from_http_parts(method, uri, headers);
         let output = self.sign_signable(&signable, payload, params, Some(expires_in))?;
@@ -558,7 +568,7 @@ impl Signer {
         params: &SigningParams<'_>,
         presign: Option<Duration>,
     ) -> Result<SigningOutput, SignError> {
-        let amz_date = amz_date(params.time());
+        let amz_date = params.amz_date()?;
         let date = DateStamp::from_amz_date(&amz_date);
         let body_hash;
         let payload_hash: &str = match payload {
@@ -779,5 +789,56 @@ mod tests {
         .with_cache_policy(CachePolicy::Off);
         signer.prepare(&params()).unwrap();
         assert_eq!(signer.root_key_calls(), 0);
+    }
+
+    #[test]
+    fn times_sigv4_cannot_write_are_errors_not_panics() {
+        let signer = Signer::new("AKIDEXAMPLE", SoftwareRootKey::from_secret_access_key("x"));
+        for time in [
+            time::macros::datetime!(9999-12-31 23:30 -01:00),
+            time::macros::datetime!(-0001-06-01 00:00 UTC),
+            time::macros::datetime!(0000-01-01 00:30 +01:00),
+        ] {
+            let mut request = http::Request::get("https://example.com/").body("").unwrap();
+            let params = SigningParams::new("us-east-1", "s3").at(time);
+            let err = signer.sign_request(&mut request, &params).unwrap_err();
+            assert!(matches!(err, SignError::InvalidTime(_)), "{time}: {err}");
+            assert!(signer.prepare(&params).is_err());
+        }
+        // The last instant that can be written still signs.
+        let last = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+        let mut request = http::Request::get("https://example.com/").body("").unwrap();
+        let out = signer
+            .sign_request(
+                &mut request,
+                &SigningParams::new("us-east-1", "s3").at(last),
+            )
+            .unwrap();
+        assert!(
+            out.string_to_sign()
+                .to_string()
+                .contains("99991231T235959Z")
+        );
+    }
+
+    #[test]
+    fn presigning_hashes_the_body_it_is_given() {
+        let signer = Signer::new("AKIDEXAMPLE", SoftwareRootKey::from_secret_access_key("x"));
+        let params = SigningParams::new("us-east-1", "service")
+            .at(time::macros::datetime!(2015-08-30 12:36 UTC));
+        let presign = |body: &'static str| {
+            let mut request = http::Request::post("https://example.com/")
+                .body(body)
+                .unwrap();
+            let out = signer
+                .presign_request(&mut request, &params, Duration::from_secs(60))
+                .unwrap();
+            out.canonical_request().to_string()
+        };
+        let with_body = presign("Param1=value1");
+        let hash = crate::encoding::hex32(&crate::hmac256::sha256(b"Param1=value1"));
+        let hash = std::str::from_utf8(&hash).unwrap();
+        assert!(with_body.ends_with(hash), "{with_body}");
+        assert_ne!(with_body, presign(""));
     }
 }

@@ -72,15 +72,10 @@ fn keyhold(req: &ArbRequest, o: &Options) -> http::Request<Vec<u8>> {
     let params = SigningParams::new("us-east-1", "service").at(time);
     let mut request = req.to_http();
     match o.presign {
-        // aws-sigv4 hashes the body for presigned URLs too; so do we when told to.
+        // aws-sigv4 hashes the body for presigned URLs too, and so does presign_request.
         Some(secs) => {
-            let body = request.body().clone();
             signer
-                .presign_request(
-                    &mut request,
-                    &params.with_payload(sigv4_core::Payload::Bytes(&body)),
-                    Duration::from_secs(secs),
-                )
+                .presign_request(&mut request, &params, Duration::from_secs(secs))
                 .expect("keyhold presign");
         }
         None => {

@@ -15,13 +15,16 @@ use sigv4_core::{RootKey, Signer, SigningParams};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::endpoint::{check_region, env_first, parse_override, regional_endpoint};
+use crate::endpoint::{check_region, env_first, parse_endpoint_url, regional_endpoint};
 use crate::error::{BoxError, StsError};
 use crate::request::{AssumeRole, Form, GetSessionToken};
 use crate::response::{self, AssumedRole, CallerIdentity, Credentials, ParseFailure};
 
 /// The longest reply read; STS replies are a few kilobytes.
 const MAX_BODY: usize = 1 << 20;
+
+/// How much later than asked for an `Expiration` may be (clock differences, rounding).
+pub const EXPIRATION_SKEW: Duration = Duration::from_secs(300);
 
 /// Defaults of [`StsClientBuilder`].
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -67,12 +70,13 @@ pub struct StsClientBuilder {
     region: Option<String>,
     endpoint_url: Option<String>,
     env_region: Option<String>,
-    env_endpoint_url: Option<String>,
+    env_endpoint_url: Option<(String, &'static str)>,
     connect_timeout: Duration,
     call_timeout: Duration,
     max_attempts: u32,
     backoff_base: Duration,
     backoff_max: Duration,
+    allow_insecure_http: bool,
 }
 
 impl std::fmt::Debug for StsClientBuilder {
@@ -104,8 +108,16 @@ impl StsClientBuilder {
     /// `AWS_ENDPOINT_URL`). Values set with [`region`](Self::region) and
     /// [`endpoint_url`](Self::endpoint_url) win over these.
     pub fn from_env(mut self) -> Self {
-        self.env_region = env_first(&["AWS_REGION", "AWS_DEFAULT_REGION"]);
+        self.env_region = env_first(&["AWS_REGION", "AWS_DEFAULT_REGION"]).map(|(r, _)| r);
         self.env_endpoint_url = env_first(&["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"]);
+        self
+    }
+
+    /// Allows `http://` endpoints on other machines. Without it, plain http is refused
+    /// except to loopback addresses (see [`sigv4_core::transport`]): STS replies carry
+    /// credentials.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
         self
     }
 
@@ -150,12 +162,23 @@ impl StsClientBuilder {
         if self.access_key_id.trim().is_empty() {
             return Err(StsError::Config("the access key id is empty".into()));
         }
-        let endpoint = match self.endpoint_url.or(self.env_endpoint_url) {
-            Some(url) => parse_override(&url)?,
-            None => parse_override(&regional_endpoint(&region))?,
+        let (url, from) = match (self.endpoint_url, self.env_endpoint_url) {
+            (Some(url), _) => (url, "set by the caller".to_owned()),
+            (None, Some((url, var))) => (url, format!("from {var} in the environment")),
+            (None, None) => (
+                regional_endpoint(&region),
+                format!("the default for {region}"),
+            ),
         };
+        let endpoint = parse_endpoint_url(&url)?;
+        sigv4_core::transport::check_scheme(&endpoint, self.allow_insecure_http)
+            .map_err(|why| StsError::Config(format!("STS endpoint {from}: {why}")))?;
+        tracing::info!(%endpoint, from = %from, "STS endpoint");
         let http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
+            // A redirect would re-send the signed body (ExternalId included) to another host
+            // and trust its answer as STS's: a 3xx is an error instead.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("keyhold-sts-client/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| StsError::Config(format!("could not set up the HTTP client: {e}")))?;
@@ -193,6 +216,7 @@ impl StsClient {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(20),
+            allow_insecure_http: false,
         }
     }
 
@@ -238,14 +262,47 @@ impl StsClient {
         request: GetSessionToken,
     ) -> Result<Credentials, StsError> {
         let form = request.form()?;
-        self.call("GetSessionToken", form, response::session_token)
-            .await
+        let credentials = self
+            .call("GetSessionToken", form, response::session_token)
+            .await?;
+        self.check_expiration("GetSessionToken", &credentials, request.lifetime())?;
+        Ok(credentials)
     }
 
     /// `AssumeRole`: temporary credentials for a role the key's identity may assume.
     pub async fn assume_role(&self, request: AssumeRole) -> Result<AssumedRole, StsError> {
         let form = request.form()?;
-        self.call("AssumeRole", form, response::assumed_role).await
+        let role = self
+            .call("AssumeRole", form, response::assumed_role)
+            .await?;
+        self.check_expiration("AssumeRole", &role.credentials, request.lifetime())?;
+        Ok(role)
+    }
+
+    /// Refuses credentials that expire in the past or later than asked for (plus
+    /// [`EXPIRATION_SKEW`]): a reply no STS sends, which callers would cache wrongly.
+    fn check_expiration(
+        &self,
+        action: &'static str,
+        credentials: &Credentials,
+        lifetime: Duration,
+    ) -> Result<(), StsError> {
+        let offset = time::Duration::seconds(self.clock_offset_secs());
+        let now = OffsetDateTime::now_utc() + offset;
+        let expiration = credentials.expiration;
+        let latest = now + lifetime + EXPIRATION_SKEW;
+        let reason = if expiration <= now {
+            "is in the past"
+        } else if expiration > latest {
+            "is later than the duration asked for"
+        } else {
+            return Ok(());
+        };
+        Err(StsError::Expiration {
+            action,
+            expiration,
+            reason,
+        })
     }
 
     async fn call<T>(
@@ -323,8 +380,18 @@ impl StsClient {
                     } else {
                         format!("content type is not XML, and {}", failure.detail)
                     };
-                    parse_error(detail, failure.source.map(|e| Box::new(e) as BoxError))
+                    parse_error(detail, None)
                 });
+            }
+            if (300..400).contains(&status) {
+                return Err(parse_error(
+                    format!(
+                        "HTTP {status} is a redirect, which keyhold never follows (it would \
+                         re-send the signed request elsewhere); set the STS endpoint URL to \
+                         the one that answers"
+                    ),
+                    None,
+                ));
             }
             let retryable_status = status >= 500 || status == 429;
             let Some(mut error) = response::service_error(&reply, status, action) else {

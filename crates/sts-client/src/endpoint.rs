@@ -53,8 +53,10 @@ pub fn regional_endpoint(region: &str) -> String {
     format!("https://sts.{region}.{}", dns_suffix(region))
 }
 
-/// Parses an override URL: `http` or `https`, a host, no query.
-pub(crate) fn parse_override(url: &str) -> Result<http::Uri, StsError> {
+/// Parses an endpoint URL given in place of the regional one: `http` or `https`, a host,
+/// no query. (Whether plain http is allowed is [`sigv4_core::transport::check_scheme`]'s
+/// call.)
+pub fn parse_endpoint_url(url: &str) -> Result<http::Uri, StsError> {
     let bad = |why: &str| {
         StsError::Config(format!(
             "endpoint URL {url:?} {why}; give one like https://sts.example.com or http://127.0.0.1:5000"
@@ -74,13 +76,12 @@ pub(crate) fn parse_override(url: &str) -> Result<http::Uri, StsError> {
     Ok(uri)
 }
 
-/// The first non-empty environment variable of `names`.
-pub(crate) fn env_first(names: &[&str]) -> Option<String> {
-    names
-        .iter()
-        .filter_map(|name| std::env::var(name).ok())
-        .map(|v| v.trim().to_owned())
-        .find(|v| !v.is_empty())
+/// The first non-empty environment variable of `names`, and its name.
+pub(crate) fn env_first(names: &[&'static str]) -> Option<(String, &'static str)> {
+    names.iter().find_map(|name| {
+        let value = std::env::var(name).ok()?.trim().to_owned();
+        (!value.is_empty()).then_some((value, *name))
+    })
 }
 
 #[cfg(test)]
@@ -113,10 +114,10 @@ mod tests {
         for bad in ["", "US-EAST-1", "us-east-1.evil.com", "-x", "a/b"] {
             assert!(check_region(bad).is_err(), "{bad}");
         }
-        assert!(parse_override("http://127.0.0.1:5000").is_ok());
-        assert!(parse_override("https://sts.example.com/base").is_ok());
+        assert!(parse_endpoint_url("http://127.0.0.1:5000").is_ok());
+        assert!(parse_endpoint_url("https://sts.example.com/base").is_ok());
         for bad in ["sts.example.com", "ftp://x", "https://x/?a=b", "http://"] {
-            let err = parse_override(bad).unwrap_err().to_string();
+            let err = parse_endpoint_url(bad).unwrap_err().to_string();
             assert!(err.contains("endpoint URL"), "{bad}: {err}");
         }
     }

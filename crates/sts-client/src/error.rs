@@ -206,6 +206,18 @@ pub enum StsError {
         #[source]
         source: Option<BoxError>,
     },
+    /// The reply's credentials expire in the past, or later than the duration asked for.
+    #[error(
+        "the reply to STS {action} has credentials whose Expiration {expiration} {reason}; is the endpoint really STS, and the local clock right?"
+    )]
+    Expiration {
+        /// The STS action.
+        action: &'static str,
+        /// The expiry the reply gave.
+        expiration: time::OffsetDateTime,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The device (or software key) could not sign the request.
     #[error("could not sign the STS {action} request: {source}")]
     Signing {
@@ -260,7 +272,7 @@ impl StsError {
                 sigv4_core::SignError::RootKey(k)
                     if k.kind() == sigv4_core::KeyErrorKind::Unavailable
             ),
-            Self::Parse { .. } | Self::Config(_) => false,
+            Self::Parse { .. } | Self::Expiration { .. } | Self::Config(_) => false,
         }
     }
 }

@@ -136,6 +136,12 @@ impl GetSessionToken {
         self
     }
 
+    /// How long the credentials may last: the duration asked for, else STS's default
+    /// (12 hours).
+    pub(crate) fn lifetime(&self) -> Duration {
+        self.duration.unwrap_or(Duration::from_secs(43_200))
+    }
+
     pub(crate) fn form(&self) -> Result<Form, StsError> {
         let mut form = Form::new("GetSessionToken");
         if let Some(d) = self.duration {
@@ -195,6 +201,12 @@ impl AssumeRole {
             source_identity: None,
             mfa: None,
         }
+    }
+
+    /// How long the credentials may last: the duration asked for, else STS's default
+    /// (one hour).
+    pub(crate) fn lifetime(&self) -> Duration {
+        self.duration.unwrap_or(Duration::from_secs(3600))
     }
 
     /// The role ARN.

@@ -3,7 +3,12 @@
 //!
 //! Secrets (secret access key, session token) go straight from the parser into
 //! [`SecretString`]s; the intermediate `String` is zeroized. Parse failures never quote the
-//! body, which may hold credentials.
+//! body, which may hold credentials: they name the kind of fault and its byte offset only.
+//!
+//! Before serde sees a reply, [`check_shape`] walks it once and refuses what no STS reply
+//! holds: a DTD (`<!DOCTYPE`), more than [`MAX_DEPTH`] nested elements, more than
+//! [`MAX_ELEMENTS`] elements, or an element with more than [`MAX_ATTRIBUTES`] attributes.
+//! Malformed input of any size then fails in time linear in its length.
 
 use std::fmt;
 
@@ -93,12 +98,8 @@ fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
 
 fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
     let text = String::deserialize(d)?;
-    OffsetDateTime::parse(text.trim(), &Rfc3339).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "Expiration {:?} is not an RFC 3339 time: {e}",
-            text.trim()
-        ))
-    })
+    OffsetDateTime::parse(text.trim(), &Rfc3339)
+        .map_err(|_| serde::de::Error::custom("Expiration is not an RFC 3339 time"))
 }
 
 #[derive(Deserialize)]
@@ -125,52 +126,141 @@ struct AssumeRoleResponse {
     assume_role_result: AssumedRole,
 }
 
-/// A reply body that is not the document expected.
+/// The deepest element nesting accepted (STS replies nest four deep).
+pub(crate) const MAX_DEPTH: usize = 16;
+/// The most elements accepted in one reply (STS replies have about twenty).
+pub(crate) const MAX_ELEMENTS: usize = 1024;
+/// The most attributes accepted on one element (STS sends one, `xmlns`).
+pub(crate) const MAX_ATTRIBUTES: usize = 16;
+
+/// A reply body that is not the document expected. `detail` never quotes the body.
 #[derive(Debug)]
 pub(crate) struct ParseFailure {
     pub(crate) detail: String,
-    pub(crate) source: Option<quick_xml::DeError>,
+}
+
+impl ParseFailure {
+    fn new(detail: impl Into<String>) -> Self {
+        ParseFailure {
+            detail: detail.into(),
+        }
+    }
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &[u8], root: &str) -> Result<T, ParseFailure> {
-    let text = std::str::from_utf8(body).map_err(|e| ParseFailure {
-        detail: format!("the body is not UTF-8 text ({e})"),
-        source: None,
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ParseFailure::new(format!(
+            "the body is not UTF-8 text (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
     })?;
     if text.trim().is_empty() {
-        return Err(ParseFailure {
-            detail: "the body is empty".into(),
-            source: None,
-        });
+        return Err(ParseFailure::new("the body is empty"));
     }
-    let found = root_element(body);
-    if found.as_deref() != Some(root) {
-        return Err(ParseFailure {
-            detail: match found {
-                Some(other) => format!("expected an XML <{root}> document, found <{other}>"),
-                None => format!("expected an XML <{root}> document; the body is not XML"),
-            },
-            source: None,
-        });
+    match check_shape(body)? {
+        Some(found) if found == root => {}
+        Some(other) => {
+            return Err(ParseFailure::new(format!(
+                "expected an XML <{root}> document, found <{}>",
+                printable_name(&other)
+            )));
+        }
+        None => {
+            return Err(ParseFailure::new(format!(
+                "expected an XML <{root}> document; the body is not XML"
+            )));
+        }
     }
-    quick_xml::de::from_str(text).map_err(|e| ParseFailure {
-        detail: format!("the <{root}> document is malformed or incomplete"),
-        source: Some(e),
+    quick_xml::de::from_str(text).map_err(|e| {
+        ParseFailure::new(format!(
+            "the <{root}> document is malformed or incomplete ({})",
+            describe(&e)
+        ))
     })
 }
 
-/// The name of the document's root element, if it has one before anything else.
-fn root_element(body: &[u8]) -> Option<String> {
+/// What kind of fault a deserializer error is, without any text from the document (serde's
+/// and quick-xml's messages quote values and names, and a corrupted byte can turn a secret
+/// into a name).
+fn describe(error: &quick_xml::DeError) -> &'static str {
+    use quick_xml::DeError as E;
+    match error {
+        E::InvalidXml(_) => "XML syntax error",
+        E::UnexpectedEof => "the document ends early",
+        E::Custom(m) if m.starts_with("missing field") => "a required element is missing",
+        E::Custom(m) if m.starts_with("duplicate field") => "an element appears twice",
+        E::Custom(m) if m.starts_with("Expiration") => "Expiration is not an RFC 3339 time",
+        E::Custom(_) => "an element has the wrong type or value",
+        _ => "unexpected content",
+    }
+}
+
+/// An element name for a message: at most 64 characters, printable ASCII only.
+fn printable_name(name: &str) -> String {
+    if name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        name.to_owned()
+    } else {
+        "an element with an unusual name".to_owned()
+    }
+}
+
+/// Walks the whole document once. Returns the root element's name (`None` when the body
+/// is not XML before its first element), or a failure for a DTD, too deep or too many
+/// elements, too many attributes, or an XML syntax error (by byte offset).
+fn check_shape(body: &[u8]) -> Result<Option<String>, ParseFailure> {
     let mut reader = quick_xml::Reader::from_reader(body);
     let mut buf = Vec::new();
+    let (mut root, mut depth, mut elements) = (None, 0usize, 0usize);
     loop {
-        match reader.read_event_into(&mut buf) {
-            Ok(Event::Start(e) | Event::Empty(e)) => {
-                return Some(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
+        let event = match reader.read_event_into(&mut buf) {
+            Ok(event) => event,
+            // Not XML at all before the first element: let the caller say so.
+            Err(_) if root.is_none() => return Ok(None),
+            Err(_) => {
+                return Err(ParseFailure::new(format!(
+                    "the document is malformed or incomplete (XML syntax error at byte {})",
+                    reader.error_position()
+                )));
             }
-            Ok(Event::Decl(_) | Event::Comment(_) | Event::PI(_) | Event::DocType(_)) => {}
-            Ok(Event::Text(t)) if t.iter().all(u8::is_ascii_whitespace) => {}
-            Ok(_) | Err(_) => return None,
+        };
+        match event {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                elements += 1;
+                if elements > MAX_ELEMENTS {
+                    return Err(ParseFailure::new(format!(
+                        "the reply has more than {MAX_ELEMENTS} elements"
+                    )));
+                }
+                let mut attributes = e.attributes();
+                attributes.with_checks(false);
+                if attributes.take(MAX_ATTRIBUTES + 1).count() > MAX_ATTRIBUTES {
+                    return Err(ParseFailure::new(format!(
+                        "an element has more than {MAX_ATTRIBUTES} attributes"
+                    )));
+                }
+                if root.is_none() {
+                    root = Some(e.local_name().as_ref().to_owned());
+                }
+                if matches!(event, Event::Start(_)) {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Err(ParseFailure::new(format!(
+                            "elements are nested more than {MAX_DEPTH} deep"
+                        )));
+                    }
+                }
+            }
+            Event::End(_) => depth = depth.saturating_sub(1),
+            Event::DocType(_) => {
+                return Err(ParseFailure::new(
+                    "the reply has a DTD (<!DOCTYPE>), which no STS reply has",
+                ));
+            }
+            Event::Text(ref t) if root.is_none() && !t.trim().is_empty() => {
+                return Ok(None);
+            }
+            Event::Eof => return Ok(root),
+            _ => {}
         }
         buf.clear();
     }
@@ -199,6 +289,7 @@ pub(crate) fn service_error(
     status: u16,
     action: &'static str,
 ) -> Option<ServiceError> {
+    check_shape(body).ok()??;
     let mut reader = quick_xml::Reader::from_reader(body);
     let mut buf = Vec::new();
     let mut path: Vec<String> = Vec::new();
@@ -208,14 +299,14 @@ pub(crate) fn service_error(
     loop {
         match reader.read_event_into(&mut buf) {
             Ok(Event::Start(e)) => {
-                path.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
+                path.push(e.local_name().as_ref().to_owned());
                 text.clear();
             }
-            Ok(Event::Text(t)) => text.push_str(&t.decode().ok()?),
-            Ok(Event::CData(t)) => text.push_str(&t.decode().ok()?),
+            Ok(Event::Text(t)) => text.push_str(&t),
+            Ok(Event::CData(t)) => text.push_str(&t),
             Ok(Event::GeneralRef(r)) => match r.resolve_char_ref().ok()? {
                 Some(c) => text.push(c),
-                None => text.push_str(quick_xml::escape::resolve_xml_entity(&r.decode().ok()?)?),
+                None => text.push_str(quick_xml::escape::resolve_xml_entity(&r)?),
             },
             Ok(Event::End(_)) => {
                 let in_error = path.iter().rev().nth(1).is_some_and(|p| p == "Error");
@@ -359,7 +450,7 @@ mod tests {
         }
         let bad_time = ASSUME_ROLE.replace("2019-11-09T13:34:41Z", "yesterday");
         let err = assumed_role(bad_time.as_bytes()).unwrap_err();
-        assert!(err.source.unwrap().to_string().contains("RFC 3339"));
+        assert!(err.detail.contains("RFC 3339"), "{err:?}");
     }
 
     #[test]
@@ -389,5 +480,175 @@ mod tests {
 
         assert!(service_error(b"<html>Bad Gateway</html>", 502, "AssumeRole").is_none());
         assert!(service_error(b"<ErrorResponse><Error><Code>Acc", 403, "AssumeRole").is_none());
+    }
+
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY";
+    const TOKEN: &str = "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQW";
+
+    /// Every parser of a reply, run on `body`: none may panic, and no failure may quote the
+    /// secret or the token.
+    fn parse_all_without_leaking(body: &[u8]) {
+        let details = [
+            assumed_role(body).err().map(|e| e.detail),
+            session_token(body).err().map(|e| e.detail),
+            caller_identity(body).err().map(|e| e.detail),
+        ];
+        for detail in details.into_iter().flatten() {
+            for secret in [SECRET, TOKEN, &SECRET[..12], &TOKEN[..12]] {
+                assert!(!detail.contains(secret), "{detail}");
+            }
+        }
+        if let Some(e) = service_error(body, 400, "AssumeRole") {
+            let _ = e.to_string();
+        }
+    }
+
+    #[test]
+    fn a_dtd_anywhere_is_refused_without_a_panic() {
+        // quick-xml 0.38 hit an unreachable!() on text, a DTD, then text inside an element.
+        for body in [
+            "<AssumeRoleResponse><AssumeRoleResult>x<!DOCTYPE y>z</AssumeRoleResult></AssumeRoleResponse>",
+            "<!DOCTYPE AssumeRoleResponse [<!ENTITY e \"x\">]><AssumeRoleResponse/>",
+            "<ErrorResponse><Error><Code>A<!DOCTYPE y>B</Code></Error></ErrorResponse>",
+        ] {
+            let err = assumed_role(body.as_bytes()).unwrap_err();
+            assert!(err.detail.contains("DTD"), "{err:?}");
+            assert!(service_error(body.as_bytes(), 400, "AssumeRole").is_none());
+        }
+    }
+
+    #[test]
+    fn absurd_shapes_fail_fast() {
+        // ~80k attributes on one element, under the 1 MiB body cap: 11 s of CPU in
+        // quick-xml 0.38's duplicate check; here refused at the 17th attribute.
+        let mut many = String::from("<AssumeRoleResponse");
+        for i in 0..80_000 {
+            many.push_str(&format!(" a{i}=\"\""));
+        }
+        many.push_str("/>");
+        let deep = format!("<AssumeRoleResponse>{}", "<a>".repeat(10_000));
+        let wide = format!(
+            "<AssumeRoleResponse>{}</AssumeRoleResponse>",
+            "<a/>".repeat(50_000)
+        );
+        for (body, expected) in [(many, "attributes"), (deep, "nested"), (wide, "elements")] {
+            let started = std::time::Instant::now();
+            let err = assumed_role(body.as_bytes()).unwrap_err();
+            assert!(err.detail.contains(expected), "{err:?}");
+            assert!(service_error(body.as_bytes(), 400, "AssumeRole").is_none());
+            // Generous for a debug build on a loaded machine; quadratic work takes seconds.
+            assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        }
+    }
+
+    #[test]
+    fn no_single_byte_corruption_quotes_a_secret() {
+        // One corrupted byte once turned the secret into an element name that a parse
+        // error quoted. Every position, with bytes that break structure in different ways.
+        let body = ASSUME_ROLE.as_bytes();
+        for position in 0..body.len() {
+            for byte in [b'<', b'>', b'/', b'"', b'&', b' ', b'x', 0xff] {
+                let mut corrupted = body.to_vec();
+                corrupted[position] = byte;
+                parse_all_without_leaking(&corrupted);
+            }
+        }
+    }
+
+    /// A small deterministic generator (SplitMix64), so a failing seed replays exactly.
+    struct SplitMix(u64);
+
+    impl SplitMix {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// Pieces of XML that stress a parser: markup declarations, entities, CDATA, odd names.
+    const FRAGMENTS: &[&str] = &[
+        "<!DOCTYPE x>",
+        "<!DOCTYPE x [<!ENTITY a \"b\">]>",
+        "<![CDATA[",
+        "]]>",
+        "&amp;",
+        "&#x0;",
+        "&#1114112;",
+        "&unknown;",
+        "&",
+        "<?xml version=\"1.0\"?>",
+        "<?pi x?>",
+        "<!--",
+        "-->",
+        "</",
+        "/>",
+        "<a b=\"1\" b=\"2\">",
+        "<Credentials>",
+        "</Credentials>",
+        "<Expiration>",
+        "9999-12-31T23:59:59Z",
+        "\u{0}",
+        "\u{feff}",
+        "xmlns:a=\"x\"",
+        "<a:b>",
+        "</a:b>",
+        "\r\n",
+    ];
+
+    fn mutate(rng: &mut SplitMix, body: &[u8]) -> Vec<u8> {
+        let mut out = body.to_vec();
+        for _ in 0..=rng.below(4) {
+            let at = rng.below(out.len() + 1);
+            match rng.below(6) {
+                0 => {
+                    let fragment = FRAGMENTS[rng.below(FRAGMENTS.len())];
+                    out.splice(at..at, fragment.bytes());
+                }
+                1 => out.truncate(at),
+                2 if at < out.len() => out[at] = rng.next() as u8,
+                3 if at < out.len() => {
+                    let end = (at + rng.below(64)).min(out.len());
+                    out.drain(at..end);
+                }
+                4 => {
+                    let from = rng.below(out.len().max(1));
+                    let end = (from + rng.below(128)).min(out.len());
+                    let copy = out[from..end].to_vec();
+                    out.splice(at..at, copy);
+                }
+                _ => out.insert(at, b"<>/&\"'="[rng.below(7)]),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn random_mutations_never_panic_or_leak() {
+        let seeds = include_str!("../../../testdata/sts-client/parser-seeds.txt");
+        let error = b"<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>\
+            <Message>no</Message></Error><RequestId>r</RequestId></ErrorResponse>";
+        let bases: [&[u8]; 2] = [ASSUME_ROLE.as_bytes(), error];
+        let mut runs = 0;
+        for seed in seeds
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            let seed: u64 = seed.parse().expect("a seed is a u64");
+            let mut rng = SplitMix(seed);
+            for _ in 0..1500 {
+                let base = bases[rng.below(bases.len())];
+                parse_all_without_leaking(&mutate(&mut rng, base));
+                runs += 1;
+            }
+        }
+        assert!(runs >= 8 * 1500, "the seeds file lost seeds: {runs} runs");
     }
 }

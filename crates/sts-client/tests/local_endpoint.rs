@@ -275,3 +275,94 @@ async fn a_slow_device_does_not_stall_the_runtime() {
         ticks.load(Ordering::Relaxed)
     );
 }
+
+#[tokio::test]
+async fn a_redirect_is_an_error_and_nothing_reaches_its_target() {
+    let elsewhere = LocalServer::always(ok()).await;
+    let location = format!("{}/", elsewhere.url);
+    for status in [301, 302, 307, 308] {
+        let redirecting =
+            LocalServer::always(reply_with(status, &[("location", &location)], "")).await;
+        let request = sts_client::AssumeRole::new("arn:aws:iam::123456789012:role/r", "session")
+            .external_id("the-external-id");
+        let err = client(&redirecting.url)
+            .assume_role(request)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("redirect"), "{status}: {err}");
+        assert_eq!(redirecting.count(), 1, "{status}: not retried");
+    }
+    assert_eq!(
+        elsewhere.count(),
+        0,
+        "the signed body went to the redirect's target"
+    );
+}
+
+#[test]
+fn plain_http_is_refused_except_to_loopback_or_when_allowed() {
+    let key: Arc<dyn RootKey> = Arc::new(SoftwareRootKey::from_secret_access_key("x"));
+    let build = |url: &str, allow: bool| {
+        StsClient::builder("AKIDEXAMPLE", Arc::clone(&key))
+            .region("us-east-1")
+            .endpoint_url(url)
+            .allow_insecure_http(allow)
+            .build()
+    };
+    for url in [
+        "http://sts.example.com",
+        "http://10.0.0.1:5000",
+        "http://[fe80::1]/",
+    ] {
+        let err = build(url, false).unwrap_err().to_string();
+        assert!(err.contains("--allow-insecure-http"), "{url}: {err}");
+        assert!(build(url, true).is_ok(), "{url}");
+    }
+    for url in [
+        "http://127.0.0.1:5000",
+        "http://localhost:5000",
+        "http://[::1]:5000",
+    ] {
+        assert!(build(url, false).is_ok(), "{url}");
+    }
+}
+
+#[tokio::test]
+async fn credentials_that_expire_in_the_past_or_too_late_are_refused() {
+    let now = time::OffsetDateTime::now_utc();
+    let rfc3339 = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let cases = [
+        ("2001-01-01T00:00:00Z".to_owned(), "in the past"),
+        ("9999-12-31T23:59:59Z".to_owned(), "later than"),
+        (rfc3339(now + time::Duration::hours(2)), "later than"),
+    ];
+    for (expiration, expected) in cases {
+        let server = LocalServer::always(reply(
+            200,
+            "text/xml",
+            &assume_role_xml("ASIAEXAMPLE", &expiration),
+        ))
+        .await;
+        let request = sts_client::AssumeRole::new("arn:aws:iam::123456789012:role/r", "session");
+        let err = client(&server.url).assume_role(request).await.unwrap_err();
+        assert!(
+            matches!(err, StsError::Expiration { .. }),
+            "{expiration}: {err}"
+        );
+        assert!(err.to_string().contains(expected), "{err}");
+        assert!(!err.is_transient());
+    }
+    // Within the hour asked for (the default) plus the allowed skew: accepted.
+    let fine = rfc3339(now + time::Duration::minutes(62));
+    let server = LocalServer::always(reply(
+        200,
+        "text/xml",
+        &assume_role_xml("ASIAEXAMPLE", &fine),
+    ))
+    .await;
+    let request = sts_client::AssumeRole::new("arn:aws:iam::123456789012:role/r", "session");
+    client(&server.url).assume_role(request).await.unwrap();
+}

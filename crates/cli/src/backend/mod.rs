@@ -13,6 +13,7 @@ use crate::args::{ImportArgs, KeyArgs};
 use crate::doctor::Link;
 use crate::error::CliError;
 use crate::key_ref::KeyRef;
+use crate::signals;
 
 #[cfg(feature = "pkcs11")]
 mod pkcs11;
@@ -29,29 +30,45 @@ pub struct OpenedKey {
     pub access_key_id: String,
 }
 
-/// Opens the key `--key` names.
+/// Opens the key `--key` names. The login (which SoftHSM answers by rewriting its token
+/// file) and every later device call run with SIGINT and SIGTERM deferred.
 pub fn open(args: &KeyArgs) -> Result<OpenedKey, CliError> {
-    match &args.key {
+    let opened = signals::critical(|| match &args.key {
         #[cfg(feature = "pkcs11")]
         KeyRef::Pkcs11(uri) => pkcs11::open(uri, args),
         #[cfg(feature = "tpm")]
         KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => tpm::open(args),
         #[cfg(feature = "tink")]
         KeyRef::Tink(path) => tink::open(path, args),
+    })?;
+    Ok(OpenedKey {
+        root_key: Arc::new(Deferring(opened.root_key)),
+        access_key_id: opened.access_key_id,
+    })
+}
+
+/// A device key whose every call runs with SIGINT and SIGTERM deferred (a PKCS#11 key may
+/// log in again to recover a lost session).
+#[derive(Debug)]
+struct Deferring(Arc<dyn RootKey>);
+
+impl RootKey for Deferring {
+    fn date_key(&self, date: &DateStamp) -> Result<sigv4_core::DateKey, sigv4_core::KeyError> {
+        signals::critical(|| self.0.date_key(date))
     }
 }
 
 /// Imports the secret into the device `--key` names, proves it, and returns the key
-/// reference to use from now on.
+/// reference to use from now on. The whole import runs with SIGINT and SIGTERM deferred.
 pub fn import(args: &ImportArgs, secret: &RootSecret, akid: &str) -> Result<KeyRef, CliError> {
-    match &args.key.key {
+    signals::critical(|| match &args.key.key {
         #[cfg(feature = "pkcs11")]
         KeyRef::Pkcs11(uri) => pkcs11::import(uri, args, secret, akid),
         #[cfg(feature = "tpm")]
         KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => tpm::import(args, secret, akid),
         #[cfg(feature = "tink")]
         KeyRef::Tink(path) => tink::import(path, args, secret, akid),
-    }
+    })
 }
 
 /// Checks what can be checked before the secret is read (so a mistake does not cost the
@@ -70,14 +87,14 @@ pub fn preflight_import(args: &ImportArgs) -> Result<(), CliError> {
 /// The device's links for `keyhold doctor`, in order, ending with one HMAC; and the key, if
 /// every link held.
 pub fn doctor(args: &KeyArgs) -> (Vec<Link>, Option<OpenedKey>) {
-    match &args.key {
+    signals::critical(|| match &args.key {
         #[cfg(feature = "pkcs11")]
         KeyRef::Pkcs11(uri) => pkcs11::doctor(uri, args),
         #[cfg(feature = "tpm")]
         KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => tpm::doctor(args),
         #[cfg(feature = "tink")]
         KeyRef::Tink(path) => tink::doctor(path, args),
-    }
+    })
 }
 
 /// The access key id: the flag (or AWS_ACCESS_KEY_ID), else the one the backend stored.

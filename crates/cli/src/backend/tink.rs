@@ -58,7 +58,7 @@ fn kek_uri(args: &KeyArgs) -> Result<&str, CliError> {
 fn master_key(args: &KeyArgs) -> Result<MasterKey, CliError> {
     let uri = kek_uri(args)?;
     tracing::info!(kek_uri = uri, "setting up the KMS client");
-    MasterKey::from_uri(uri).map_err(|e| match e {
+    MasterKey::from_uri_with(uri, args.allow_insecure_http).map_err(|e| match e {
         Error::InvalidKeyUri { .. } => CliError::Usage(format!("--kek-uri: {e}")),
         e => CliError::open(&args.key, e),
     })
@@ -75,18 +75,43 @@ fn open_key(path: &Path, master_key: &MasterKey) -> Result<TinkRootKey, Error> {
     Ok(key)
 }
 
-/// The access key id import stored next to the keyset, if the file is there.
+/// The line of the `.access-key-id` file that binds it to its keyset: the keyset's primary
+/// key id (public, in the keyset's `keysetInfo`). A crash of `import --replace` between
+/// the two renames would otherwise pair the new access key id with the old keyset, and every
+/// signature would fail with SignatureDoesNotMatch.
+const BINDING_PREFIX: &str = "keyset-primary-key-id=";
+
+/// The access key id import stored next to the keyset, if the file is there; refused when
+/// the file names another keyset than the one beside it.
 fn stored_access_key_id(keyset: &Path) -> Result<Option<String>, CliError> {
     let path = access_key_id_path(keyset);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(text.trim().to_owned()).filter(|id| !id.is_empty())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(CliError::Io {
-            op: "read the access key id from",
-            path,
-            source,
-        }),
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(CliError::Io {
+                op: "read the access key id from",
+                path,
+                source,
+            });
+        }
+    };
+    let mut lines = text.lines().map(str::trim);
+    let akid = lines.next().unwrap_or_default().to_owned();
+    let bound = lines.find_map(|l| l.strip_prefix(BINDING_PREFIX)?.parse::<u64>().ok());
+    if let Some(bound) = bound
+        && let Ok(json) = std::fs::read(keyset)
+        && let Ok(primary) = encrypted_keyset_primary(&json)
+        && primary != bound
+    {
+        return Err(CliError::Usage(format!(
+            "{} belongs to another keyset than {} (primary key {bound}, not {primary}): an \
+             `import --replace` was interrupted; run it again to finish it",
+            path.display(),
+            keyset.display()
+        )));
     }
+    Ok(Some(akid).filter(|id| !id.is_empty()))
 }
 
 /// The flag (or AWS_ACCESS_KEY_ID), else the one stored at import.
@@ -155,8 +180,16 @@ pub fn import(
         source: e.into(),
     })?;
     let sidecar = access_key_id_path(&path);
+    let primary = encrypted_keyset_primary(json.as_bytes()).map_err(|e| CliError::Import {
+        backend: "Tink keyset",
+        source: e.into(),
+    })?;
     let keyset_file = TempFile::write(&path, json.as_bytes(), 0o600)?;
-    let sidecar_file = TempFile::write(&sidecar, format!("{akid}\n").as_bytes(), 0o644)?;
+    let sidecar_file = TempFile::write(
+        &sidecar,
+        format!("{akid}\n{BINDING_PREFIX}{primary}\n").as_bytes(),
+        0o644,
+    )?;
 
     // Prove it as later commands will open it: a new KMS client decrypts the written file.
     // On any failure the temporary files are removed when they drop; nothing is replaced.
@@ -206,7 +239,9 @@ impl TempFile {
     /// Writes `contents` to a new temporary file beside `target`, with permissions `mode`.
     fn write(target: &Path, contents: &[u8], mode: u32) -> Result<Self, CliError> {
         let name = target.file_name().unwrap_or_default().to_string_lossy();
-        let path = parent_dir(target).join(format!(".{name}.keyhold-tmp-{}", std::process::id()));
+        let prefix = format!(".{name}.keyhold-tmp-");
+        remove_stale_temps(parent_dir(target), &prefix);
+        let path = parent_dir(target).join(format!("{prefix}{}", std::process::id()));
         let io = |source| CliError::Io {
             op: "write",
             path: path.clone(),
@@ -263,6 +298,28 @@ impl TempFile {
             let _ = dir.sync_all();
         }
         Ok(())
+    }
+}
+
+/// Removes temporary files `<prefix><pid>` left by keyhold processes that no longer run
+/// (killed mid-import). Linux only (`/proc/<pid>`); elsewhere they stay, and are never read.
+fn remove_stale_temps(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if cfg!(target_os = "linux") && !Path::new(&format!("/proc/{pid}")).exists() {
+            tracing::debug!(path = %entry.path().display(), "removing a temporary file of a killed import");
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

@@ -4,13 +4,12 @@
 //! environment variable, never from a flag. Sessions are salted with the endorsement key and
 //! encrypted; `--tpm-ek-name` pins which TPM that must be.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use backend_tpm::{
-    EkAlgorithm, ImportOptions, KeyAuth, PcrSelection, SessionEncryption, Tpm, TpmError,
-    TpmRootKey, parse_hex,
+    EkAlgorithm, ImportOptions, KeyAuth, PcrSelection, SessionEncryption, StagedFile, Tpm,
+    TpmError, TpmRootKey, check_writable, parse_hex,
 };
 use sigv4_core::{KeyErrorKind, RootSecret};
 use zeroize::Zeroizing;
@@ -101,16 +100,36 @@ pub fn open(args: &KeyArgs) -> Result<OpenedKey, CliError> {
     opened(args, key)
 }
 
-/// The key files import will write, and whether each may be replaced.
-fn files_to_write(args: &ImportArgs) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    if let KeyRef::TpmFile(path) = &args.key.key {
-        files.push(path.clone());
+/// The key file import will write: the `tpm:file=` key itself, or `--tpm-pem-out` for a
+/// handle (never both: [`preflight_import`] refuses that).
+fn file_to_write(args: &ImportArgs) -> Option<(&'static str, &Path)> {
+    match &args.key.key {
+        KeyRef::TpmFile(path) => Some(("--key tpm:file=", path.as_path())),
+        _ => args
+            .tpm_pem_out
+            .as_deref()
+            .map(|path| ("--tpm-pem-out", path)),
     }
-    files.extend(args.tpm_pem_out.clone());
-    files
 }
 
+/// The persistent handle import will fill: the `tpm:handle=` key, or `--tpm-persist-at`.
+fn handle_to_fill(args: &ImportArgs) -> Option<u32> {
+    match &args.key.key {
+        KeyRef::TpmHandle(handle) => Some(*handle),
+        _ => args.tpm_persist_at,
+    }
+}
+
+fn import_failed(e: TpmError) -> CliError {
+    CliError::Import {
+        backend: "TPM",
+        source: e.into(),
+    }
+}
+
+/// Refuses, before the secret is read and before anything is written to the TPM, what
+/// would make the import fail after it: a key file that exists (without `--replace`) or
+/// cannot be written, a taken handle (without `--replace`), an unreachable TPM.
 pub fn preflight_import(args: &ImportArgs) -> Result<(), CliError> {
     #[cfg(feature = "pkcs11")]
     if args.label.is_some() || args.id.is_some() {
@@ -133,23 +152,36 @@ pub fn preflight_import(args: &ImportArgs) -> Result<(), CliError> {
         }
         _ => {}
     }
-    for path in files_to_write(args) {
-        if path.exists() && !args.replace {
-            return Err(CliError::Usage(format!(
-                "{} exists: choose another path, or pass --replace to overwrite it",
-                path.display()
-            )));
-        }
+    if let Some((flag, path)) = file_to_write(args) {
+        check_writable(path, args.replace).map_err(|e| match e {
+            TpmError::FileExists { .. } => CliError::Usage(e.to_string()),
+            other => CliError::Usage(format!(
+                "{flag} {}: {}: choose a path in a writable directory",
+                path.display(),
+                crate::error::one_line(&other)
+            )),
+        })?;
     }
     pcrs(&args.key)?;
+    let tpm = connect(&args.key).map_err(import_failed)?;
+    if let Some(handle) = handle_to_fill(args)
+        && !args.replace
+        && tpm.persistent_in_use(handle).map_err(import_failed)?
+    {
+        let taken = TpmError::HandleInUse {
+            handle,
+            source: None,
+        };
+        return Err(CliError::Usage(taken.to_string()));
+    }
     Ok(())
 }
 
+/// Imports, then proves the key with one HMAC, then writes the key file to a temporary file
+/// beside its target, then persists the handle, then renames the file into place. Every
+/// step that can fail for a reason known in advance runs before the TPM's persistent state
+/// changes; if the rename fails after all, the persisted key is evicted again.
 pub fn import(args: &ImportArgs, secret: &RootSecret, akid: &str) -> Result<KeyRef, CliError> {
-    let failed = |e: TpmError| CliError::Import {
-        backend: "TPM",
-        source: e.into(),
-    };
     let mut options = ImportOptions::new(akid);
     if let Some(password) = password(&args.key)? {
         options = options.password(password);
@@ -157,65 +189,66 @@ pub fn import(args: &ImportArgs, secret: &RootSecret, akid: &str) -> Result<KeyR
     if let Some(pcrs) = pcrs(&args.key)? {
         options = options.pcr_policy(pcrs);
     }
-    let persist_at = match &args.key.key {
-        KeyRef::TpmHandle(handle) => Some(*handle),
-        _ => args.tpm_persist_at,
-    };
-    if let Some(handle) = persist_at {
-        options = options.persist_at(handle);
-    }
-    let tpm = connect(&args.key).map_err(failed)?;
-    tracing::info!(persist_at = ?persist_at, "importing into the TPM");
-    let imported = tpm.import(secret, &options).map_err(failed)?;
-
-    // Prove it through the way later commands will load it, before anything is written.
-    let key = match persist_at {
-        Some(handle) => tpm.load_persistent(handle, auth(&args.key)?),
-        None => tpm.load_key_file(&imported.key_file, auth(&args.key)?),
-    };
-    let undo = |tpm: &Tpm| match persist_at {
-        Some(handle) => match tpm.evict_persistent(handle) {
-            Ok(()) => format!("the key at {handle:#010x} was evicted"),
-            Err(e) => format!(
-                "evicting {handle:#010x} failed too ({e}): tpm2_evictcontrol -C o -c {handle:#010x}"
-            ),
-        },
-        None => "no key file was written".to_owned(),
-    };
-    let proved = key
-        .map_err(|e| e.to_string())
-        .and_then(|key| super::prove_import(&key, secret).map_err(|e| e.to_string()));
+    let handle = handle_to_fill(args);
+    let tpm = connect(&args.key).map_err(import_failed)?;
+    tracing::info!(persist_at = ?handle, "importing into the TPM");
+    // Only a key file for now (nothing persistent): a failure up to the persisting leaves
+    // the TPM as it was.
+    let imported = tpm.import(secret, &options).map_err(import_failed)?;
     // A file reference is made absolute: credential_process runs from another directory.
     #[allow(unreachable_patterns)] // other backends' variants, when built
     let reference = match &args.key.key {
         KeyRef::TpmFile(path) => KeyRef::TpmFile(absolute(path)),
         other => other.clone(),
     };
+    let untouched = "nothing was persisted or written";
+    let proved = tpm
+        .load_key_file(&imported.key_file, auth(&args.key)?)
+        .map_err(|e| crate::error::one_line(&e))
+        .and_then(|key| super::prove_import(&key, secret).map_err(|e| crate::error::one_line(&e)));
     match proved {
         Ok(true) => {}
         Ok(false) => {
             return Err(CliError::ImportCheckFailed {
                 key: reference.to_string(),
-                cleanup: undo(&tpm),
+                cleanup: untouched.to_owned(),
             });
         }
         Err(reason) => {
             return Err(CliError::Import {
                 backend: "TPM",
-                source: format!(
-                    "the imported key could not be used ({reason}); {}",
-                    undo(&tpm)
-                )
-                .into(),
+                source: format!("the imported key could not be used ({reason}); {untouched}")
+                    .into(),
             });
         }
     }
     let pem = imported.key_file.to_pem();
-    for path in files_to_write(args) {
-        write_key_file(&path, &pem, args.replace)?;
+    let staged = file_to_write(args)
+        .map(|(_, path)| StagedFile::write(path, pem.as_bytes()))
+        .transpose()
+        .map_err(import_failed)?;
+    if let Some(handle) = handle {
+        tpm.persist_key_file(&imported.key_file, handle, args.replace)
+            .map_err(import_failed)?;
+        tracing::info!(handle = format_args!("{handle:#010x}"), "persisted the key");
+    }
+    if let Some(staged) = staged {
+        let path = staged.target().to_owned();
+        staged.commit(args.replace).map_err(|e| match handle {
+            Some(handle) => CliError::Import {
+                backend: "TPM",
+                source: format!(
+                    "{}; {}",
+                    crate::error::one_line(&e),
+                    evict_again(&tpm, handle, args.replace)
+                )
+                .into(),
+            },
+            None => import_failed(e),
+        })?;
         tracing::info!(path = %path.display(), "wrote the TSS2 key file");
     }
-    if let Some(handle) = persist_at
+    if let Some(handle) = handle
         && !matches!(args.key.key, KeyRef::TpmHandle(_))
     {
         eprintln!("note: the key is also persistent at tpm:handle={handle:#010x}");
@@ -223,29 +256,24 @@ pub fn import(args: &ImportArgs, secret: &RootSecret, akid: &str) -> Result<KeyR
     Ok(reference)
 }
 
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+/// Undoes the persisting of a key whose file could not be written, and says what was done.
+fn evict_again(tpm: &Tpm, handle: u32, replaced: bool) -> String {
+    match tpm.evict_persistent(handle) {
+        Ok(()) if replaced => format!(
+            "the new key was evicted from {handle:#010x} again, which is now empty (the key \
+             it held before was replaced): import again with --replace"
+        ),
+        Ok(()) => format!("the new key was evicted from {handle:#010x} again"),
+        Err(e) => format!(
+            "evicting the new key from {handle:#010x} failed too ({}): import again with \
+             --replace, or evict it with tpm2_evictcontrol -C o -c {handle:#010x}",
+            crate::error::one_line(&e)
+        ),
+    }
 }
 
-/// Writes a key file readable by its owner only. Without `replace`, never overwrites.
-fn write_key_file(path: &Path, pem: &str, replace: bool) -> Result<(), CliError> {
-    let io = |source| CliError::Io {
-        op: "write the key file",
-        path: path.to_owned(),
-        source,
-    };
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true);
-    if replace {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
-    }
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(io)?;
-    file.write_all(pem.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
 
 /// Which doctor link a TPM error belongs to: 0 TCTI, 1 TPM, 2 key, 3 authorization.

@@ -22,13 +22,36 @@ struct ProcessCredentials<'a> {
     expiration: String,
 }
 
+/// Checks `--duration-seconds` against STS's range for the call, before any device call.
+fn check_duration(args: &CredentialProcessArgs) -> Result<(), CliError> {
+    let (call, max) = match args.role_arn {
+        Some(_) => ("AssumeRole", 43_200),
+        None => ("GetSessionToken", 129_600),
+    };
+    let secs = args.duration.as_secs();
+    if (900..=max).contains(&secs) {
+        Ok(())
+    } else {
+        Err(CliError::Usage(format!(
+            "--duration-seconds {secs} is outside {call}'s range of 900 to {max} seconds \
+             (AssumeRole is further limited by the role's maximum session duration)"
+        )))
+    }
+}
+
 /// Gets the credentials and prints them.
 pub fn run(
     args: &CredentialProcessArgs,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<(), CliError> {
+    let endpoint = sts::endpoint(&args.sts, &args.key)?;
+    check_duration(args)?;
+    if let Some(role_arn) = &args.role_arn {
+        sts::check_role_arn(role_arn)?;
+    }
     let key = backend::open(&args.key)?;
-    let client = sts::client(&key, &args.sts).map_err(CliError::Sts)?;
+    let client = sts::client(&key, &endpoint)?;
+    let failure = |e| sts::failure(e, &key, &args.key);
     let credentials = match &args.role_arn {
         Some(role_arn) => {
             let session_name = args.role_session_name.clone().unwrap_or_else(|| {
@@ -49,7 +72,7 @@ pub fn run(
             );
             runtime
                 .block_on(client.assume_role(request))
-                .map_err(CliError::Sts)?
+                .map_err(failure)?
                 .credentials
         }
         None => {
@@ -57,7 +80,7 @@ pub fn run(
             tracing::info!(duration_secs = args.duration.as_secs(), "GetSessionToken");
             runtime
                 .block_on(client.get_session_token(request))
-                .map_err(CliError::Sts)?
+                .map_err(failure)?
         }
     };
     let expiration = credentials.expiration.format(&Rfc3339).map_err(|e| {

@@ -21,6 +21,10 @@ pub fn run(args: &SignArgs, runtime: &tokio::runtime::Runtime) -> Result<(), Cli
             CliError::Usage("sign needs --region (or AWS_REGION / AWS_DEFAULT_REGION)".into())
         })?;
     let mut request = build_request(args)?;
+    if args.send {
+        sigv4_core::transport::check_scheme(request.uri(), args.key.allow_insecure_http)
+            .map_err(|why| CliError::Usage(format!("sign --send: {why}")))?;
+    }
     let key = backend::open(&args.key)?;
     let settings = match args.service.as_str() {
         "s3" => SigningSettings::s3(),
@@ -111,43 +115,106 @@ fn build_request(args: &SignArgs) -> Result<http::Request<Vec<u8>>, CliError> {
 }
 
 /// Sends the signed request and prints the response like curl (`-i`: status and headers
-/// first).
+/// first), streaming the body to stdout. Redirects are followed only with `--location`, and
+/// then only to https (or loopback) URLs. Errors name the host, never a presigned URL: its
+/// query is a bearer credential.
 async fn send(request: http::Request<Vec<u8>>, args: &SignArgs) -> Result<(), CliError> {
-    let url = request.uri().to_string();
+    let shown = shown_url(request.uri());
     let http_error = |source| CliError::Http {
-        url: url.clone(),
+        url: shown.clone(),
         source,
     };
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(http_error)?;
+    let allow_http = args.key.allow_insecure_http;
+    let redirects = if args.location {
+        reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= MAX_REDIRECTS {
+                attempt.error("too many redirects")
+            } else if let Ok(uri) = attempt.url().as_str().parse::<http::Uri>()
+                && let Err(why) = sigv4_core::transport::check_scheme(&uri, allow_http)
+            {
+                attempt.error(why)
+            } else {
+                attempt.follow()
+            }
+        })
+    } else {
+        reqwest::redirect::Policy::none()
+    };
+    let mut client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(args.connect_timeout))
+        .read_timeout(Duration::from_secs(args.connect_timeout.max(30)))
+        .redirect(redirects);
+    if let Some(max) = args.max_time {
+        client = client.timeout(Duration::from_secs_f64(max));
+    }
+    let client = client.build().map_err(http_error)?;
     let request = reqwest::Request::try_from(request).map_err(http_error)?;
-    let response = client.execute(request).await.map_err(http_error)?;
+    let mut response = client
+        .execute(request)
+        .await
+        .map_err(|e| http_error(e.without_url()))?;
     let status = response.status();
     tracing::info!(status = status.as_u16(), "response");
-    let mut head = Vec::new();
+    let mut out = std::io::stdout().lock();
+    let write = |out: &mut std::io::StdoutLock<'_>, bytes: &[u8]| {
+        out.write_all(bytes).map_err(CliError::Output)
+    };
     if args.include {
         let version = format!("{:?}", response.version());
-        head.extend_from_slice(format!("{version} {status}\r\n").as_bytes());
+        write(&mut out, format!("{version} {status}\r\n").as_bytes())?;
         for (name, value) in response.headers() {
-            head.extend_from_slice(name.as_str().as_bytes());
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(value.as_bytes());
-            head.extend_from_slice(b"\r\n");
+            write(&mut out, name.as_str().as_bytes())?;
+            write(&mut out, b": ")?;
+            write(&mut out, value.as_bytes())?;
+            write(&mut out, b"\r\n")?;
         }
-        head.extend_from_slice(b"\r\n");
+        write(&mut out, b"\r\n")?;
     }
-    let body = response.bytes().await.map_err(http_error)?;
-    let mut out = std::io::stdout().lock();
-    out.write_all(&head)
-        .and_then(|()| out.write_all(&body))
-        .and_then(|()| out.flush())
-        .map_err(CliError::Output)?;
+    if status.is_redirection() && !args.location {
+        tracing::warn!(
+            status = status.as_u16(),
+            "not following the redirect: pass --location (-L) to follow it"
+        );
+    }
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| http_error(e.without_url()))?
+    {
+        write(&mut out, &chunk)?;
+    }
+    out.flush().map_err(CliError::Output)?;
     if args.fail && (status.is_client_error() || status.is_server_error()) {
         return Err(CliError::HttpStatus {
             status: status.as_u16(),
         });
     }
     Ok(())
+}
+
+/// The most redirects `--location` follows, as curl's default of 50 is far more than AWS
+/// ever sends.
+const MAX_REDIRECTS: usize = 10;
+
+/// The URL for messages: scheme, host and path, without the query (a presigned URL's
+/// query holds its signature and, with temporary credentials, the session token).
+fn shown_url(uri: &http::Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or("https");
+    let authority = uri.authority().map_or("", http::uri::Authority::as_str);
+    let query = if uri.query().is_some() { "?..." } else { "" };
+    format!("{scheme}://{authority}{}{query}", uri.path())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_never_show_a_query() {
+        let uri: http::Uri =
+            "https://b.s3.amazonaws.com/k?X-Amz-Signature=abc&X-Amz-Security-Token=t"
+                .parse()
+                .unwrap();
+        assert_eq!(shown_url(&uri), "https://b.s3.amazonaws.com/k?...");
+    }
 }

@@ -18,11 +18,12 @@ struct Identity<'a> {
 
 /// Runs GetCallerIdentity and prints the result.
 pub fn run(args: &WhoamiArgs, runtime: &tokio::runtime::Runtime) -> Result<(), CliError> {
+    let endpoint = sts::endpoint(&args.sts, &args.key)?;
     let key = backend::open(&args.key)?;
-    let client = sts::client(&key, &args.sts).map_err(CliError::Sts)?;
+    let client = sts::client(&key, &endpoint)?;
     let identity = runtime
         .block_on(client.get_caller_identity())
-        .map_err(CliError::Sts)?;
+        .map_err(|e| sts::failure(e, &key, &args.key))?;
     output::print_json(&Identity {
         user_id: &identity.user_id,
         account: &identity.account,

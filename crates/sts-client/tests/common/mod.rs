@@ -102,10 +102,10 @@ pub fn xml_text(xml: &str, name: &str) -> String {
     let mut inside = false;
     loop {
         match reader.read_event().unwrap() {
-            quick_xml::events::Event::Start(e) if e.local_name().as_ref() == name.as_bytes() => {
+            quick_xml::events::Event::Start(e) if e.local_name().as_ref() == name => {
                 inside = true;
             }
-            quick_xml::events::Event::Text(t) if inside => return t.decode().unwrap().into_owned(),
+            quick_xml::events::Event::Text(t) if inside => return t.into_inner().into_owned(),
             quick_xml::events::Event::Eof => panic!("no <{name}> in {xml}"),
             _ => {}
         }

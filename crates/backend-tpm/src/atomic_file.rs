@@ -1,0 +1,312 @@
+//! Crash-safe key files: a key file is written to a temporary file beside its target,
+//! fsynced, and only then renamed (or, when it must not replace anything, hard-linked) into
+//! place, and the directory is fsynced. A reader, or the next run after a SIGKILL, sees the
+//! old complete file or the new complete file, never a truncated one.
+//!
+//! Temporary files are named `.<target name>.keyhold-tmp.<pid>.<n>`; one left behind by a
+//! killed process (its pid no longer running) is removed by the next write to the same
+//! target. Both files are created with mode 0600 (owner read/write), whatever the umask.
+
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::TpmError;
+
+const TEMP_MARK: &str = ".keyhold-tmp.";
+static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
+
+/// A complete, fsynced file beside `target`, not yet in place. Dropping it removes it;
+/// [`StagedFile::commit`] puts it in place.
+#[derive(Debug)]
+pub struct StagedFile {
+    temp: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+impl StagedFile {
+    /// Writes `contents` to a new temporary file in `target`'s directory and fsyncs it.
+    /// Stale temporary files of dead processes for the same target are removed first.
+    pub fn write(target: impl AsRef<Path>, contents: &[u8]) -> Result<Self, TpmError> {
+        let target = target.as_ref().to_owned();
+        remove_stale_temps(&target);
+        let (temp, mut file) = create_temp(&target)?;
+        let staged = StagedFile {
+            temp,
+            target,
+            committed: false,
+        };
+        let io = |source| io_error("write", &staged.temp, source);
+        file.write_all(contents).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(staged)
+    }
+
+    /// The file this will become.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Puts the file in place: with `replace`, atomically over whatever is there; without,
+    /// only if nothing is there ([`TpmError::FileExists`] otherwise). Then fsyncs the
+    /// directory so the rename survives a power cut.
+    pub fn commit(mut self, replace: bool) -> Result<(), TpmError> {
+        let io = |source| io_error("write", &self.target, source);
+        if replace {
+            std::fs::rename(&self.temp, &self.target).map_err(io)?;
+        } else {
+            // link(2) fails if the target exists: no window in which a file could be lost.
+            match std::fs::hard_link(&self.temp, &self.target) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    return Err(TpmError::FileExists {
+                        path: self.target.display().to_string(),
+                    });
+                }
+                // A file system without hard links: check, then rename (a narrow race
+                // with another writer of the same path, not with a crash).
+                Err(_) if !self.target.exists() => {
+                    std::fs::rename(&self.temp, &self.target).map_err(io)?;
+                }
+                Err(e) => return Err(io(e)),
+            }
+            let _ = std::fs::remove_file(&self.temp);
+        }
+        self.committed = true;
+        sync_dir(&self.target).map_err(io)
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Checks, before anything is done, that a key file could be written at `target`: it does
+/// not exist unless `replace` ([`TpmError::FileExists`]), is not a directory, and a file
+/// can be created in its directory (which catches missing, read-only and non-directories).
+pub fn check_writable(target: impl AsRef<Path>, replace: bool) -> Result<(), TpmError> {
+    let target = target.as_ref();
+    match std::fs::symlink_metadata(target) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(io_error(
+                "write",
+                target,
+                std::io::Error::new(ErrorKind::IsADirectory, "it is a directory"),
+            ));
+        }
+        Ok(_) if !replace => {
+            return Err(TpmError::FileExists {
+                path: target.display().to_string(),
+            });
+        }
+        _ => {}
+    }
+    let (temp, file) = create_temp(target)?;
+    drop(file);
+    let _ = std::fs::remove_file(temp);
+    Ok(())
+}
+
+fn io_error(op: &'static str, path: &Path, source: std::io::Error) -> TpmError {
+    TpmError::Io {
+        op,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn directory_of(target: &Path) -> &Path {
+    match target.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+fn temp_prefix(target: &Path) -> String {
+    let name = target.file_name().unwrap_or_default().to_string_lossy();
+    format!(".{name}{TEMP_MARK}")
+}
+
+/// Creates a fresh temporary file (mode 0600) beside `target`.
+fn create_temp(target: &Path) -> Result<(PathBuf, File), TpmError> {
+    let dir = directory_of(target);
+    let prefix = temp_prefix(target);
+    loop {
+        let n = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
+        let temp = dir.join(format!("{prefix}{}.{n}", std::process::id()));
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(&temp) {
+            Ok(file) => {
+                // Exactly 0600 whatever the umask (it can only have removed bits).
+                #[cfg(unix)]
+                if let Err(e) =
+                    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                {
+                    let _ = std::fs::remove_file(&temp);
+                    return Err(io_error("write", target, e));
+                }
+                return Ok((temp, file));
+            }
+            // Left by an earlier process with our pid: try the next number.
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_error("write", target, e)),
+        }
+    }
+}
+
+/// Removes `.<name>.keyhold-tmp.<pid>.<n>` files of `target` whose process is gone (Linux:
+/// no `/proc/<pid>`). Elsewhere, stale temporary files are left alone (they are never read).
+fn remove_stale_temps(target: &Path) {
+    let prefix = temp_prefix(target);
+    let Ok(entries) = std::fs::read_dir(directory_of(target)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let gone = cfg!(target_os = "linux")
+            && pid != std::process::id()
+            && !Path::new(&format!("/proc/{pid}")).exists();
+        if gone {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Fsyncs the directory holding `target`, so a rename or link in it is durable.
+fn sync_dir(target: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(directory_of(target))?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = target;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("keyhold-atomic-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn commit_without_replace_never_overwrites_and_leaves_no_temp() {
+        let dir = scratch("noreplace");
+        let target = dir.join("k.pem");
+        StagedFile::write(&target, b"first")
+            .unwrap()
+            .commit(false)
+            .unwrap();
+        let err = StagedFile::write(&target, b"second")
+            .unwrap()
+            .commit(false)
+            .unwrap_err();
+        assert!(matches!(err, TpmError::FileExists { .. }), "{err:?}");
+        assert!(err.to_string().contains("--replace"), "{err}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"first");
+        assert_eq!(names(&dir), ["k.pem"]);
+    }
+
+    #[test]
+    fn replace_swaps_the_whole_file_with_mode_0600() {
+        let dir = scratch("replace");
+        let target = dir.join("k.pem");
+        std::fs::write(&target, b"old, and readable by all").unwrap();
+        #[cfg(unix)]
+        std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        let staged = StagedFile::write(&target, b"new").unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"old, and readable by all");
+        staged.commit(true).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
+        assert_eq!(names(&dir), ["k.pem"]);
+    }
+
+    #[test]
+    fn a_dropped_stage_is_removed_and_stale_temps_of_dead_processes_too() {
+        let dir = scratch("stale");
+        let target = dir.join("k.pem");
+        drop(StagedFile::write(&target, b"never").unwrap());
+        assert!(names(&dir).is_empty());
+        // pid 0x7fffffff is above Linux's pid_max: never a running process.
+        let stale = dir.join(".k.pem.keyhold-tmp.2147483647.0");
+        let other = dir.join(".other.pem.keyhold-tmp.2147483647.0");
+        std::fs::write(&stale, b"half").unwrap();
+        std::fs::write(&other, b"not ours").unwrap();
+        StagedFile::write(&target, b"new")
+            .unwrap()
+            .commit(false)
+            .unwrap();
+        let expected: &[&str] = if cfg!(target_os = "linux") {
+            &[".other.pem.keyhold-tmp.2147483647.0", "k.pem"]
+        } else {
+            &[
+                ".k.pem.keyhold-tmp.2147483647.0",
+                ".other.pem.keyhold-tmp.2147483647.0",
+                "k.pem",
+            ]
+        };
+        assert_eq!(names(&dir), expected);
+    }
+
+    #[test]
+    fn check_writable_refuses_existing_files_and_unwritable_places() {
+        let dir = scratch("check");
+        let target = dir.join("k.pem");
+        check_writable(&target, false).unwrap();
+        assert!(names(&dir).is_empty(), "the probe is removed");
+        std::fs::write(&target, b"x").unwrap();
+        assert!(matches!(
+            check_writable(&target, false),
+            Err(TpmError::FileExists { .. })
+        ));
+        check_writable(&target, true).unwrap();
+        // A parent that is a file (fails for root too, unlike a chmod'ed directory).
+        let err = check_writable(target.join("under-a-file.pem"), true).unwrap_err();
+        assert!(matches!(err, TpmError::Io { .. }), "{err:?}");
+        assert!(
+            check_writable(&dir, true).is_err(),
+            "a directory is not a key file"
+        );
+    }
+}

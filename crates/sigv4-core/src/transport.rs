@@ -1,0 +1,48 @@
+//! Which endpoints a keyhold client may talk to in clear text.
+//!
+//! Every client in keyhold (STS, KMS, `sign --send`) sends signed requests whose replies may
+//! be credentials, and the Tink import sends the secret itself to KMS for wrapping. Over
+//! `http://` anyone on the path reads and rewrites them. So `http://` is allowed only to a
+//! loopback address (a local test server, a sidecar), unless the caller opts in with a flag
+//! named for the danger (`--allow-insecure-http`).
+
+use std::net::IpAddr;
+
+/// Whether `host` (as in a URL: `localhost`, `127.0.0.1`, `[::1]`) is this machine.
+///
+/// ```
+/// use sigv4_core::transport::is_loopback_host;
+/// assert!(is_loopback_host("127.0.0.1") && is_loopback_host("127.9.9.9"));
+/// assert!(is_loopback_host("[::1]") && is_loopback_host("localhost"));
+/// assert!(!is_loopback_host("10.0.0.1") && !is_loopback_host("localhost.evil.com"));
+/// ```
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Checks the scheme of an endpoint URL: `https` anywhere, `http` to loopback or when
+/// `allow_insecure_http`. The error says why and names the flag.
+///
+/// ```
+/// use sigv4_core::transport::check_scheme;
+/// let uri: http::Uri = "http://sts.example.com".parse().unwrap();
+/// assert!(check_scheme(&uri, false).unwrap_err().contains("--allow-insecure-http"));
+/// assert!(check_scheme(&uri, true).is_ok());
+/// assert!(check_scheme(&"http://127.0.0.1:5000".parse().unwrap(), false).is_ok());
+/// assert!(check_scheme(&"https://sts.example.com".parse().unwrap(), false).is_ok());
+/// ```
+pub fn check_scheme(uri: &http::Uri, allow_insecure_http: bool) -> Result<(), String> {
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") if allow_insecure_http || uri.host().is_some_and(is_loopback_host) => Ok(()),
+        Some("http") => Err(format!(
+            "{uri} is plain http to another machine: credentials would cross the network \
+             in clear text; use https, or pass --allow-insecure-http if the network is yours"
+        )),
+        _ => Err(format!(
+            "{uri} must start with https:// (or http:// for loopback)"
+        )),
+    }
+}
