@@ -97,7 +97,7 @@ pub enum Error {
     /// The token needs a login and no PIN was given.
     #[error(
         "token '{token}' needs a PIN: add pin-source=file:/path/to/pin-file to the URI, \
-         or pass one to the open or import call"
+         or set KEYHOLD_PKCS11_PIN"
     )]
     PinRequired {
         /// The token label.
@@ -173,8 +173,9 @@ pub enum Error {
     /// The key can be read out of the token, so it does not protect the secret.
     #[error(
         "key {key} on token '{token}' could be read out of the token ({reason}): re-import the \
-         secret with keyhold, which makes it sensitive and non-extractable; to use it anyway, \
-         open it with insecure_allow_extractable_key"
+         secret with keyhold (`keyhold import --replace`), which makes it sensitive, \
+         non-extractable and unchangeable; to use it anyway, open it with \
+         insecure_allow_extractable_key"
     )]
     KeyExtractable {
         /// The token label.
@@ -188,8 +189,9 @@ pub enum Error {
     /// No access key id is stored next to the key.
     #[error(
         "no AWS access key id is stored next to key {key} on token '{token}' (keyhold keeps it in \
-         a CKO_DATA object with the key's label and CKA_APPLICATION \"{application}\"): import the \
-         key with keyhold, or pass the access key id when opening it"
+         a CKO_DATA object with the key's label and CKA_APPLICATION \"{application}\"): if \
+         `keyhold import` was interrupted, run it again with --replace; for a key made by \
+         another tool, give the access key id (--access-key-id)"
     )]
     AccessKeyIdMissing {
         /// The token label.
@@ -198,6 +200,37 @@ pub enum Error {
         key: String,
         /// The CKA_APPLICATION value looked for.
         application: &'static str,
+    },
+
+    /// The keys and access-key-id records with one label do not pair up one to one.
+    #[error(
+        "token '{token}' holds {keys} secret key(s) and {records} access-key-id record(s) \
+         labelled '{label}', and no one key is the one its record names: an import or replace \
+         of '{label}' was interrupted, or another program changed them; import the secret \
+         again with `keyhold import --replace` to leave exactly one key"
+    )]
+    Unpaired {
+        /// The token label.
+        token: String,
+        /// The key label.
+        label: String,
+        /// How many secret keys have the label.
+        keys: usize,
+        /// How many records have the label.
+        records: usize,
+    },
+
+    /// This process could not take its turn to write through the module.
+    #[error(
+        "could not lock PKCS#11 module {} for the import (imports on this machine take turns \
+         by an advisory lock on the module file): {source}", module.display()
+    )]
+    WriteTurn {
+        /// The module path.
+        module: PathBuf,
+        /// The open or flock error.
+        #[source]
+        source: std::io::Error,
     },
 
     /// The import request itself is unusable (no label, bad access key id, ...).
@@ -216,7 +249,7 @@ pub enum Error {
 
     /// Objects with the label or id asked for already exist.
     #[error(
-        "token '{token}' already holds {existing}: choose another label and id, or ask to replace"
+        "token '{token}' already holds {existing}: choose another label and id, or replace them (`keyhold import --replace`)"
     )]
     AlreadyExists {
         /// The token label.
@@ -352,7 +385,10 @@ impl Error {
                 KeyErrorKind::Unavailable
             }
             Self::TokenNotFound { .. } | Self::AmbiguousToken { .. } => KeyErrorKind::NotFound,
-            Self::KeyNotFound { .. } | Self::AmbiguousKey { .. } => KeyErrorKind::NotFound,
+            Self::KeyNotFound { .. } | Self::AmbiguousKey { .. } | Self::Unpaired { .. } => {
+                KeyErrorKind::NotFound
+            }
+            Self::WriteTurn { .. } => KeyErrorKind::Unavailable,
             Self::PinRequired { .. }
             | Self::PinSource { .. }
             | Self::PinIncorrect { .. }

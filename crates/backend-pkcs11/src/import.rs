@@ -1,11 +1,33 @@
 //! Importing `"AWS4" + secret` into a token: the key "checks in" and never checks out.
 //!
 //! The key is created with every attribute that matters stated explicitly (tokens such as
-//! SoftHSM switch several usages on when not told otherwise), its access key id is stored
-//! next to it, and the token is asked for one HMAC that must equal the software reference
-//! before the import counts. Any failure after the first object exists removes what was
-//! created. With `replace`, the old objects are deleted only after the new ones check out.
+//! SoftHSM switch several usages on when not told otherwise) and none of them changeable,
+//! its access key id is stored next to it, and the token is asked for one HMAC that must
+//! equal the software reference before the import counts.
+//!
+//! ## What an interrupted import leaves
+//! The token is written in an order where every prefix is a state that the next `open` or
+//! import understands:
+//!
+//! 1. the new key, with the label and id asked for;
+//! 2. (no write) the token's HMAC with it, checked against the software one, and its check
+//!    value (see the `objects` module);
+//! 3. a new record: the access key id, the new key's check value, and a generation one
+//!    higher than any record with the label (SoftHSM will not change a data object's value
+//!    in place, so the switch is a second record, not an update);
+//! 4. the replaced records and keys are deleted.
+//!
+//! Killed after 1 or 2, a replace leaves the old key in use (the only record names it) and
+//! the new one as a leftover; a first import leaves a key without a record, which `open`
+//! refuses, naming `keyhold import --replace`. Killed during 3 or 4, the new key is in use
+//! (its record is the newest) and the old objects are leftovers. `open` uses the key the
+//! newest record names and warns about leftovers; `import --replace` removes them. A
+//! failure (not a kill) deletes the new key again.
+//!
+//! Two imports on one machine take turns (an exclusive `flock` on the module file, see
+//! `Module::write_turn`), so concurrent imports of one label leave one key, not two.
 
+use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use secrecy::SecretString;
@@ -14,8 +36,8 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::Error;
 use crate::module::Module;
-use crate::objects::{self, ACCESS_KEY_ID_APPLICATION};
-use crate::token;
+use crate::objects::{self, ACCESS_KEY_ID_APPLICATION, KEY_CHECK_MESSAGE, KeyCheck};
+use crate::token::{self, Token};
 use crate::uri::{ObjectType, Pkcs11Uri};
 
 /// How a key is imported. The default: PIN from the URI, refuse to overwrite.
@@ -67,7 +89,8 @@ impl Drop for SecretTemplate {
     }
 }
 
-/// Imports `secret` (`"AWS4"` + the secret access key) as the key the URI names.
+/// Imports `secret` (`"AWS4"` + the secret access key) as the key the URI names:
+/// [`prepare_import`], then [`PreparedImport::import`].
 ///
 /// The URI selects the token and gives the key's label (`object`, required) and id (`id`,
 /// optional); `type` may only be `secret-key`. Returns the URI that opens the key later
@@ -78,6 +101,41 @@ pub fn import_key(
     access_key_id: &str,
     options: ImportOptions,
 ) -> Result<Pkcs11Uri, Error> {
+    prepare_import(uri, access_key_id, options)?.import(secret)
+}
+
+/// An import checked as far as it can be without the secret: the token is found, the PIN
+/// works, and the label and id are free (or may be replaced). It holds this machine's turn
+/// to write through the module until it is used or dropped.
+pub struct PreparedImport {
+    token: Token,
+    session: Session,
+    label: String,
+    id: Vec<u8>,
+    access_key_id: String,
+    existing: Vec<Conflict>,
+    uri: Pkcs11Uri,
+    _turn: std::fs::File,
+}
+
+impl std::fmt::Debug for PreparedImport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedImport")
+            .field("token", &self.token.label)
+            .field("label", &self.label)
+            .field("replacing", &self.existing.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything an import checks before it needs the secret (so that a mistake does not cost
+/// the user a second paste): the request, the module, the token, the PIN, and what is
+/// already on the token under the label or id.
+pub fn prepare_import(
+    uri: &Pkcs11Uri,
+    access_key_id: &str,
+    options: ImportOptions,
+) -> Result<PreparedImport, Error> {
     let invalid = |reason: &str| Error::InvalidImport {
         reason: reason.to_owned(),
     };
@@ -92,12 +150,12 @@ pub fn import_key(
     if !objects::valid_access_key_id(access_key_id) {
         return Err(Error::InvalidAccessKeyId);
     }
-    if secret.expose().len() <= 4 {
-        return Err(invalid("the secret access key is empty"));
-    }
     let id = uri.id.clone().unwrap_or_default();
 
     let module = Module::for_uri(uri)?;
+    // Taken before the token is read: another import's login rewrites SoftHSM's token
+    // file, which then reads as absent or fails a login.
+    let turn = module.write_turn()?;
     let token = token::find_token(&module, uri)?;
     let pin = token::pin_for(uri, options.pin, &token.label)?;
     let session = module
@@ -116,54 +174,89 @@ pub fn import_key(
                 existing: shown.join(", "),
             });
         }
-        if let Some(c) = existing.iter().find(|c| !c.replaceable) {
+        if let Some(c) = existing.iter().find(|c| c.kind == Kind::Other) {
             return Err(Error::ReplaceRefused {
                 token: t.to_owned(),
                 object: c.shown.clone(),
             });
         }
     }
-
-    let mut created = Vec::new();
-    let outcome = create_and_check(
-        &session,
-        t,
-        &label,
-        &id,
-        secret,
-        access_key_id,
-        &mut created,
-    )
-    .and_then(|()| {
-        for c in &existing {
-            session
-                .destroy_object(c.handle)
-                .map_err(|e| Error::token(t, "C_DestroyObject (replacing)", e))?;
-        }
-        Ok(())
-    });
-    if let Err(cause) = outcome {
-        roll_back(&session, t, &created, &label, cause)?;
-    }
-
     let mut key_uri = uri.clone();
     key_uri.pin_value = None;
     key_uri.object_type = Some(ObjectType::SecretKey);
     key_uri.token.get_or_insert_with(|| token.label.clone());
-    Ok(key_uri)
+    Ok(PreparedImport {
+        token,
+        session,
+        label,
+        id,
+        access_key_id: access_key_id.to_owned(),
+        existing,
+        uri: key_uri,
+        _turn: turn,
+    })
 }
 
-/// Creates the key and its access-key-id object (recording each in `created`), then checks
-/// that the token's HMAC equals the software one.
-fn create_and_check(
+impl PreparedImport {
+    /// Writes the key in the order the module docs give, checks it, and returns the URI that
+    /// opens it (with no `pin-value`).
+    pub fn import(self, secret: &RootSecret) -> Result<Pkcs11Uri, Error> {
+        if secret.expose().len() <= 4 {
+            return Err(Error::InvalidImport {
+                reason: "the secret access key is empty".to_owned(),
+            });
+        }
+        let (session, t) = (&self.session, self.token.label.as_str());
+        let key = create_key(session, t, &self.label, &self.id, secret)?;
+        let outcome = check_import(session, t, key, secret).and_then(|check| self.commit(&check));
+        if let Err(cause) = outcome {
+            return Err(roll_back(session, t, key, &self.label, cause));
+        }
+        // The newest record names the new key now; the old objects are only in the way.
+        // Should a deletion fail, the new key still works and `open` names what is left.
+        let records_first = |c: &&Conflict| c.kind == Kind::Record;
+        let keys = |c: &&Conflict| c.kind == Kind::Key;
+        let old = self.existing.iter();
+        for old in old.clone().filter(records_first).chain(old.filter(keys)) {
+            if let Err(e) = session.destroy_object(old.handle) {
+                tracing::warn!(token = t, object = %old.shown, error = %e, "could not delete a replaced object");
+            }
+        }
+        Ok(self.uri)
+    }
+
+    /// Step 3 of the module docs: a record naming the new key, newer than any in place.
+    fn commit(&self, check: &KeyCheck) -> Result<(), Error> {
+        let (session, t) = (&self.session, self.token.label.as_str());
+        let newest = objects::records(session, t, self.label.as_bytes())?
+            .iter()
+            .map(|r| r.generation)
+            .max()
+            .unwrap_or(0);
+        let value = objects::encode_record(&self.access_key_id, check, newest + 1);
+        session
+            .create_object(&[
+                Attribute::Class(ObjectClass::DATA),
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Label(self.label.as_bytes().to_vec()),
+                Attribute::Application(ACCESS_KEY_ID_APPLICATION.as_bytes().to_vec()),
+                Attribute::Value(value),
+            ])
+            .map(drop)
+            .map_err(|e| Error::token(t, "C_CreateObject (access key id)", e))
+    }
+}
+
+/// Step 1 of the module docs: the key, every attribute that matters stated, none of them
+/// changeable later.
+fn create_key(
     session: &Session,
     t: &str,
     label: &str,
     id: &[u8],
     secret: &RootSecret,
-    access_key_id: &str,
-    created: &mut Vec<ObjectHandle>,
-) -> Result<(), Error> {
+) -> Result<ObjectHandle, Error> {
     let template = SecretTemplate(vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
         Attribute::KeyType(KeyType::GENERIC_SECRET),
@@ -171,6 +264,12 @@ fn create_and_check(
         Attribute::Private(true),
         Attribute::Sensitive(true),
         Attribute::Extractable(false),
+        // Not modifiable: a PIN holder cannot switch DERIVE, ENCRYPT or WRAP on later (the
+        // classic route to a secret key's value). Not copyable: no copy with other
+        // attributes either.
+        Attribute::Modifiable(false),
+        Attribute::Copyable(false),
+        Attribute::Destroyable(true),
         Attribute::Sign(true),
         Attribute::Verify(true),
         Attribute::Encrypt(false),
@@ -182,39 +281,32 @@ fn create_and_check(
         Attribute::Id(id.to_vec()),
         Attribute::Value(secret.expose().to_vec()),
     ]);
-    let key = session
+    session
         .create_object(&template.0)
-        .map_err(|e| Error::token(t, "C_CreateObject (key)", e))?;
-    drop(template);
-    created.push(key);
-    let data = session
-        .create_object(&[
-            Attribute::Class(ObjectClass::DATA),
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Label(label.as_bytes().to_vec()),
-            Attribute::Application(ACCESS_KEY_ID_APPLICATION.as_bytes().to_vec()),
-            Attribute::Value(access_key_id.as_bytes().to_vec()),
-        ])
-        .map_err(|e| Error::token(t, "C_CreateObject (access key id)", e))?;
-    created.push(data);
+        .map_err(|e| Error::token(t, "C_CreateObject (key)", e))
+}
 
+/// Step 2 of the module docs: the token's HMAC with the new key must equal the software one.
+/// Returns the key's check value, for the record.
+fn check_import(
+    session: &Session,
+    t: &str,
+    key: ObjectHandle,
+    secret: &RootSecret,
+) -> Result<KeyCheck, Error> {
+    let failed = || Error::ImportCheckFailed {
+        token: t.to_owned(),
+    };
     // Any fixed date will do: the point is that the token holds exactly these bytes.
     let date = DateStamp::from_date(time::macros::date!(2015 - 08 - 30));
     let device = Zeroizing::new(
         session
-            .sign(
-                &cryptoki::mechanism::Mechanism::Sha256Hmac,
-                key,
-                date.as_bytes(),
-            )
+            .sign(&Mechanism::Sha256Hmac, key, date.as_bytes())
             .map_err(|e| Error::token(t, "C_Sign (checking the import)", e))?,
     );
     let reference = SoftwareRootKey::new(secret.clone())
         .date_key(&date)
-        .map_err(|_| Error::ImportCheckFailed {
-            token: t.to_owned(),
-        })?;
+        .map_err(|_| failed())?;
     let differs = device.len() != 32
         || device
             .iter()
@@ -222,43 +314,43 @@ fn create_and_check(
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             != 0;
     if differs {
-        return Err(Error::ImportCheckFailed {
-            token: t.to_owned(),
-        });
+        return Err(failed());
     }
-    Ok(())
+    let mac = session
+        .sign(&Mechanism::Sha256Hmac, key, KEY_CHECK_MESSAGE)
+        .map_err(|e| Error::token(t, "C_Sign (key check value)", e))?;
+    objects::key_check(&mac).ok_or_else(failed)
 }
 
-/// Deletes what a failed import created and returns `cause`, or says what is left over.
-fn roll_back(
-    session: &Session,
-    t: &str,
-    created: &[ObjectHandle],
-    label: &str,
-    cause: Error,
-) -> Result<(), Error> {
-    let mut failures = Vec::new();
-    for &handle in created.iter().rev() {
-        if let Err(e) = session.destroy_object(handle) {
-            failures.push(crate::error::ckr_name(&e));
-        }
+/// Deletes the new key of a failed import and returns `cause`, or says what is left over.
+fn roll_back(session: &Session, t: &str, key: ObjectHandle, label: &str, cause: Error) -> Error {
+    match session.destroy_object(key) {
+        Ok(()) => cause,
+        Err(e) => Error::ImportCleanupFailed {
+            token: t.to_owned(),
+            cause: cause.to_string(),
+            cleanup: crate::error::ckr_name(&e),
+            leftover: format!("the secret key labelled '{label}' created just now"),
+        },
     }
-    if failures.is_empty() {
-        return Err(cause);
-    }
-    Err(Error::ImportCleanupFailed {
-        token: t.to_owned(),
-        cause: cause.to_string(),
-        cleanup: failures.join(", "),
-        leftover: format!("the objects labelled '{label}' created just now"),
-    })
 }
 
 /// An object already on the token with the label or id of the new key.
 struct Conflict {
     handle: ObjectHandle,
     shown: String,
-    replaceable: bool,
+    kind: Kind,
+}
+
+/// What an object in the way is, for replacing it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A secret key: deleted once the new key is in place.
+    Key,
+    /// keyhold's access-key-id record: switched to the new key.
+    Record,
+    /// Anything else, or an object the token will not delete: never touched.
+    Other,
 }
 
 fn conflicts(session: &Session, t: &str, label: &[u8], id: &[u8]) -> Result<Vec<Conflict>, Error> {
@@ -280,12 +372,12 @@ fn conflicts(session: &Session, t: &str, label: &[u8], id: &[u8]) -> Result<Vec<
         let found = objects::identity(session, t, handle)?;
         let what = objects::describe(&found.label, &found.id);
         let ours = found.application == ACCESS_KEY_ID_APPLICATION.as_bytes();
-        let (shown, replaceable) = if found.class == ObjectClass::SECRET_KEY {
-            (format!("a secret key {what}"), true)
+        let (shown, kind) = if found.class == ObjectClass::SECRET_KEY {
+            (format!("a secret key {what}"), Kind::Key)
         } else if found.class == ObjectClass::DATA && ours {
-            (format!("keyhold's access key id for {what}"), true)
+            (format!("keyhold's access key id for {what}"), Kind::Record)
         } else {
-            (format!("a {} object {what}", found.class), false)
+            (format!("a {} object {what}", found.class), Kind::Other)
         };
         // Replacing must not stop half-way on an object the token will not delete.
         let destroyable = session
@@ -300,7 +392,7 @@ fn conflicts(session: &Session, t: &str, label: &[u8], id: &[u8]) -> Result<Vec<
             } else {
                 format!("{shown} (not destroyable)")
             },
-            replaceable: replaceable && destroyable,
+            kind: if destroyable { kind } else { Kind::Other },
         });
     }
     Ok(out)

@@ -215,16 +215,23 @@ impl Pkcs11RootKey {
             .map_err(|e| Error::token(&token.label, "C_OpenSession", e))?;
         let setup = (|| {
             token::login(&session, &token, pin.as_ref())?;
-            let key = objects::find_uri_key(&session, &token.label, uri)?;
+            let found = objects::resolve_uri_key(&session, &token.label, uri)?;
+            let key = found.key;
             objects::check_key(
                 &session,
                 &token.label,
                 &key,
                 options.insecure_allow_extractable_key,
             )?;
-            let access_key_id = match options.access_key_id {
-                Some(id) => id,
-                None => objects::read_access_key_id(&session, &token.label, &key)?,
+            let access_key_id = match (options.access_key_id, found.access_key_id) {
+                (Some(id), _) | (None, Some(id)) => id,
+                (None, None) => {
+                    return Err(Error::AccessKeyIdMissing {
+                        token: token.label.clone(),
+                        key: key.describe(),
+                        application: objects::ACCESS_KEY_ID_APPLICATION,
+                    });
+                }
             };
             Ok::<_, Error>((key, access_key_id))
         })();
@@ -424,12 +431,13 @@ impl Pkcs11RootKey {
         };
         let found = (|| {
             token::login(&session, &state.token, self.pin.as_ref())?;
-            let key = objects::find_key(
+            let key = objects::resolve_key(
                 &session,
                 &state.token.label,
                 Some(&self.key_label),
                 Some(&self.key_id),
-            )?;
+            )?
+            .key;
             objects::check_key(&session, &state.token.label, &key, self.allow_extractable)?;
             Ok::<FoundKey, Error>(key)
         })();

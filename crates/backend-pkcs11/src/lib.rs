@@ -16,7 +16,7 @@ mod token;
 pub mod uri;
 
 pub use error::Error;
-pub use import::{ImportOptions, import_key};
+pub use import::{ImportOptions, PreparedImport, import_key, prepare_import};
 pub use key::{OpenOptions, Pkcs11RootKey};
 pub use objects::ACCESS_KEY_ID_APPLICATION;
 pub use uri::Pkcs11Uri;

@@ -69,6 +69,21 @@ impl Module {
         Ok(module)
     }
 
+    /// Waits for this machine's turn to write keys through this module, and holds it until
+    /// the file returned is dropped: an exclusive `flock` on the module file itself, which
+    /// every keyhold process using the module can open, and which no one writes. Two
+    /// imports of one label at once would otherwise both find it free and leave two keys.
+    pub(crate) fn write_turn(&self) -> Result<std::fs::File, Error> {
+        let failed = |source: std::io::Error| Error::WriteTurn {
+            module: self.path.clone(),
+            source,
+        };
+        let file = std::fs::File::open(&self.path).map_err(failed)?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| failed(e.into()))?;
+        Ok(file)
+    }
+
     /// Held while listing slots and reading slot and token info.
     pub(crate) fn slots_lock(&self) -> MutexGuard<'_, ()> {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())

@@ -1,10 +1,17 @@
 //! The objects keyhold keeps on a token, and the checks made before using them.
 //!
 //! A key is a CKO_SECRET_KEY holding `"AWS4" + secret`. Next to it, keyhold stores the AWS
-//! access key id in a CKO_DATA object with the key's CKA_LABEL, CKA_APPLICATION
-//! [`ACCESS_KEY_ID_APPLICATION`] and the id's ASCII bytes as CKA_VALUE, so the key's URI
-//! alone is enough to sign. Data objects carry no CKA_ID in PKCS#11, so the label links them.
+//! access key id in a CKO_DATA object (the *record*) with the key's CKA_LABEL,
+//! CKA_APPLICATION [`ACCESS_KEY_ID_APPLICATION`] and CKA_VALUE `AKID;check=HEX;generation=N`,
+//! so the key's URI alone is enough to sign. Data objects carry no CKA_ID in PKCS#11, so the
+//! label links them. HEX, the key's check value (eight bytes of its HMAC of
+//! [`KEY_CHECK_MESSAGE`]), says which of two keys with one label a record belongs to, and N,
+//! one more than the record it replaces, which of two records is newer: the states an
+//! interrupted replace leaves. Records written before these existed hold the bare access
+//! key id.
 
+use cryptoki::error::RvError;
+use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 
@@ -102,13 +109,127 @@ pub(crate) fn identity(
     Ok(found)
 }
 
-/// The one secret key on the token matching `label` and `id` (each `None` = any).
-pub(crate) fn find_key(
+/// The message whose HMAC under a key is that key's check value. It is no date, so the
+/// value is no SigV4 key for any day; eight bytes of it tell keys apart and nothing more.
+pub(crate) const KEY_CHECK_MESSAGE: &[u8] = b"keyhold key check value";
+
+/// The first eight bytes of HMAC-SHA256(key, [`KEY_CHECK_MESSAGE`]).
+pub(crate) type KeyCheck = [u8; 8];
+
+/// The first eight bytes of a full HMAC of [`KEY_CHECK_MESSAGE`].
+pub(crate) fn key_check(mac: &[u8]) -> Option<KeyCheck> {
+    mac.get(..8)?.try_into().ok()
+}
+
+/// The token's check value for `key`; `None` when the key will not compute an HMAC.
+fn device_check(
+    session: &Session,
+    token: &str,
+    key: ObjectHandle,
+) -> Result<Option<KeyCheck>, Error> {
+    match session.sign(&Mechanism::Sha256Hmac, key, KEY_CHECK_MESSAGE) {
+        Ok(mac) => Ok(key_check(&mac)),
+        Err(e)
+            if matches!(
+                crate::error::rv(&e),
+                Some(
+                    RvError::KeyFunctionNotPermitted
+                        | RvError::KeyTypeInconsistent
+                        | RvError::KeySizeRange
+                        | RvError::MechanismInvalid
+                )
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(Error::token(token, "C_Sign (key check value)", e)),
+    }
+}
+
+/// keyhold's data object next to a key: the access key id, the check value of the key it
+/// belongs to, and its generation (the last two absent, 0, in records written before them).
+#[derive(Debug, PartialEq)]
+pub(crate) struct Record {
+    pub(crate) access_key_id: Option<String>,
+    pub(crate) check: Option<KeyCheck>,
+    pub(crate) generation: u64,
+}
+
+/// A record's CKA_VALUE: `AKID;check=<16 hex digits>;generation=N`.
+pub(crate) fn encode_record(access_key_id: &str, check: &KeyCheck, generation: u64) -> Vec<u8> {
+    let hex: String = check.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{access_key_id};check={hex};generation={generation}").into_bytes()
+}
+
+/// Reads a record's CKA_VALUE, or a bare `AKID` (older imports). A part that does not
+/// parse reads as absent.
+fn decode_record(value: &[u8]) -> Record {
+    let mut record = Record {
+        access_key_id: None,
+        check: None,
+        generation: 0,
+    };
+    let Ok(text) = std::str::from_utf8(value) else {
+        return record;
+    };
+    let mut parts = text.split(';');
+    let id = parts.next().unwrap_or_default();
+    record.access_key_id = valid_access_key_id(id).then(|| id.to_owned());
+    for part in parts {
+        match part.split_once('=') {
+            Some(("check", hex)) => record.check = parse_check(hex),
+            Some(("generation", n)) => record.generation = n.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    record
+}
+
+fn parse_check(hex: &str) -> Option<KeyCheck> {
+    if hex.len() != 16 || !hex.is_ascii() {
+        return None;
+    }
+    let mut check = [0u8; 8];
+    for (i, byte) in check.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(check)
+}
+
+/// keyhold's records labelled `label`.
+pub(crate) fn records(session: &Session, token: &str, label: &[u8]) -> Result<Vec<Record>, Error> {
+    let handles = find(
+        session,
+        token,
+        &[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Application(ACCESS_KEY_ID_APPLICATION.as_bytes().to_vec()),
+            Attribute::Label(label.to_vec()),
+        ],
+    )?;
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        let value = session
+            .get_attributes(handle, &[AttributeType::Value])
+            .map_err(|e| Error::token(token, "C_GetAttributeValue", e))?
+            .into_iter()
+            .find_map(|a| match a {
+                Attribute::Value(v) => Some(v),
+                _ => None,
+            })
+            .unwrap_or_default();
+        out.push(decode_record(&value));
+    }
+    Ok(out)
+}
+
+/// The secret keys on the token matching `label` and `id` (each `None` = any).
+pub(crate) fn matching_keys(
     session: &Session,
     token: &str,
     label: Option<&[u8]>,
     id: Option<&[u8]>,
-) -> Result<FoundKey, Error> {
+) -> Result<Vec<FoundKey>, Error> {
     let mut template = vec![Attribute::Class(ObjectClass::SECRET_KEY)];
     template.extend(label.map(|l| Attribute::Label(l.to_vec())));
     template.extend(id.map(|i| Attribute::Id(i.to_vec())));
@@ -118,31 +239,112 @@ pub(crate) fn find_key(
         let Identity { label, id, .. } = identity(session, token, handle)?;
         keys.push(FoundKey { handle, label, id });
     }
-    match keys.len() {
-        1 => Ok(keys.remove(0)),
-        0 => Err(Error::KeyNotFound {
+    Ok(keys)
+}
+
+/// A key as [`resolve_key`] found it.
+pub(crate) struct Resolved {
+    pub(crate) key: FoundKey,
+    /// The access key id keyhold stored next to it, if any.
+    pub(crate) access_key_id: Option<String>,
+}
+
+/// The one key `label` and `id` name (each `None` = any), with its access key id.
+///
+/// An import writes the new key, then a new record naming it, then deletes the old record
+/// and key (see the `import` module), so a crash can leave two keys and two records, or a
+/// key without a record. The key that counts is the one whose check value the newest record
+/// holds; anything else is a leftover (named in a warning) or, when no key and record pair
+/// up, an error naming the repair.
+pub(crate) fn resolve_key(
+    session: &Session,
+    token: &str,
+    label: Option<&[u8]>,
+    id: Option<&[u8]>,
+) -> Result<Resolved, Error> {
+    let mut keys = matching_keys(session, token, label, id)?;
+    let Some(first) = keys.first() else {
+        return Err(Error::KeyNotFound {
             token: token.to_owned(),
             selector: object_selector(label, id),
-        }),
-        count => Err(Error::AmbiguousKey {
+        });
+    };
+    let key_label = first.label.clone();
+    // Keys that differ in label or id are different keys, for the URI to choose between;
+    // only an interrupted import leaves two with the same label and id.
+    let twins = !key_label.is_empty()
+        && keys
+            .iter()
+            .all(|k| k.label == first.label && k.id == first.id);
+    if keys.len() > 1 && !twins {
+        return Err(Error::AmbiguousKey {
             token: token.to_owned(),
             selector: object_selector(label, id),
-            count,
+            count: keys.len(),
             matches: keys
                 .iter()
                 .map(FoundKey::describe)
                 .collect::<Vec<_>>()
                 .join(", "),
-        }),
+        });
     }
+    let records = match key_label.is_empty() {
+        true => Vec::new(),
+        false => records(session, token, &key_label)?,
+    };
+    let unpaired = || Error::Unpaired {
+        token: token.to_owned(),
+        label: String::from_utf8_lossy(&key_label).into_owned(),
+        keys: keys.len(),
+        records: records.len(),
+    };
+    // The common case: one key, at most one record.
+    if keys.len() == 1 && records.len() <= 1 {
+        let record = records.first();
+        if let Some(check) = record.and_then(|r| r.check)
+            && device_check(session, token, keys[0].handle)? != Some(check)
+        {
+            return Err(unpaired());
+        }
+        return Ok(Resolved {
+            key: keys.remove(0),
+            access_key_id: record.and_then(|r| r.access_key_id.clone()),
+        });
+    }
+    let mut pairs = Vec::new();
+    for (k, key) in keys.iter().enumerate() {
+        let check = device_check(session, token, key.handle)?;
+        for record in &records {
+            if check.is_some() && record.check == check {
+                pairs.push((record.generation, k, record.access_key_id.clone()));
+            }
+        }
+    }
+    pairs.sort_by_key(|(generation, ..)| std::cmp::Reverse(*generation));
+    let (k, access_key_id) = match &pairs[..] {
+        [(newest, k, id), rest @ ..] if rest.first().is_none_or(|(g, ..)| g < newest) => (*k, id),
+        _ => return Err(unpaired()),
+    };
+    let leftovers = keys.len() + records.len() - 2;
+    tracing::warn!(
+        token,
+        key = %keys[k].describe(),
+        leftovers,
+        "the token holds objects with this key's label left by an interrupted import; \
+         `keyhold import --replace` removes them"
+    );
+    Ok(Resolved {
+        access_key_id: access_key_id.clone(),
+        key: keys.swap_remove(k),
+    })
 }
 
 /// The key a URI names: its object attributes, limited to secret keys.
-pub(crate) fn find_uri_key(
+pub(crate) fn resolve_uri_key(
     session: &Session,
     token: &str,
     uri: &Pkcs11Uri,
-) -> Result<FoundKey, Error> {
+) -> Result<Resolved, Error> {
     if let Some(other) = uri.object_type.filter(|t| *t != ObjectType::SecretKey) {
         return Err(Error::InvalidUri {
             reason: format!(
@@ -151,7 +353,7 @@ pub(crate) fn find_uri_key(
             ),
         });
     }
-    find_key(
+    resolve_key(
         session,
         token,
         uri.object.as_deref().map(str::as_bytes),
@@ -160,32 +362,40 @@ pub(crate) fn find_uri_key(
 }
 
 /// Refuses a key that cannot compute HMAC-SHA256 for us, or whose value can leave the token
-/// (unless `allow_extractable`). Asks the token, not a cache: attributes can change.
+/// by any route (unless `allow_extractable`): read out, or moved into a key or ciphertext
+/// that can (DERIVE, ENCRYPT, DECRYPT, WRAP, UNWRAP). Asks the token, not a cache:
+/// attributes can change.
 pub(crate) fn check_key(
     session: &Session,
     token: &str,
     key: &FoundKey,
     allow_extractable: bool,
 ) -> Result<(), Error> {
+    const UNSAFE_IF_TRUE: [(AttributeType, &str); 6] = [
+        (AttributeType::Extractable, "CKA_EXTRACTABLE is true"),
+        (AttributeType::Derive, "CKA_DERIVE is true"),
+        (AttributeType::Encrypt, "CKA_ENCRYPT is true"),
+        (AttributeType::Decrypt, "CKA_DECRYPT is true"),
+        (AttributeType::Wrap, "CKA_WRAP is true"),
+        (AttributeType::Unwrap, "CKA_UNWRAP is true"),
+    ];
+    let mut wanted = vec![
+        AttributeType::KeyType,
+        AttributeType::Sign,
+        AttributeType::Sensitive,
+    ];
+    wanted.extend(UNSAFE_IF_TRUE.iter().map(|(t, _)| *t));
     let attrs = session
-        .get_attributes(
-            key.handle,
-            &[
-                AttributeType::KeyType,
-                AttributeType::Sign,
-                AttributeType::Sensitive,
-                AttributeType::Extractable,
-            ],
-        )
+        .get_attributes(key.handle, &wanted)
         .map_err(|e| Error::token(token, "C_GetAttributeValue", e))?;
-    let (mut key_type, mut sign, mut sensitive, mut extractable) = (None, None, None, None);
+    let (mut key_type, mut sign, mut sensitive) = (None, None, None);
+    let mut flags = Vec::new();
     for attr in attrs {
         match attr {
             Attribute::KeyType(t) => key_type = Some(t),
             Attribute::Sign(b) => sign = Some(b),
             Attribute::Sensitive(b) => sensitive = Some(b),
-            Attribute::Extractable(b) => extractable = Some(b),
-            _ => {}
+            other => flags.push(other),
         }
     }
     let unsuitable = |reason: String| Error::KeyUnsuitable {
@@ -214,11 +424,25 @@ pub(crate) fn check_key(
     if allow_extractable {
         return Ok(());
     }
+    let is_false = |wanted: AttributeType| {
+        flags.iter().any(|a| {
+            a.attribute_type() == wanted
+                && matches!(
+                    a,
+                    Attribute::Extractable(false)
+                        | Attribute::Derive(false)
+                        | Attribute::Encrypt(false)
+                        | Attribute::Decrypt(false)
+                        | Attribute::Wrap(false)
+                        | Attribute::Unwrap(false)
+                )
+        })
+    };
     // An attribute the token does not report counts as unsafe.
     let reason = if sensitive != Some(true) {
         "CKA_SENSITIVE is not true"
-    } else if extractable != Some(false) {
-        "CKA_EXTRACTABLE is not false"
+    } else if let Some((_, why)) = UNSAFE_IF_TRUE.iter().find(|(t, _)| !is_false(*t)) {
+        why
     } else {
         return Ok(());
     };
@@ -227,55 +451,6 @@ pub(crate) fn check_key(
         key: key.describe(),
         reason,
     })
-}
-
-/// The data objects holding the access key id of the key labelled `label`.
-pub(crate) fn access_key_id_objects(
-    session: &Session,
-    token: &str,
-    label: &[u8],
-) -> Result<Vec<ObjectHandle>, Error> {
-    find(
-        session,
-        token,
-        &[
-            Attribute::Class(ObjectClass::DATA),
-            Attribute::Application(ACCESS_KEY_ID_APPLICATION.as_bytes().to_vec()),
-            Attribute::Label(label.to_vec()),
-        ],
-    )
-}
-
-/// The access key id stored next to `key`.
-pub(crate) fn read_access_key_id(
-    session: &Session,
-    token: &str,
-    key: &FoundKey,
-) -> Result<String, Error> {
-    let missing = || Error::AccessKeyIdMissing {
-        token: token.to_owned(),
-        key: key.describe(),
-        application: ACCESS_KEY_ID_APPLICATION,
-    };
-    if key.label.is_empty() {
-        return Err(missing());
-    }
-    let handles = access_key_id_objects(session, token, &key.label)?;
-    let [handle] = handles[..] else {
-        return Err(missing());
-    };
-    let value = session
-        .get_attributes(handle, &[AttributeType::Value])
-        .map_err(|e| Error::token(token, "C_GetAttributeValue", e))?
-        .into_iter()
-        .find_map(|a| match a {
-            Attribute::Value(v) => Some(v),
-            _ => None,
-        });
-    value
-        .and_then(|v| String::from_utf8(v).ok())
-        .filter(|v| valid_access_key_id(v))
-        .ok_or_else(missing)
 }
 
 /// AWS access key ids are word characters (`[A-Za-z0-9_]`), at most 128 of them.
@@ -295,6 +470,38 @@ mod tests {
         assert_eq!(
             object_selector(Some(b"a;b"), Some(&[1])),
             "pkcs11:object=a%3Bb;id=%01;type=secret-key"
+        );
+    }
+
+    #[test]
+    fn records_hold_the_access_key_id_the_check_value_and_a_generation() {
+        let check = [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef];
+        let value = encode_record("AKIDEXAMPLE", &check, 7);
+        assert_eq!(value, b"AKIDEXAMPLE;check=0123456789abcdef;generation=7");
+        let record = |id: Option<&str>, check: Option<KeyCheck>, generation| Record {
+            access_key_id: id.map(str::to_owned),
+            check,
+            generation,
+        };
+        assert_eq!(
+            decode_record(&value),
+            record(Some("AKIDEXAMPLE"), Some(check), 7)
+        );
+        // Records written before check values existed.
+        assert_eq!(
+            decode_record(b"AKIDEXAMPLE"),
+            record(Some("AKIDEXAMPLE"), None, 0)
+        );
+        // Damaged ones: the part that does not parse reads as absent.
+        assert_eq!(decode_record(b"AKID EXAMPLE"), record(None, None, 0));
+        assert_eq!(decode_record(b"\xff"), record(None, None, 0));
+        assert_eq!(
+            decode_record(b"AKIDEXAMPLE;check=0123;generation=x"),
+            record(Some("AKIDEXAMPLE"), None, 0)
+        );
+        assert_eq!(
+            decode_record("AKIDEXAMPLE;check=01234567Ü9abcde".as_bytes()),
+            record(Some("AKIDEXAMPLE"), None, 0)
         );
     }
 

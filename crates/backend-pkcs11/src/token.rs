@@ -72,7 +72,24 @@ pub(crate) fn find_token(module: &Module, uri: &Pkcs11Uri) -> Result<Token, Erro
             ),
         });
     }
-    let module_error = |source| Error::module(&module.path, "listing tokens", source);
+    // A token another process is rewriting (SoftHSM rewrites the token file at every login)
+    // is briefly unreadable: when nothing matched and a token could not be read, look again.
+    for pause_ms in [20, 50, 100] {
+        match list_and_select(module, uri) {
+            Err(failure) if failure.1 > 0 => {
+                std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+            }
+            result => return result.map_err(|failure| failure.0),
+        }
+    }
+    list_and_select(module, uri).map_err(|failure| failure.0)
+}
+
+/// One listing of the module's tokens, selecting by the URI; a failure comes with how many
+/// tokens could not be read.
+fn list_and_select(module: &Module, uri: &Pkcs11Uri) -> Result<Token, Box<(Error, usize)>> {
+    let module_error =
+        |source| Box::new((Error::module(&module.path, "listing tokens", source), 0));
     let _listing = module.slots_lock();
     let info = module.ctx.get_library_info().map_err(module_error)?;
     let library_matches = same(&uri.library_manufacturer, info.manufacturer_id())
@@ -83,6 +100,7 @@ pub(crate) fn find_token(module: &Module, uri: &Pkcs11Uri) -> Result<Token, Erro
         });
     let mut present = Vec::new();
     let mut matches = Vec::new();
+    let mut skipped = 0;
     // Slots with a token, then each token's info: a token can vanish between the two, or be
     // half-written by another process creating it (SoftHSM then answers CKR_GENERAL_ERROR for
     // that one token). Such a slot is skipped rather than failing the whole listing, which
@@ -92,6 +110,7 @@ pub(crate) fn find_token(module: &Module, uri: &Pkcs11Uri) -> Result<Token, Erro
             module.ctx.get_slot_info(slot),
             module.ctx.get_token_info(slot),
         ) else {
+            skipped += 1;
             continue;
         };
         if !token_info.token_initialized() {
@@ -140,21 +159,27 @@ pub(crate) fn find_token(module: &Module, uri: &Pkcs11Uri) -> Result<Token, Erro
                     info.library_version()
                 ));
             }
-            Err(Error::TokenNotFound {
+            Err(Box::new((
+                Error::TokenNotFound {
+                    module: module.path.clone(),
+                    selector: token_selector(uri),
+                    present,
+                },
+                skipped,
+            )))
+        }
+        _ => Err(Box::new((
+            Error::AmbiguousToken {
                 module: module.path.clone(),
                 selector: token_selector(uri),
-                present,
-            })
-        }
-        _ => Err(Error::AmbiguousToken {
-            module: module.path.clone(),
-            selector: token_selector(uri),
-            matches: matches
-                .into_iter()
-                .map(|(_, shown)| shown)
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
+                matches: matches
+                    .into_iter()
+                    .map(|(_, shown)| shown)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            },
+            0,
+        ))),
     }
 }
 
@@ -232,13 +257,31 @@ pub(crate) fn pin_source_path(source: &str) -> Result<PathBuf, String> {
 /// `C_Login` as the user, unless the token needs no login. Already logged in (by another
 /// session of this process: login state is per application, not per session) is success;
 /// the token does not check the PIN then, so a wrong one shows only at the next real login.
+/// The return code of a failed call.
+fn rv_of(result: &Result<(), cryptoki::error::Error>) -> Option<RvError> {
+    result.as_ref().err().and_then(rv)
+}
+
 pub(crate) fn login(
     session: &Session,
     token: &Token,
     pin: Option<&SecretString>,
 ) -> Result<(), Error> {
     let result = match pin {
-        Some(pin) => session.login(UserType::User, Some(pin)),
+        // SoftHSM rewrites the token file at every login, and a login in another process
+        // at the same moment fails with CKR_GENERAL_ERROR: a transient error, worth two
+        // more tries.
+        Some(pin) => {
+            let mut result = session.login(UserType::User, Some(pin));
+            for pause_ms in [30, 100] {
+                if rv_of(&result) != Some(RvError::GeneralError) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+                result = session.login(UserType::User, Some(pin));
+            }
+            result
+        }
         None if !token.login_required => return Ok(()),
         None if token.protected_path => session.login(UserType::User, None),
         None => {

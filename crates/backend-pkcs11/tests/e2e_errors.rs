@@ -24,6 +24,8 @@ fn open_err_with(uri: &Pkcs11Uri, options: OpenOptions) -> Error {
 }
 
 /// A secret key made directly (not by keyhold's import) with the given extra attributes.
+/// Usages other than SIGN and VERIFY are off unless `extra` says otherwise (SoftHSM turns
+/// some on when not told).
 fn raw_key(token: &TestToken, label: &str, id: u8, extra: &[Attribute]) {
     let mut template = vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
@@ -33,7 +35,17 @@ fn raw_key(token: &TestToken, label: &str, id: u8, extra: &[Attribute]) {
         Attribute::Label(label.as_bytes().to_vec()),
         Attribute::Id(vec![id]),
         Attribute::Value(format!("AWS4{SUITE_SECRET}").into_bytes()),
+        Attribute::Derive(false),
+        Attribute::Encrypt(false),
+        Attribute::Decrypt(false),
+        Attribute::Wrap(false),
+        Attribute::Unwrap(false),
     ];
+    template.retain(|a| {
+        !extra
+            .iter()
+            .any(|e| e.attribute_type() == a.attribute_type())
+    });
     template.extend_from_slice(extra);
     token.user_session().create_object(&template).unwrap();
 }
@@ -254,6 +266,36 @@ fn extractable_or_non_sensitive_key() {
         assert!(
             text.contains(attribute) && text.contains("insecure_allow_extractable_key"),
             "{text}"
+        );
+    }
+    // Keys whose value can be moved into another key or a ciphertext are refused too.
+    for (n, (usage, attribute)) in [
+        (Attribute::Derive(true), "CKA_DERIVE"),
+        (Attribute::Encrypt(true), "CKA_ENCRYPT"),
+        (Attribute::Decrypt(true), "CKA_DECRYPT"),
+        (Attribute::Wrap(true), "CKA_WRAP"),
+        (Attribute::Unwrap(true), "CKA_UNWRAP"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let label = format!("usage{n}");
+        raw_key(
+            &token,
+            &label,
+            10 + n as u8,
+            &[
+                Attribute::Sign(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                usage,
+            ],
+        );
+        let err = open_err_with(&token.uri(&label), options());
+        assert!(matches!(err, Error::KeyExtractable { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains(&format!("{attribute} is true")),
+            "{err}"
         );
     }
     // The opt-out, named for the danger, lets it sign.

@@ -16,6 +16,19 @@ use sigv4_core::{DateStamp, RootKey, SoftwareRootKey};
 const OLD_SECRET: &str = "old/secret/old/secret/old/secret/old/secr";
 const NEW_SECRET: &str = "new/secret/new/secret/new/secret/new/secr";
 
+/// The hex check value of `secret`'s key: HMAC-SHA256("AWS4" + secret, "keyhold key check
+/// value"), first eight bytes.
+fn key_check(secret: &str) -> String {
+    use hmac::Mac as _;
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(format!("AWS4{secret}").as_bytes()).unwrap();
+    mac.update(b"keyhold key check value");
+    mac.finalize().into_bytes()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn date() -> DateStamp {
     DateStamp::from_date(time::macros::date!(2015 - 08 - 30))
 }
@@ -52,6 +65,8 @@ fn imported_key_has_exactly_the_attributes_asked_for() {
         AttributeType::Wrap,
         AttributeType::Unwrap,
         AttributeType::Derive,
+        AttributeType::Modifiable,
+        AttributeType::Copyable,
         AttributeType::Label,
         AttributeType::Id,
     ];
@@ -69,10 +84,31 @@ fn imported_key_has_exactly_the_attributes_asked_for() {
         Attribute::Wrap(false),
         Attribute::Unwrap(false),
         Attribute::Derive(false),
+        Attribute::Modifiable(false),
+        Attribute::Copyable(false),
         Attribute::Label(b"aws-prod".to_vec()),
         Attribute::Id(vec![0x01, 0xab]),
     ];
     assert_eq!(attrs, expected);
+    // The token itself refuses to switch a usage on, or to copy the key with other
+    // attributes: the classic route to a secret key's value.
+    for usage in [
+        Attribute::Derive(true),
+        Attribute::Encrypt(true),
+        Attribute::Wrap(true),
+        Attribute::Extractable(true),
+        Attribute::Sensitive(false),
+    ] {
+        let refused = session.update_attributes(keys[0], std::slice::from_ref(&usage));
+        assert!(refused.is_err(), "the token let {usage:?} through");
+    }
+    assert!(
+        session
+            .copy_object(keys[0], &[Attribute::Derive(true)])
+            .is_err()
+    );
+    let after = session.get_attributes(keys[0], &wanted).unwrap();
+    assert_eq!(after, expected);
 
     // The access key id sits beside it, where the docs say.
     let data = session
@@ -97,7 +133,15 @@ fn imported_key_has_exactly_the_attributes_asked_for() {
         attrs,
         vec![
             Attribute::Application(ACCESS_KEY_ID_APPLICATION.as_bytes().to_vec()),
-            Attribute::Value(SUITE_ACCESS_KEY_ID.as_bytes().to_vec()),
+            // The access key id, the check value of the key it belongs to (eight bytes of
+            // the key's HMAC of a fixed message that is no date), and its generation.
+            Attribute::Value(
+                format!(
+                    "{SUITE_ACCESS_KEY_ID};check={};generation=1",
+                    key_check(SUITE_SECRET)
+                )
+                .into_bytes()
+            ),
             Attribute::Private(true),
             Attribute::Token(true),
         ]
@@ -275,4 +319,147 @@ fn an_import_that_fails_part_way_leaves_nothing_behind() {
         "{text}"
     );
     assert!(token.user_session().find_objects(&[]).unwrap().is_empty());
+}
+
+/// A second key with `uri`'s label and id holding `secret`, as an import killed after its
+/// first write leaves it (no record points at it).
+fn twin_key(token: &TestToken, label: &str, id: &[u8], secret: &str) {
+    token
+        .user_session()
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            Attribute::Derive(false),
+            Attribute::Encrypt(false),
+            Attribute::Decrypt(false),
+            Attribute::Wrap(false),
+            Attribute::Unwrap(false),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.to_vec()),
+            Attribute::Value(format!("AWS4{secret}").into_bytes()),
+        ])
+        .unwrap();
+}
+
+fn kdate(key: &Pkcs11RootKey) -> [u8; 32] {
+    *key.date_key(&date()).unwrap().as_bytes()
+}
+
+fn software_kdate(secret: &str) -> [u8; 32] {
+    *SoftwareRootKey::from_secret_access_key(secret)
+        .date_key(&date())
+        .unwrap()
+        .as_bytes()
+}
+
+#[test]
+fn an_interrupted_replace_leaves_a_key_that_opens_and_replace_cleans_up() {
+    let _serial = common::serial();
+    let token = TestToken::new("leftover");
+    let mut uri = token.uri("aws");
+    uri.id = Some(vec![3]);
+    import_key(
+        &uri,
+        &root_secret(OLD_SECRET),
+        "AKIAOLD",
+        ImportOptions::new(),
+    )
+    .unwrap();
+    // Killed after the new key was written, before the record was switched: the record
+    // still names the old key, which is used; the new one is a leftover.
+    twin_key(&token, "aws", &[3], NEW_SECRET);
+    let key = Pkcs11RootKey::open(&uri).unwrap();
+    assert_eq!(key.access_key_id(), "AKIAOLD");
+    assert_eq!(kdate(&key), software_kdate(OLD_SECRET));
+    drop(key);
+
+    // Replace leaves one key and one record.
+    import_key(
+        &uri,
+        &root_secret(NEW_SECRET),
+        "AKIANEW",
+        ImportOptions::new().replace(),
+    )
+    .unwrap();
+    let session = token.user_session();
+    assert_eq!(session.find_objects(&[]).unwrap().len(), 2);
+    let key = Pkcs11RootKey::open(&uri).unwrap();
+    assert_eq!(key.access_key_id(), "AKIANEW");
+    assert_eq!(kdate(&key), software_kdate(NEW_SECRET));
+}
+
+#[test]
+fn keys_no_record_names_are_refused_with_the_repair() {
+    let _serial = common::serial();
+    let token = TestToken::new("unpaired");
+    // A first import killed after its key: a key and no record.
+    twin_key(&token, "first", &[], NEW_SECRET);
+    let err = Pkcs11RootKey::open(&token.uri("first")).unwrap_err();
+    assert!(matches!(err, Error::AccessKeyIdMissing { .. }), "{err:?}");
+    assert!(err.to_string().contains("--replace"), "{err}");
+    // Two such keys: neither is the one a record names.
+    twin_key(&token, "first", &[], OLD_SECRET);
+    let err = Pkcs11RootKey::open(&token.uri("first")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Unpaired {
+                keys: 2,
+                records: 0,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("keyhold import --replace"),
+        "{err}"
+    );
+    // A record whose check value is no key's (another program changed the key).
+    import_key(
+        &token.uri("second"),
+        &root_secret(OLD_SECRET),
+        "AKIAOLD",
+        ImportOptions::new(),
+    )
+    .unwrap();
+    let session = token.user_session();
+    let keys = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::Label(b"second".to_vec()),
+        ])
+        .unwrap();
+    session.destroy_object(keys[0]).unwrap();
+    twin_key(&token, "second", &[], NEW_SECRET);
+    let err = Pkcs11RootKey::open(&token.uri("second")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Unpaired {
+                keys: 1,
+                records: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // The repair works from every one of these states.
+    for label in ["first", "second"] {
+        import_key(
+            &token.uri(label),
+            &root_secret(NEW_SECRET),
+            "AKIANEW",
+            ImportOptions::new().replace(),
+        )
+        .unwrap();
+        let key = Pkcs11RootKey::open(&token.uri(label)).unwrap();
+        assert_eq!(kdate(&key), software_kdate(NEW_SECRET));
+    }
+    assert_eq!(session.find_objects(&[]).unwrap().len(), 4);
 }

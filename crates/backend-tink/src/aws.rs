@@ -289,7 +289,6 @@ impl Inner {
     }
 }
 
-/// Sorts a KMS error code into the error that says what to do.
 /// The endpoint the client will use and where it came from (`None`: the region's own):
 /// the option, else `AWS_ENDPOINT_URL_KMS`, else `AWS_ENDPOINT_URL`, as aws-config reads
 /// them. Resolved here so that it can be checked and logged before anything is sent.
@@ -306,6 +305,7 @@ fn resolve_endpoint(options: &AwsKmsOptions) -> Option<(String, String)> {
         })
 }
 
+/// Sorts a KMS error code into the error that says what to do.
 fn classify(uri: String, operation: &'static str, code: String, message: String) -> Error {
     match code.as_str() {
         "NotFoundException" => Error::KmsKeyNotFound {

@@ -376,8 +376,9 @@ fn import_refuses_a_taken_label_unless_replacing() {
     let dir = scratch("p11-replace");
     let key = softhsm_key("replace", "aws", &dir);
     import(&key, &access_key_id(), &wrong_secret(), &[]).ok();
+    // A problem with the command line, found before the secret is read: exit 2.
     let again = import(&key, &access_key_id(), &secret(), &[]);
-    assert_eq!(again.code, 1);
+    assert_eq!(again.code, 2);
     assert!(again.stderr.contains("already holds"), "{}", again.stderr);
     import(&key, &access_key_id(), &secret(), &["--replace"]).ok();
     assert_is_test_user(&whoami(&key, &[]).ok().stdout);

@@ -109,7 +109,7 @@ impl ServiceErrorKind {
             }
             Self::MalformedPolicyDocument => "fix the session policy document or policy ARNs",
             Self::PackedPolicyTooLarge => "use a shorter session policy or fewer session tags",
-            Self::Throttling => "slow down, or raise max_attempts",
+            Self::Throttling => "slow down, or try again in a while",
             Self::RequestTimeTooSkewed => "set the local clock right (for example with NTP)",
             Self::InvalidParameter => "check the request's parameters (durations, names, ARNs)",
             Self::IdentityProvider => "check the identity provider's configuration",
@@ -179,7 +179,7 @@ pub enum StsError {
     },
     /// The whole call (all attempts) took longer than the call timeout.
     #[error(
-        "STS {action} did not finish within {timeout:?} ({attempts} attempt(s)); raise call_timeout or check the network"
+        "STS {action} did not finish within the call timeout of {timeout:?} ({attempts} attempt(s)); check the network and that the endpoint is STS"
     )]
     Timeout {
         /// The STS action.

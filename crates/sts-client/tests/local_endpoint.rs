@@ -181,7 +181,7 @@ async fn a_silent_server_hits_the_call_timeout() {
         "{err}"
     );
     assert!(started.elapsed() < Duration::from_secs(3));
-    assert!(err.to_string().contains("call_timeout"), "{err}");
+    assert!(err.to_string().contains("call timeout"), "{err}");
 }
 
 #[tokio::test]

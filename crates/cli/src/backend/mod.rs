@@ -73,10 +73,10 @@ pub fn import(args: &ImportArgs, secret: &RootSecret, akid: &str) -> Result<KeyR
 
 /// Checks what can be checked before the secret is read (so a mistake does not cost the
 /// user a second paste).
-pub fn preflight_import(args: &ImportArgs) -> Result<(), CliError> {
+pub fn preflight_import(args: &ImportArgs, akid: &str) -> Result<(), CliError> {
     match &args.key.key {
         #[cfg(feature = "pkcs11")]
-        KeyRef::Pkcs11(_) => Ok(()),
+        KeyRef::Pkcs11(uri) => signals::critical(|| pkcs11::preflight_import(uri, args, akid)),
         #[cfg(feature = "tpm")]
         KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => tpm::preflight_import(args),
         #[cfg(feature = "tink")]

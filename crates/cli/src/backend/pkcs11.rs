@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use backend_pkcs11::{Error, ImportOptions, OpenOptions, Pkcs11RootKey, Pkcs11Uri, import_key};
+use backend_pkcs11::{
+    Error, ImportOptions, OpenOptions, Pkcs11RootKey, Pkcs11Uri, import_key, prepare_import,
+};
 use secrecy::SecretString;
 use sigv4_core::RootSecret;
 
@@ -47,12 +49,9 @@ pub fn open(uri: &Pkcs11Uri, args: &KeyArgs) -> Result<OpenedKey, CliError> {
     })
 }
 
-pub fn import(
-    uri: &Pkcs11Uri,
-    args: &ImportArgs,
-    secret: &RootSecret,
-    akid: &str,
-) -> Result<KeyRef, CliError> {
+/// The key to create and how: the URI with --label and --id applied, the PIN from the
+/// environment, --replace.
+fn import_target(uri: &Pkcs11Uri, args: &ImportArgs) -> (Pkcs11Uri, ImportOptions) {
     let mut target = uri.clone();
     if let Some(label) = &args.label {
         target.object = Some(label.clone());
@@ -67,11 +66,41 @@ pub fn import(
     if args.replace {
         options = options.replace();
     }
+    (target, options)
+}
+
+/// What can be refused before the secret is read: the token, the PIN, a label or id in use
+/// without --replace.
+pub fn preflight_import(uri: &Pkcs11Uri, args: &ImportArgs, akid: &str) -> Result<(), CliError> {
+    let (target, options) = import_target(uri, args);
+    prepare_import(&target, akid, options)
+        .map(drop)
+        .map_err(import_error)
+}
+
+/// A label or id in use without --replace is a problem with the command line (exit 2), as
+/// for the other backends; anything else is a failed import.
+fn import_error(error: Error) -> CliError {
+    match error {
+        Error::AlreadyExists { .. } | Error::InvalidImport { .. } => {
+            CliError::Usage(error.to_string())
+        }
+        error => CliError::Import {
+            backend: "PKCS#11 token",
+            source: error.into(),
+        },
+    }
+}
+
+pub fn import(
+    uri: &Pkcs11Uri,
+    args: &ImportArgs,
+    secret: &RootSecret,
+    akid: &str,
+) -> Result<KeyRef, CliError> {
+    let (target, options) = import_target(uri, args);
     tracing::info!(key = %target, "importing into the PKCS#11 token");
-    let key_uri = import_key(&target, secret, akid, options).map_err(|e| CliError::Import {
-        backend: "PKCS#11 token",
-        source: e.into(),
-    })?;
+    let key_uri = import_key(&target, secret, akid, options).map_err(import_error)?;
     // Open it as later commands will (PIN as given, access key id as stored) and prove it.
     let mut reopen = key_uri.clone();
     reopen.pin_value = target.pin_value.clone();

@@ -24,7 +24,7 @@ pub fn run(args: &ImportArgs, runtime: &tokio::runtime::Runtime) -> Result<(), C
         true => Some(sts::endpoint(&args.sts, &args.key)?),
         false => None,
     };
-    backend::preflight_import(args)?;
+    backend::preflight_import(args, &akid)?;
     let source = match (&args.secret_file, &args.secret_env) {
         (Some(path), _) => SecretSource::File(path.clone()),
         (None, Some(name)) => SecretSource::Env(name.clone()),
