@@ -228,12 +228,9 @@ impl PreparedImport {
     /// Step 3 of the module docs: a record naming the new key, newer than any in place.
     fn commit(&self, check: &KeyCheck) -> Result<(), Error> {
         let (session, t) = (&self.session, self.token.label.as_str());
-        let newest = objects::records(session, t, self.label.as_bytes())?
-            .iter()
-            .map(|r| r.generation)
-            .max()
-            .unwrap_or(0);
-        let value = objects::encode_record(&self.access_key_id, check, newest + 1);
+        // Read under this machine's turn to write: no keyhold import adds a record meanwhile.
+        let newest = self.existing.iter().map(|c| c.generation).max();
+        let value = objects::encode_record(&self.access_key_id, check, newest.unwrap_or(0) + 1);
         session
             .create_object(&[
                 Attribute::Class(ObjectClass::DATA),
@@ -340,6 +337,8 @@ struct Conflict {
     handle: ObjectHandle,
     shown: String,
     kind: Kind,
+    /// A record's generation (0 for anything else).
+    generation: u64,
 }
 
 /// What an object in the way is, for replacing it.
@@ -372,9 +371,11 @@ fn conflicts(session: &Session, t: &str, label: &[u8], id: &[u8]) -> Result<Vec<
         let found = objects::identity(session, t, handle)?;
         let what = objects::describe(&found.label, &found.id);
         let ours = found.application == ACCESS_KEY_ID_APPLICATION.as_bytes();
+        let mut generation = 0;
         let (shown, kind) = if found.class == ObjectClass::SECRET_KEY {
             (format!("a secret key {what}"), Kind::Key)
         } else if found.class == ObjectClass::DATA && ours {
+            generation = objects::read_record(session, t, handle)?.generation;
             (format!("keyhold's access key id for {what}"), Kind::Record)
         } else {
             (format!("a {} object {what}", found.class), Kind::Other)
@@ -393,6 +394,7 @@ fn conflicts(session: &Session, t: &str, label: &[u8], id: &[u8]) -> Result<Vec<
                 format!("{shown} (not destroyable)")
             },
             kind: if destroyable { kind } else { Kind::Other },
+            generation,
         });
     }
     Ok(out)

@@ -207,20 +207,28 @@ pub(crate) fn records(session: &Session, token: &str, label: &[u8]) -> Result<Ve
             Attribute::Label(label.to_vec()),
         ],
     )?;
-    let mut out = Vec::with_capacity(handles.len());
-    for handle in handles {
-        let value = session
-            .get_attributes(handle, &[AttributeType::Value])
-            .map_err(|e| Error::token(token, "C_GetAttributeValue", e))?
-            .into_iter()
-            .find_map(|a| match a {
-                Attribute::Value(v) => Some(v),
-                _ => None,
-            })
-            .unwrap_or_default();
-        out.push(decode_record(&value));
-    }
-    Ok(out)
+    handles
+        .into_iter()
+        .map(|handle| read_record(session, token, handle))
+        .collect()
+}
+
+/// Reads the record at `handle` (a value that does not parse reads as absent parts).
+pub(crate) fn read_record(
+    session: &Session,
+    token: &str,
+    handle: ObjectHandle,
+) -> Result<Record, Error> {
+    let value = session
+        .get_attributes(handle, &[AttributeType::Value])
+        .map_err(|e| Error::token(token, "C_GetAttributeValue", e))?
+        .into_iter()
+        .find_map(|a| match a {
+            Attribute::Value(v) => Some(v),
+            _ => None,
+        })
+        .unwrap_or_default();
+    Ok(decode_record(&value))
 }
 
 /// The secret keys on the token matching `label` and `id` (each `None` = any).

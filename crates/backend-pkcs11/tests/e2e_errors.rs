@@ -8,7 +8,7 @@ mod common;
 use backend_pkcs11::uri::ObjectType;
 use backend_pkcs11::{Error, OpenOptions, Pkcs11RootKey, Pkcs11Uri};
 use common::{SUITE_ACCESS_KEY_ID, SUITE_SECRET, TestToken, USER_PIN, module_path};
-use cryptoki::object::{Attribute, KeyType, ObjectClass};
+use cryptoki::object::Attribute;
 use secrecy::SecretString;
 use sigv4_core::{DateStamp, RootKey, SoftwareRootKey};
 
@@ -23,31 +23,9 @@ fn open_err_with(uri: &Pkcs11Uri, options: OpenOptions) -> Error {
     }
 }
 
-/// A secret key made directly (not by keyhold's import) with the given extra attributes.
-/// Usages other than SIGN and VERIFY are off unless `extra` says otherwise (SoftHSM turns
-/// some on when not told).
+/// A secret key holding the suite's secret, made directly (see [`common::raw_key`]).
 fn raw_key(token: &TestToken, label: &str, id: u8, extra: &[Attribute]) {
-    let mut template = vec![
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(KeyType::GENERIC_SECRET),
-        Attribute::Token(true),
-        Attribute::Private(true),
-        Attribute::Label(label.as_bytes().to_vec()),
-        Attribute::Id(vec![id]),
-        Attribute::Value(format!("AWS4{SUITE_SECRET}").into_bytes()),
-        Attribute::Derive(false),
-        Attribute::Encrypt(false),
-        Attribute::Decrypt(false),
-        Attribute::Wrap(false),
-        Attribute::Unwrap(false),
-    ];
-    template.retain(|a| {
-        !extra
-            .iter()
-            .any(|e| e.attribute_type() == a.attribute_type())
-    });
-    template.extend_from_slice(extra);
-    token.user_session().create_object(&template).unwrap();
+    common::raw_key(token, label, &[id], SUITE_SECRET, extra);
 }
 
 #[test]

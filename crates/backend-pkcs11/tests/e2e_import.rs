@@ -321,29 +321,20 @@ fn an_import_that_fails_part_way_leaves_nothing_behind() {
     assert!(token.user_session().find_objects(&[]).unwrap().is_empty());
 }
 
-/// A second key with `uri`'s label and id holding `secret`, as an import killed after its
+/// A second key with `label` and `id` holding `secret`, as an import killed after its
 /// first write leaves it (no record points at it).
 fn twin_key(token: &TestToken, label: &str, id: &[u8], secret: &str) {
-    token
-        .user_session()
-        .create_object(&[
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::GENERIC_SECRET),
-            Attribute::Token(true),
-            Attribute::Private(true),
+    common::raw_key(
+        token,
+        label,
+        id,
+        secret,
+        &[
             Attribute::Sensitive(true),
             Attribute::Extractable(false),
             Attribute::Sign(true),
-            Attribute::Derive(false),
-            Attribute::Encrypt(false),
-            Attribute::Decrypt(false),
-            Attribute::Wrap(false),
-            Attribute::Unwrap(false),
-            Attribute::Label(label.as_bytes().to_vec()),
-            Attribute::Id(id.to_vec()),
-            Attribute::Value(format!("AWS4{secret}").into_bytes()),
-        ])
-        .unwrap();
+        ],
+    );
 }
 
 fn kdate(key: &Pkcs11RootKey) -> [u8; 32] {

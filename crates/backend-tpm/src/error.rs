@@ -136,13 +136,6 @@ pub enum TpmError {
         source: Option<tss_esapi::Error>,
     },
 
-    /// A key file exists, and replacing it was not asked for.
-    #[error("{path} exists: pass --replace to replace it, or choose another path")]
-    FileExists {
-        /// The file.
-        path: String,
-    },
-
     /// A TSS2 PEM key file could not be read.
     #[error("not a usable TSS2 key file: {reason}")]
     KeyFile {

@@ -3,7 +3,6 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
-mod atomic_file;
 mod duplicate;
 mod error;
 mod import;
@@ -13,7 +12,6 @@ mod policy;
 mod templates;
 mod tpm;
 
-pub use atomic_file::{StagedFile, check_writable};
 pub use duplicate::{EkPublic, wrap_for_tpm};
 pub use error::TpmError;
 pub use import::{ImportOptions, ImportedKey};

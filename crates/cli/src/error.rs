@@ -97,6 +97,13 @@ pub enum CliError {
         source: std::io::Error,
     },
 
+    /// A file to be written exists, and replacing it was not asked for.
+    #[error("{} exists: pass --replace to replace it, or choose another path", path.display())]
+    FileExists {
+        /// The file.
+        path: PathBuf,
+    },
+
     /// An STS call failed (its message says which, and what to do).
     #[error(transparent)]
     Sts(sts_client::StsError),

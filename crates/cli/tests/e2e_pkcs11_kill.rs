@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -112,32 +111,6 @@ fn objects_labelled(key: &str, kind: &str, label: &str) -> usize {
         .count()
 }
 
-/// Starts `keyhold import` of `secret` under `akid`, returns it running.
-fn spawn_import(key: &str, akid: &str, secret: &str, extra: &[&str]) -> std::process::Child {
-    let mut child = keyhold()
-        .args(["import", "--key", key, "--access-key-id", akid])
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(format!("{secret}\n").as_bytes()).unwrap();
-    child
-}
-
-/// Signals by `kill -s` name: SIGKILL cannot be caught; keyhold defers SIGINT and SIGTERM
-/// until a device write or login is done.
-const SIGNALS: [&str; 3] = ["KILL", "INT", "TERM"];
-
-fn kill(child: &std::process::Child, signal: &str) {
-    let _ = Command::new("kill")
-        .args(["-s", signal, &child.id().to_string()])
-        .stderr(Stdio::null())
-        .status();
-}
-
 /// Puts the old key under `key`'s label (replacing whatever is there).
 fn import_old(key: &str) {
     import(key, OLD_AKID, &wrong_secret(), &["--replace"]).ok();
@@ -168,7 +141,7 @@ fn a_killed_import_leaves_the_old_key_or_the_new_one_and_replace_recovers() {
         let extra: &[&str] = if replace { &["--replace"] } else { &[] };
         let mut child = spawn_import(&key, &access_key_id(), &secret(), extra);
         std::thread::sleep(delay);
-        kill(&child, signal);
+        send_signal(&child, signal);
         child.wait().unwrap();
 
         let state = held(&key);

@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -60,54 +59,41 @@ fn evict(handle: &str) {
         .status();
 }
 
-/// Starts `keyhold import` with `secret` on stdin, returns it running.
-fn spawn_import(key: &str, secret: &str, extra: &[&str]) -> std::process::Child {
-    let mut child = keyhold()
-        .args(["import", "--key", key, "--access-key-id", &access_key_id()])
-        .args(["--tcti", &tcti()])
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{secret}\n").as_bytes())
-        .unwrap();
-    child
+/// Starts `keyhold import` of `secret` into `key` on the test TPM, returns it running.
+fn spawn_tpm_import(key: &str, secret: &str, extra: &[&str]) -> std::process::Child {
+    let mut args = vec!["--tcti".to_owned(), tcti()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    spawn_import(key, &access_key_id(), secret, &args)
 }
 
 /// Imports `secret` into `key` (must succeed).
 fn import_ok(key: &str, secret: &str, extra: &[&str]) {
-    let mut args = vec!["--tcti".to_owned(), tcti()];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    import(key, &access_key_id(), secret, &args).ok();
+    let out = spawn_tpm_import(key, secret, extra)
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// How long an uninterrupted import of `key` takes, to spread the kills over.
 fn import_duration(key: &str, extra: &[&str]) -> Duration {
     let started = Instant::now();
-    let status = spawn_import(key, &wrong_secret(), extra).wait().unwrap();
+    let status = spawn_tpm_import(key, &wrong_secret(), extra)
+        .wait()
+        .unwrap();
     assert!(status.success(), "the timing import failed");
     started.elapsed()
 }
 
-/// The signals the tests send, by `kill -s`: SIGKILL cannot be caught, SIGINT and SIGTERM
-/// are deferred by keyhold until the device write is done.
-const SIGNALS: [&str; 3] = ["KILL", "INT", "TERM"];
-
 /// Kills an import of `key` after `delay`, with `signal`, and waits for it.
 fn interrupt(key: &str, extra: &[&str], delay: Duration, signal: &str) {
-    let mut child = spawn_import(key, &secret(), extra);
+    let mut child = spawn_tpm_import(key, &secret(), extra);
     std::thread::sleep(delay);
-    let _ = Command::new("kill")
-        .args(["-s", signal, &child.id().to_string()])
-        .stderr(Stdio::null())
-        .status();
+    send_signal(&child, signal);
     child.wait().unwrap();
 }
 

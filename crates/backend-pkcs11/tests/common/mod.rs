@@ -18,6 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 use backend_pkcs11::{ImportOptions, Pkcs11Uri, import_key};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::object::{Attribute, KeyType, ObjectClass};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use secrecy::SecretString;
@@ -169,4 +170,31 @@ impl TestToken {
 /// `"AWS4" + secret` as the import API takes it.
 pub fn root_secret(secret: &str) -> RootSecret {
     RootSecret::from_secret_access_key(Zeroizing::new(secret.as_bytes().to_vec()))
+}
+
+/// A secret key holding `"AWS4" + secret`, made directly (not by keyhold's import): the
+/// usages DERIVE, ENCRYPT, DECRYPT, WRAP and UNWRAP off (SoftHSM turns some on when not
+/// told), and `extra` added or overriding.
+pub fn raw_key(token: &TestToken, label: &str, id: &[u8], secret: &str, extra: &[Attribute]) {
+    let mut template = vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::GENERIC_SECRET),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Id(id.to_vec()),
+        Attribute::Value(format!("AWS4{secret}").into_bytes()),
+        Attribute::Derive(false),
+        Attribute::Encrypt(false),
+        Attribute::Decrypt(false),
+        Attribute::Wrap(false),
+        Attribute::Unwrap(false),
+    ];
+    template.retain(|a| {
+        !extra
+            .iter()
+            .any(|e| e.attribute_type() == a.attribute_type())
+    });
+    template.extend_from_slice(extra);
+    token.user_session().create_object(&template).unwrap();
 }

@@ -12,7 +12,6 @@
 //! unknown fields), so import writes it next to the keyset, in `<keyset>.access-key-id`.
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -21,6 +20,7 @@ use sigv4_core::RootSecret;
 
 use super::OpenedKey;
 use crate::args::{ImportArgs, KeyArgs};
+use crate::atomic_file::{StagedFile, refuse_unwritable};
 use crate::doctor::{Link, chain};
 use crate::error::{CliError, one_line};
 use crate::key_ref::KeyRef;
@@ -146,20 +146,8 @@ pub fn preflight_import(path: &Path, args: &ImportArgs) -> Result<(), CliError> 
         ));
     }
     master_key(&args.key)?;
-    let parent = parent_dir(path);
-    if !parent.is_dir() {
-        return Err(CliError::Usage(format!(
-            "{} is not a directory: create it first, or choose another keyset path",
-            parent.display()
-        )));
-    }
     for file in [path.to_owned(), access_key_id_path(path)] {
-        if file.exists() && !args.replace {
-            return Err(CliError::Usage(format!(
-                "{} exists: choose another path, or pass --replace to overwrite it",
-                file.display()
-            )));
-        }
+        refuse_unwritable("--key tink:", &file, args.replace)?;
     }
     Ok(())
 }
@@ -184,8 +172,8 @@ pub fn import(
         backend: "Tink keyset",
         source: e.into(),
     })?;
-    let keyset_file = TempFile::write(&path, json.as_bytes(), 0o600)?;
-    let sidecar_file = TempFile::write(
+    let keyset_file = StagedFile::write(&path, json.as_bytes(), 0o600)?;
+    let sidecar_file = StagedFile::write(
         &sidecar,
         format!("{akid}\n{BINDING_PREFIX}{primary}\n").as_bytes(),
         0o644,
@@ -210,8 +198,8 @@ pub fn import(
             cleanup: "nothing was written".into(),
         });
     }
-    sidecar_file.persist(&sidecar, args.replace)?;
-    keyset_file.persist(&path, args.replace)?;
+    sidecar_file.commit(args.replace)?;
+    keyset_file.commit(args.replace)?;
     tracing::info!(keyset = %path.display(), access_key_id_file = %sidecar.display(), "wrote the keyset");
     eprintln!(
         "note: use it with --kek-uri {} (or KEYHOLD_KEK_URI); its access key id is in {}",
@@ -219,118 +207,6 @@ pub fn import(
         sidecar.display()
     );
     Ok(reference)
-}
-
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    }
-}
-
-/// A file written next to its final path and renamed over it once complete, so a reader
-/// never sees half a file. Removed on drop unless [`TempFile::persist`]ed.
-struct TempFile {
-    path: PathBuf,
-    kept: bool,
-}
-
-impl TempFile {
-    /// Writes `contents` to a new temporary file beside `target`, with permissions `mode`.
-    fn write(target: &Path, contents: &[u8], mode: u32) -> Result<Self, CliError> {
-        let name = target.file_name().unwrap_or_default().to_string_lossy();
-        let prefix = format!(".{name}.keyhold-tmp-");
-        remove_stale_temps(parent_dir(target), &prefix);
-        let path = parent_dir(target).join(format!("{prefix}{}", std::process::id()));
-        let io = |source| CliError::Io {
-            op: "write",
-            path: path.clone(),
-            source,
-        };
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
-        #[cfg(not(unix))]
-        let _ = mode;
-        let mut file = match options.open(&path) {
-            // Left over by a run of the same pid that crashed: it is ours to replace.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                std::fs::remove_file(&path).map_err(io)?;
-                options.open(&path).map_err(io)?
-            }
-            other => other.map_err(io)?,
-        };
-        let temp = Self {
-            path: path.clone(),
-            kept: false,
-        };
-        // Exactly `mode`, whatever the umask.
-        #[cfg(unix)]
-        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
-            .map_err(io)?;
-        file.write_all(contents).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        Ok(temp)
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Renames the file to `target` (atomically replacing it when `replace`).
-    fn persist(mut self, target: &Path, replace: bool) -> Result<(), CliError> {
-        let io = |source| CliError::Io {
-            op: "write",
-            path: target.to_owned(),
-            source,
-        };
-        if !replace && target.exists() {
-            return Err(io(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "it appeared while importing; pass --replace to overwrite it",
-            )));
-        }
-        std::fs::rename(&self.path, target).map_err(io)?;
-        self.kept = true;
-        // Make the rename durable; a failure here leaves a complete file either way.
-        if let Ok(dir) = std::fs::File::open(parent_dir(target)) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
-    }
-}
-
-/// Removes temporary files `<prefix><pid>` left by keyhold processes that no longer run
-/// (killed mid-import). Linux only (`/proc/<pid>`); elsewhere they stay, and are never read.
-fn remove_stale_temps(dir: &Path, prefix: &str) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(prefix))
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if cfg!(target_os = "linux") && !Path::new(&format!("/proc/{pid}")).exists() {
-            tracing::debug!(path = %entry.path().display(), "removing a temporary file of a killed import");
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.kept
-            && let Err(e) = std::fs::remove_file(&self.path)
-        {
-            tracing::warn!(path = %self.path.display(), error = %e, "could not remove a temporary file");
-        }
-    }
 }
 
 /// A keyset file that is not what keyhold can open.
@@ -521,42 +397,5 @@ mod tests {
         assert!(err.contains("not JSON"), "{err}");
         let err = encrypted_keyset_primary(b"{}").unwrap_err().to_string();
         assert!(err.contains("encryptedKeyset"), "{err}");
-    }
-
-    #[test]
-    fn a_temporary_file_is_removed_unless_persisted() {
-        let dir = std::env::temp_dir().join(format!("keyhold-tink-temp-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let target = dir.join("k.json");
-        let temp = TempFile::write(&target, b"one", 0o600).unwrap();
-        let temp_path = temp.path().to_owned();
-        assert!(temp_path.exists() && !target.exists());
-        drop(temp);
-        assert!(!temp_path.exists());
-
-        TempFile::write(&target, b"one", 0o600)
-            .unwrap()
-            .persist(&target, false)
-            .unwrap();
-        assert_eq!(std::fs::read(&target).unwrap(), b"one");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(&target).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-        let refused = TempFile::write(&target, b"two", 0o600)
-            .unwrap()
-            .persist(&target, false);
-        assert!(refused.is_err());
-        assert_eq!(std::fs::read(&target).unwrap(), b"one");
-        TempFile::write(&target, b"two", 0o644)
-            .unwrap()
-            .persist(&target, true)
-            .unwrap();
-        assert_eq!(std::fs::read(&target).unwrap(), b"two");
-        let leftovers = std::fs::read_dir(&dir).unwrap().count();
-        assert_eq!(leftovers, 1, "only the target remains");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -8,14 +8,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use backend_tpm::{
-    EkAlgorithm, ImportOptions, KeyAuth, PcrSelection, SessionEncryption, StagedFile, Tpm,
-    TpmError, TpmRootKey, check_writable, parse_hex,
+    EkAlgorithm, ImportOptions, KeyAuth, PcrSelection, SessionEncryption, Tpm, TpmError,
+    TpmRootKey, parse_hex,
 };
 use sigv4_core::{KeyErrorKind, RootSecret};
 use zeroize::Zeroizing;
 
 use super::OpenedKey;
 use crate::args::{ImportArgs, KeyArgs};
+use crate::atomic_file::{StagedFile, refuse_unwritable};
 use crate::doctor::{Link, chain};
 use crate::error::CliError;
 use crate::key_ref::KeyRef;
@@ -108,7 +109,7 @@ fn file_to_write(args: &ImportArgs) -> Option<(&'static str, &Path)> {
         _ => args
             .tpm_pem_out
             .as_deref()
-            .map(|path| ("--tpm-pem-out", path)),
+            .map(|path| ("--tpm-pem-out ", path)),
     }
 }
 
@@ -124,6 +125,14 @@ fn import_failed(e: TpmError) -> CliError {
     CliError::Import {
         backend: "TPM",
         source: e.into(),
+    }
+}
+
+/// A key file that could not be written, as part of the import.
+fn file_failed(e: CliError) -> CliError {
+    CliError::Import {
+        backend: "TPM",
+        source: Box::new(e),
     }
 }
 
@@ -153,14 +162,7 @@ pub fn preflight_import(args: &ImportArgs) -> Result<(), CliError> {
         _ => {}
     }
     if let Some((flag, path)) = file_to_write(args) {
-        check_writable(path, args.replace).map_err(|e| match e {
-            TpmError::FileExists { .. } => CliError::Usage(e.to_string()),
-            other => CliError::Usage(format!(
-                "{flag} {}: {}: choose a path in a writable directory",
-                path.display(),
-                crate::error::one_line(&other)
-            )),
-        })?;
+        refuse_unwritable(flag, path, args.replace)?;
     }
     pcrs(&args.key)?;
     let tpm = connect(&args.key).map_err(import_failed)?;
@@ -224,9 +226,9 @@ pub fn import(args: &ImportArgs, secret: &RootSecret, akid: &str) -> Result<KeyR
     }
     let pem = imported.key_file.to_pem();
     let staged = file_to_write(args)
-        .map(|(_, path)| StagedFile::write(path, pem.as_bytes()))
+        .map(|(_, path)| StagedFile::write(path, pem.as_bytes(), 0o600))
         .transpose()
-        .map_err(import_failed)?;
+        .map_err(file_failed)?;
     if let Some(handle) = handle {
         tpm.persist_key_file(&imported.key_file, handle, args.replace)
             .map_err(import_failed)?;
@@ -244,7 +246,7 @@ pub fn import(args: &ImportArgs, secret: &RootSecret, akid: &str) -> Result<KeyR
                 )
                 .into(),
             },
-            None => import_failed(e),
+            None => file_failed(e),
         })?;
         tracing::info!(path = %path.display(), "wrote the TSS2 key file");
     }

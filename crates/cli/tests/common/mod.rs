@@ -102,8 +102,9 @@ impl Run {
     }
 }
 
-/// Runs `cmd` with `stdin` piped in.
-pub fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Run {
+/// Starts `cmd` with `stdin` written to its standard input (which is then closed), and
+/// its stdout and stderr piped; returns it running.
+pub fn spawn_with_stdin(cmd: &mut Command, stdin: &str) -> std::process::Child {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -116,7 +117,12 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Run {
         .unwrap()
         .write_all(stdin.as_bytes())
         .unwrap();
-    Run::from(child.wait_with_output().unwrap())
+    child
+}
+
+/// Runs `cmd` with `stdin` piped in.
+pub fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Run {
+    Run::from(spawn_with_stdin(cmd, stdin).wait_with_output().unwrap())
 }
 
 /// Runs `cmd` with stdin closed.
@@ -124,15 +130,37 @@ pub fn run(cmd: &mut Command) -> Run {
     Run::from(cmd.stdin(Stdio::null()).output().unwrap())
 }
 
-/// `keyhold import --key KEY --access-key-id AKID` with the secret on stdin; returns the run
-/// (stdout is the key reference).
-pub fn import(key: &str, akid: &str, secret: &str, extra: &[&str]) -> Run {
-    run_with_stdin(
+/// `keyhold import --key KEY --access-key-id AKID` started with the secret on stdin;
+/// returns it running.
+pub fn spawn_import(key: &str, akid: &str, secret: &str, extra: &[&str]) -> std::process::Child {
+    spawn_with_stdin(
         keyhold()
             .args(["import", "--key", key, "--access-key-id", akid])
             .args(extra),
         &format!("{secret}\n"),
     )
+}
+
+/// `keyhold import --key KEY --access-key-id AKID` with the secret on stdin; returns the run
+/// (stdout is the key reference).
+pub fn import(key: &str, akid: &str, secret: &str, extra: &[&str]) -> Run {
+    Run::from(
+        spawn_import(key, akid, secret, extra)
+            .wait_with_output()
+            .unwrap(),
+    )
+}
+
+/// The signals the kill tests send, by `kill -s` name: SIGKILL cannot be caught; keyhold
+/// defers SIGINT and SIGTERM until a device write or login is done.
+pub const SIGNALS: [&str; 3] = ["KILL", "INT", "TERM"];
+
+/// Sends `signal` (a `kill -s` name) to `child`.
+pub fn send_signal(child: &std::process::Child, signal: &str) {
+    let _ = Command::new("kill")
+        .args(["-s", signal, &child.id().to_string()])
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// `keyhold whoami` against moto.

@@ -1,18 +1,19 @@
-//! Crash-safe key files: a key file is written to a temporary file beside its target,
-//! fsynced, and only then renamed (or, when it must not replace anything, hard-linked) into
-//! place, and the directory is fsynced. A reader, or the next run after a SIGKILL, sees the
-//! old complete file or the new complete file, never a truncated one.
+//! Crash-safe files (TPM key files, Tink keysets and their access-key-id files): a file is
+//! written to a temporary file beside its target, fsynced, and only then renamed (or, when
+//! it must not replace anything, hard-linked) into place, and the directory is fsynced. A
+//! reader, or the next run after a SIGKILL, sees the old complete file or the new complete
+//! file, never a truncated one.
 //!
 //! Temporary files are named `.<target name>.keyhold-tmp.<pid>.<n>`; one left behind by a
 //! killed process (its pid no longer running) is removed by the next write to the same
-//! target. Both files are created with mode 0600 (owner read/write), whatever the umask.
+//! target. Files get exactly the mode asked for, whatever the umask.
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::TpmError;
+use crate::error::CliError;
 
 const TEMP_MARK: &str = ".keyhold-tmp.";
 static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
@@ -29,10 +30,11 @@ pub struct StagedFile {
 impl StagedFile {
     /// Writes `contents` to a new temporary file in `target`'s directory and fsyncs it.
     /// Stale temporary files of dead processes for the same target are removed first.
-    pub fn write(target: impl AsRef<Path>, contents: &[u8]) -> Result<Self, TpmError> {
+    /// The file gets permissions `mode` (0o600 for anything a secret could be learnt from).
+    pub fn write(target: impl AsRef<Path>, contents: &[u8], mode: u32) -> Result<Self, CliError> {
         let target = target.as_ref().to_owned();
         remove_stale_temps(&target);
-        let (temp, mut file) = create_temp(&target)?;
+        let (temp, mut file) = create_temp(&target, mode)?;
         let staged = StagedFile {
             temp,
             target,
@@ -49,10 +51,15 @@ impl StagedFile {
         &self.target
     }
 
+    /// The temporary file, complete but not yet in place (to check it before committing).
+    pub fn path(&self) -> &Path {
+        &self.temp
+    }
+
     /// Puts the file in place: with `replace`, atomically over whatever is there; without,
-    /// only if nothing is there ([`TpmError::FileExists`] otherwise). Then fsyncs the
+    /// only if nothing is there ([`CliError::FileExists`] otherwise). Then fsyncs the
     /// directory so the rename survives a power cut.
-    pub fn commit(mut self, replace: bool) -> Result<(), TpmError> {
+    pub fn commit(mut self, replace: bool) -> Result<(), CliError> {
         let io = |source| io_error("write", &self.target, source);
         if replace {
             std::fs::rename(&self.temp, &self.target).map_err(io)?;
@@ -61,8 +68,8 @@ impl StagedFile {
             match std::fs::hard_link(&self.temp, &self.target) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                    return Err(TpmError::FileExists {
-                        path: self.target.display().to_string(),
+                    return Err(CliError::FileExists {
+                        path: self.target.clone(),
                     });
                 }
                 // A file system without hard links: check, then rename (a narrow race
@@ -87,10 +94,10 @@ impl Drop for StagedFile {
     }
 }
 
-/// Checks, before anything is done, that a key file could be written at `target`: it does
-/// not exist unless `replace` ([`TpmError::FileExists`]), is not a directory, and a file
-/// can be created in its directory (which catches missing, read-only and non-directories).
-pub fn check_writable(target: impl AsRef<Path>, replace: bool) -> Result<(), TpmError> {
+/// Checks, before anything is done, that a file could be written at `target`: it does not
+/// exist unless `replace` ([`CliError::FileExists`]), is not a directory, and a file can be
+/// created in its directory (which catches missing, read-only and non-directories).
+pub fn check_writable(target: impl AsRef<Path>, replace: bool) -> Result<(), CliError> {
     let target = target.as_ref();
     match std::fs::symlink_metadata(target) {
         Ok(meta) if meta.is_dir() => {
@@ -101,22 +108,35 @@ pub fn check_writable(target: impl AsRef<Path>, replace: bool) -> Result<(), Tpm
             ));
         }
         Ok(_) if !replace => {
-            return Err(TpmError::FileExists {
-                path: target.display().to_string(),
+            return Err(CliError::FileExists {
+                path: target.to_owned(),
             });
         }
         _ => {}
     }
-    let (temp, file) = create_temp(target)?;
+    let (temp, file) = create_temp(target, 0o600)?;
     drop(file);
     let _ = std::fs::remove_file(temp);
     Ok(())
 }
 
-fn io_error(op: &'static str, path: &Path, source: std::io::Error) -> TpmError {
-    TpmError::Io {
+/// [`check_writable`] as a command-line check: `flag` names where the path came from, and
+/// every refusal is a usage error (exit 2), found before the secret is read.
+pub fn refuse_unwritable(flag: &str, target: &Path, replace: bool) -> Result<(), CliError> {
+    check_writable(target, replace).map_err(|e| match e {
+        CliError::FileExists { .. } => CliError::Usage(e.to_string()),
+        other => CliError::Usage(format!(
+            "{flag}{}: {}: choose a path in a writable directory",
+            target.display(),
+            crate::error::one_line(&other)
+        )),
+    })
+}
+
+fn io_error(op: &'static str, path: &Path, source: std::io::Error) -> CliError {
+    CliError::Io {
         op,
-        path: path.display().to_string(),
+        path: path.to_owned(),
         source,
     }
 }
@@ -133,8 +153,8 @@ fn temp_prefix(target: &Path) -> String {
     format!(".{name}{TEMP_MARK}")
 }
 
-/// Creates a fresh temporary file (mode 0600) beside `target`.
-fn create_temp(target: &Path) -> Result<(PathBuf, File), TpmError> {
+/// Creates a fresh temporary file with permissions `mode` beside `target`.
+fn create_temp(target: &Path, mode: u32) -> Result<(PathBuf, File), CliError> {
     let dir = directory_of(target);
     let prefix = temp_prefix(target);
     loop {
@@ -143,13 +163,13 @@ fn create_temp(target: &Path) -> Result<(PathBuf, File), TpmError> {
         let mut options = OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
         match options.open(&temp) {
             Ok(file) => {
-                // Exactly 0600 whatever the umask (it can only have removed bits).
+                // Exactly `mode` whatever the umask (it can only have removed bits).
                 #[cfg(unix)]
                 if let Err(e) =
-                    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
                 {
                     let _ = std::fs::remove_file(&temp);
                     return Err(io_error("write", target, e));
@@ -227,15 +247,15 @@ mod tests {
     fn commit_without_replace_never_overwrites_and_leaves_no_temp() {
         let dir = scratch("noreplace");
         let target = dir.join("k.pem");
-        StagedFile::write(&target, b"first")
+        StagedFile::write(&target, b"first", 0o600)
             .unwrap()
             .commit(false)
             .unwrap();
-        let err = StagedFile::write(&target, b"second")
+        let err = StagedFile::write(&target, b"second", 0o600)
             .unwrap()
             .commit(false)
             .unwrap_err();
-        assert!(matches!(err, TpmError::FileExists { .. }), "{err:?}");
+        assert!(matches!(err, CliError::FileExists { .. }), "{err:?}");
         assert!(err.to_string().contains("--replace"), "{err}");
         assert_eq!(std::fs::read(&target).unwrap(), b"first");
         assert_eq!(names(&dir), ["k.pem"]);
@@ -249,7 +269,7 @@ mod tests {
         #[cfg(unix)]
         std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .unwrap();
-        let staged = StagedFile::write(&target, b"new").unwrap();
+        let staged = StagedFile::write(&target, b"new", 0o600).unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"old, and readable by all");
         staged.commit(true).unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"new");
@@ -266,14 +286,14 @@ mod tests {
     fn a_dropped_stage_is_removed_and_stale_temps_of_dead_processes_too() {
         let dir = scratch("stale");
         let target = dir.join("k.pem");
-        drop(StagedFile::write(&target, b"never").unwrap());
+        drop(StagedFile::write(&target, b"never", 0o600).unwrap());
         assert!(names(&dir).is_empty());
         // pid 0x7fffffff is above Linux's pid_max: never a running process.
         let stale = dir.join(".k.pem.keyhold-tmp.2147483647.0");
         let other = dir.join(".other.pem.keyhold-tmp.2147483647.0");
         std::fs::write(&stale, b"half").unwrap();
         std::fs::write(&other, b"not ours").unwrap();
-        StagedFile::write(&target, b"new")
+        StagedFile::write(&target, b"new", 0o600)
             .unwrap()
             .commit(false)
             .unwrap();
@@ -298,12 +318,12 @@ mod tests {
         std::fs::write(&target, b"x").unwrap();
         assert!(matches!(
             check_writable(&target, false),
-            Err(TpmError::FileExists { .. })
+            Err(CliError::FileExists { .. })
         ));
         check_writable(&target, true).unwrap();
         // A parent that is a file (fails for root too, unlike a chmod'ed directory).
         let err = check_writable(target.join("under-a-file.pem"), true).unwrap_err();
-        assert!(matches!(err, TpmError::Io { .. }), "{err:?}");
+        assert!(matches!(err, CliError::Io { .. }), "{err:?}");
         assert!(
             check_writable(&dir, true).is_err(),
             "a directory is not a key file"
