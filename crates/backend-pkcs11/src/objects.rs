@@ -16,7 +16,7 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::Session;
 
 use crate::Error;
-use crate::uri::{ObjectType, Pkcs11Uri};
+use crate::uri::{ObjectType, Pkcs11Uri, hex_digit};
 
 /// CKA_APPLICATION of the CKO_DATA object that holds a key's access key id.
 pub const ACCESS_KEY_ID_APPLICATION: &str = "keyhold aws-access-key-id";
@@ -36,8 +36,13 @@ impl FoundKey {
     }
 }
 
+/// Lowercase hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub(crate) fn describe(label: &[u8], id: &[u8]) -> String {
-    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex(id);
     match (label.is_empty(), id.is_empty()) {
         (_, true) => format!("'{}'", String::from_utf8_lossy(label)),
         (true, false) => format!("with id {hex}"),
@@ -157,8 +162,8 @@ pub(crate) struct Record {
 
 /// A record's CKA_VALUE: `AKID;check=<16 hex digits>;generation=N`.
 pub(crate) fn encode_record(access_key_id: &str, check: &KeyCheck, generation: u64) -> Vec<u8> {
-    let hex: String = check.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{access_key_id};check={hex};generation={generation}").into_bytes()
+    let check = hex(check);
+    format!("{access_key_id};check={check};generation={generation}").into_bytes()
 }
 
 /// Reads a record's CKA_VALUE, or a bare `AKID` (older imports). A part that does not
@@ -185,19 +190,20 @@ fn decode_record(value: &[u8]) -> Record {
     record
 }
 
-fn parse_check(hex: &str) -> Option<KeyCheck> {
-    if hex.len() != 16 || !hex.is_ascii() {
+fn parse_check(text: &str) -> Option<KeyCheck> {
+    let digits = text.as_bytes();
+    if digits.len() != 16 {
         return None;
     }
     let mut check = [0u8; 8];
-    for (i, byte) in check.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    for (byte, pair) in check.iter_mut().zip(digits.chunks(2)) {
+        *byte = hex_digit(pair[0])? << 4 | hex_digit(pair[1])?;
     }
     Some(check)
 }
 
 /// keyhold's records labelled `label`.
-pub(crate) fn records(session: &Session, token: &str, label: &[u8]) -> Result<Vec<Record>, Error> {
+fn records(session: &Session, token: &str, label: &[u8]) -> Result<Vec<Record>, Error> {
     let handles = find(
         session,
         token,
@@ -232,7 +238,7 @@ pub(crate) fn read_record(
 }
 
 /// The secret keys on the token matching `label` and `id` (each `None` = any).
-pub(crate) fn matching_keys(
+fn matching_keys(
     session: &Session,
     token: &str,
     label: Option<&[u8]>,
@@ -387,23 +393,35 @@ pub(crate) fn check_key(
         (AttributeType::Wrap, "CKA_WRAP is true"),
         (AttributeType::Unwrap, "CKA_UNWRAP is true"),
     ];
-    let mut wanted = vec![
+    const WANTED: [AttributeType; 9] = [
         AttributeType::KeyType,
         AttributeType::Sign,
         AttributeType::Sensitive,
+        AttributeType::Extractable,
+        AttributeType::Derive,
+        AttributeType::Encrypt,
+        AttributeType::Decrypt,
+        AttributeType::Wrap,
+        AttributeType::Unwrap,
     ];
-    wanted.extend(UNSAFE_IF_TRUE.iter().map(|(t, _)| *t));
     let attrs = session
-        .get_attributes(key.handle, &wanted)
+        .get_attributes(key.handle, &WANTED)
         .map_err(|e| Error::token(token, "C_GetAttributeValue", e))?;
     let (mut key_type, mut sign, mut sensitive) = (None, None, None);
-    let mut flags = Vec::new();
+    // The usages the token reported as off.
+    let mut off = Vec::new();
     for attr in attrs {
         match attr {
             Attribute::KeyType(t) => key_type = Some(t),
             Attribute::Sign(b) => sign = Some(b),
             Attribute::Sensitive(b) => sensitive = Some(b),
-            other => flags.push(other),
+            Attribute::Extractable(false)
+            | Attribute::Derive(false)
+            | Attribute::Encrypt(false)
+            | Attribute::Decrypt(false)
+            | Attribute::Wrap(false)
+            | Attribute::Unwrap(false) => off.push(attr.attribute_type()),
+            _ => {}
         }
     }
     let unsuitable = |reason: String| Error::KeyUnsuitable {
@@ -432,24 +450,10 @@ pub(crate) fn check_key(
     if allow_extractable {
         return Ok(());
     }
-    let is_false = |wanted: AttributeType| {
-        flags.iter().any(|a| {
-            a.attribute_type() == wanted
-                && matches!(
-                    a,
-                    Attribute::Extractable(false)
-                        | Attribute::Derive(false)
-                        | Attribute::Encrypt(false)
-                        | Attribute::Decrypt(false)
-                        | Attribute::Wrap(false)
-                        | Attribute::Unwrap(false)
-                )
-        })
-    };
     // An attribute the token does not report counts as unsafe.
     let reason = if sensitive != Some(true) {
         "CKA_SENSITIVE is not true"
-    } else if let Some((_, why)) = UNSAFE_IF_TRUE.iter().find(|(t, _)| !is_false(*t)) {
+    } else if let Some((_, why)) = UNSAFE_IF_TRUE.iter().find(|(t, _)| !off.contains(t)) {
         why
     } else {
         return Ok(());

@@ -75,21 +75,21 @@ pub(crate) fn find_token(module: &Module, uri: &Pkcs11Uri) -> Result<Token, Erro
     // A token another process is rewriting (SoftHSM rewrites the token file at every login)
     // is briefly unreadable: when nothing matched and a token could not be read, look again.
     for pause_ms in [20, 50, 100] {
-        match list_and_select(module, uri) {
-            Err(failure) if failure.1 > 0 => {
+        let mut unreadable = 0;
+        match select(module, uri, &mut unreadable) {
+            Err(Error::TokenNotFound { .. }) if unreadable > 0 => {
                 std::thread::sleep(std::time::Duration::from_millis(pause_ms));
             }
-            result => return result.map_err(|failure| failure.0),
+            result => return result,
         }
     }
-    list_and_select(module, uri).map_err(|failure| failure.0)
+    select(module, uri, &mut 0)
 }
 
-/// One listing of the module's tokens, selecting by the URI; a failure comes with how many
-/// tokens could not be read.
-fn list_and_select(module: &Module, uri: &Pkcs11Uri) -> Result<Token, Box<(Error, usize)>> {
-    let module_error =
-        |source| Box::new((Error::module(&module.path, "listing tokens", source), 0));
+/// One listing of the module's tokens, selecting by the URI; counts the tokens that could
+/// not be read in `unreadable`.
+fn select(module: &Module, uri: &Pkcs11Uri, unreadable: &mut usize) -> Result<Token, Error> {
+    let module_error = |source| Error::module(&module.path, "listing tokens", source);
     let _listing = module.slots_lock();
     let info = module.ctx.get_library_info().map_err(module_error)?;
     let library_matches = same(&uri.library_manufacturer, info.manufacturer_id())
@@ -100,7 +100,6 @@ fn list_and_select(module: &Module, uri: &Pkcs11Uri) -> Result<Token, Box<(Error
         });
     let mut present = Vec::new();
     let mut matches = Vec::new();
-    let mut skipped = 0;
     // Slots with a token, then each token's info: a token can vanish between the two, or be
     // half-written by another process creating it (SoftHSM then answers CKR_GENERAL_ERROR for
     // that one token). Such a slot is skipped rather than failing the whole listing, which
@@ -110,7 +109,7 @@ fn list_and_select(module: &Module, uri: &Pkcs11Uri) -> Result<Token, Box<(Error
             module.ctx.get_slot_info(slot),
             module.ctx.get_token_info(slot),
         ) else {
-            skipped += 1;
+            *unreadable += 1;
             continue;
         };
         if !token_info.token_initialized() {
@@ -159,27 +158,21 @@ fn list_and_select(module: &Module, uri: &Pkcs11Uri) -> Result<Token, Box<(Error
                     info.library_version()
                 ));
             }
-            Err(Box::new((
-                Error::TokenNotFound {
-                    module: module.path.clone(),
-                    selector: token_selector(uri),
-                    present,
-                },
-                skipped,
-            )))
-        }
-        _ => Err(Box::new((
-            Error::AmbiguousToken {
+            Err(Error::TokenNotFound {
                 module: module.path.clone(),
                 selector: token_selector(uri),
-                matches: matches
-                    .into_iter()
-                    .map(|(_, shown)| shown)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            },
-            0,
-        ))),
+                present,
+            })
+        }
+        _ => Err(Error::AmbiguousToken {
+            module: module.path.clone(),
+            selector: token_selector(uri),
+            matches: matches
+                .into_iter()
+                .map(|(_, shown)| shown)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
     }
 }
 
@@ -257,11 +250,6 @@ pub(crate) fn pin_source_path(source: &str) -> Result<PathBuf, String> {
 /// `C_Login` as the user, unless the token needs no login. Already logged in (by another
 /// session of this process: login state is per application, not per session) is success;
 /// the token does not check the PIN then, so a wrong one shows only at the next real login.
-/// The return code of a failed call.
-fn rv_of(result: &Result<(), cryptoki::error::Error>) -> Option<RvError> {
-    result.as_ref().err().and_then(rv)
-}
-
 pub(crate) fn login(
     session: &Session,
     token: &Token,
@@ -274,7 +262,7 @@ pub(crate) fn login(
         Some(pin) => {
             let mut result = session.login(UserType::User, Some(pin));
             for pause_ms in [30, 100] {
-                if rv_of(&result) != Some(RvError::GeneralError) {
+                if result.as_ref().err().and_then(rv) != Some(RvError::GeneralError) {
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(pause_ms));

@@ -304,6 +304,15 @@ fn probe_transport(tcti: &str) -> std::io::Result<()> {
     }
 }
 
+/// A TSS stack error as the cause of [`TpmError::Unreachable`]: its response code in one
+/// line when it has one, else the error itself.
+fn stack_error(error: tss_esapi::Error) -> Box<dyn std::error::Error + Send + Sync> {
+    match response_code(&error) {
+        Some(code) => Box::new(StackCode(code)),
+        None => Box::new(error),
+    }
+}
+
 /// An open ESAPI context and what is loaded in it.
 pub(crate) struct Connection {
     pub(crate) ctx: Context,
@@ -325,10 +334,7 @@ impl Connection {
                 source,
             };
         probe_transport(&shared.tcti_text).map_err(|e| unreachable(Box::new(e)))?;
-        let ctx = Context::new(shared.tcti.clone()).map_err(|e| match response_code(&e) {
-            Some(code) => unreachable(Box::new(StackCode(code))),
-            None => unreachable(Box::new(e)),
-        })?;
+        let ctx = Context::new(shared.tcti.clone()).map_err(|e| unreachable(stack_error(e)))?;
         let mut connection = Connection {
             ctx,
             salted: None,
@@ -338,10 +344,7 @@ impl Connection {
         if let SessionEncryption::SaltedWithEk { ek, pinned_name } = &shared.encryption {
             let (handle, _, name) = connection.create_ek(*ek).map_err(|e| match e {
                 TpmError::Command { source, .. } if is_transport_error(&source) => {
-                    match response_code(&source) {
-                        Some(code) => unreachable(Box::new(StackCode(code))),
-                        None => unreachable(Box::new(source)),
-                    }
+                    unreachable(stack_error(source))
                 }
                 other => other,
             })?;

@@ -47,11 +47,13 @@ impl StagedFile {
     }
 
     /// The file this will become.
+    #[cfg_attr(not(feature = "tpm"), allow(dead_code))] // the TPM import logs it
     pub fn target(&self) -> &Path {
         &self.target
     }
 
     /// The temporary file, complete but not yet in place (to check it before committing).
+    #[cfg_attr(not(feature = "tink"), allow(dead_code))] // the Tink import opens it
     pub fn path(&self) -> &Path {
         &self.temp
     }

@@ -9,6 +9,7 @@
 #![allow(clippy::print_stdout)] // a command-line tool: its output is the point
 
 mod args;
+#[cfg(any(feature = "tpm", feature = "tink"))]
 mod atomic_file;
 mod backend;
 mod commands;

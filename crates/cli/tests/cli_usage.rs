@@ -5,22 +5,7 @@
 use std::process::{Command, Stdio};
 
 fn keyhold(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_keyhold"))
-        .args(args)
-        // libtss2's own logging to stderr, which keyhold cannot turn off from inside.
-        .env("TSS2_LOG", "all+none")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_REGION")
-        .env_remove("AWS_DEFAULT_REGION")
-        .env_remove("KEYHOLD_KEY")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    keyhold_env(args, &[])
 }
 
 #[test]
@@ -242,10 +227,13 @@ fn failures_that_are_not_usage_errors_exit_1_with_one_line() {
     );
 }
 
+/// Runs keyhold with `args`, without the host's AWS settings, plus the variables `env`.
 fn keyhold_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_keyhold"))
         .args(args)
         .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("AWS_ENDPOINT_URL_STS")
         .env_remove("KEYHOLD_KEY")

@@ -4,6 +4,7 @@
 //! the label holds the old key or the new one (a first import may also leave nothing, or a
 //! key that `open` names as interrupted, with the repair), and `import --replace` always
 //! recovers to exactly one key. Also: two imports of one new label at once leave one key.
+#![cfg(feature = "pkcs11")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -130,7 +130,7 @@ fn is_query_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~:[]@!$'()*+,=/?|".contains(&b)
 }
 
-fn hex_digit(b: u8) -> Option<u8> {
+pub(crate) fn hex_digit(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),

@@ -58,29 +58,55 @@ impl RootKey for Deferring {
     }
 }
 
+/// What the checks made before the secret is read hand on to the import.
+pub enum Prepared {
+    /// The token found, logged in and checked, holding this machine's turn to write: the
+    /// import goes on from there instead of searching and logging in again.
+    #[cfg(feature = "pkcs11")]
+    Pkcs11(Box<pkcs11::Prepared>),
+    /// Checked; the import reaches the device itself.
+    #[cfg(any(feature = "tpm", feature = "tink"))]
+    Checked,
+}
+
 /// Imports the secret into the device `--key` names, proves it, and returns the key
 /// reference to use from now on. The whole import runs with SIGINT and SIGTERM deferred.
-pub fn import(args: &ImportArgs, secret: &RootSecret, akid: &str) -> Result<KeyRef, CliError> {
-    signals::critical(|| match &args.key.key {
+#[cfg_attr(not(any(feature = "tpm", feature = "tink")), allow(unused_variables))] // akid
+pub fn import(
+    args: &ImportArgs,
+    prepared: Prepared,
+    secret: &RootSecret,
+    akid: &str,
+) -> Result<KeyRef, CliError> {
+    signals::critical(|| match (prepared, &args.key.key) {
         #[cfg(feature = "pkcs11")]
-        KeyRef::Pkcs11(uri) => pkcs11::import(uri, args, secret, akid),
+        (Prepared::Pkcs11(prepared), _) => pkcs11::import(*prepared, args, secret),
+        #[cfg(all(feature = "pkcs11", any(feature = "tpm", feature = "tink")))]
+        (Prepared::Checked, KeyRef::Pkcs11(_)) => {
+            unreachable!("preflight_import prepares every PKCS#11 import")
+        }
         #[cfg(feature = "tpm")]
-        KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => tpm::import(args, secret, akid),
+        (_, KeyRef::TpmFile(_) | KeyRef::TpmHandle(_)) => tpm::import(args, secret, akid),
         #[cfg(feature = "tink")]
-        KeyRef::Tink(path) => tink::import(path, args, secret, akid),
+        (_, KeyRef::Tink(path)) => tink::import(path, args, secret, akid),
     })
 }
 
 /// Checks what can be checked before the secret is read (so a mistake does not cost the
 /// user a second paste).
-pub fn preflight_import(args: &ImportArgs, akid: &str) -> Result<(), CliError> {
+#[cfg_attr(not(feature = "pkcs11"), allow(unused_variables))] // akid: PKCS#11's check
+pub fn preflight_import(args: &ImportArgs, akid: &str) -> Result<Prepared, CliError> {
     match &args.key.key {
         #[cfg(feature = "pkcs11")]
-        KeyRef::Pkcs11(uri) => signals::critical(|| pkcs11::preflight_import(uri, args, akid)),
+        KeyRef::Pkcs11(uri) => signals::critical(|| {
+            pkcs11::preflight_import(uri, args, akid).map(|p| Prepared::Pkcs11(Box::new(p)))
+        }),
         #[cfg(feature = "tpm")]
-        KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => tpm::preflight_import(args),
+        KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => {
+            tpm::preflight_import(args).map(|()| Prepared::Checked)
+        }
         #[cfg(feature = "tink")]
-        KeyRef::Tink(path) => tink::preflight_import(path, args),
+        KeyRef::Tink(path) => tink::preflight_import(path, args).map(|()| Prepared::Checked),
     }
 }
 

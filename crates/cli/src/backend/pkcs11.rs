@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use backend_pkcs11::{
-    Error, ImportOptions, OpenOptions, Pkcs11RootKey, Pkcs11Uri, import_key, prepare_import,
+    Error, ImportOptions, OpenOptions, Pkcs11RootKey, Pkcs11Uri, PreparedImport, prepare_import,
 };
 use secrecy::SecretString;
 use sigv4_core::RootSecret;
@@ -69,13 +69,23 @@ fn import_target(uri: &Pkcs11Uri, args: &ImportArgs) -> (Pkcs11Uri, ImportOption
     (target, options)
 }
 
+/// An import checked as far as it can be before the secret is read.
+pub struct Prepared {
+    /// The key to create (the URI with --label and --id applied).
+    target: Pkcs11Uri,
+    import: PreparedImport,
+}
+
 /// What can be refused before the secret is read: the token, the PIN, a label or id in use
-/// without --replace.
-pub fn preflight_import(uri: &Pkcs11Uri, args: &ImportArgs, akid: &str) -> Result<(), CliError> {
+/// without --replace. The session it logged in with goes on to the import.
+pub fn preflight_import(
+    uri: &Pkcs11Uri,
+    args: &ImportArgs,
+    akid: &str,
+) -> Result<Prepared, CliError> {
     let (target, options) = import_target(uri, args);
-    prepare_import(&target, akid, options)
-        .map(drop)
-        .map_err(import_error)
+    let import = prepare_import(&target, akid, options).map_err(import_error)?;
+    Ok(Prepared { target, import })
 }
 
 /// A label or id in use without --replace is a problem with the command line (exit 2), as
@@ -93,14 +103,13 @@ fn import_error(error: Error) -> CliError {
 }
 
 pub fn import(
-    uri: &Pkcs11Uri,
+    prepared: Prepared,
     args: &ImportArgs,
     secret: &RootSecret,
-    akid: &str,
 ) -> Result<KeyRef, CliError> {
-    let (target, options) = import_target(uri, args);
+    let Prepared { target, import } = prepared;
     tracing::info!(key = %target, "importing into the PKCS#11 token");
-    let key_uri = import_key(&target, secret, akid, options).map_err(import_error)?;
+    let key_uri = import.import(secret).map_err(import_error)?;
     // Open it as later commands will (PIN as given, access key id as stored) and prove it.
     let mut reopen = key_uri.clone();
     reopen.pin_value = target.pin_value.clone();

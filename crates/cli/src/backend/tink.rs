@@ -64,10 +64,18 @@ fn master_key(args: &KeyArgs) -> Result<MasterKey, CliError> {
     })
 }
 
-/// Decrypts the keyset file through KMS.
-fn open_key(path: &Path, master_key: &MasterKey) -> Result<TinkRootKey, Error> {
+fn read_keyset(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::Io {
+        operation: "read",
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Decrypts the keyset `json`, read from `path`, through KMS.
+fn open_key(path: &Path, json: &[u8], master_key: &MasterKey) -> Result<TinkRootKey, Error> {
     tracing::info!(keyset = %path.display(), "opening the Tink keyset (KMS Decrypt)");
-    let key = TinkRootKey::open_file(path, master_key)?;
+    let key = TinkRootKey::open(json, master_key)?;
     tracing::debug!(
         key_id = key.key_id(),
         "keyset decrypted: its HMAC key is in this process's memory until keyhold exits"
@@ -82,8 +90,9 @@ fn open_key(path: &Path, master_key: &MasterKey) -> Result<TinkRootKey, Error> {
 const BINDING_PREFIX: &str = "keyset-primary-key-id=";
 
 /// The access key id import stored next to the keyset, if the file is there; refused when
-/// the file names another keyset than the one beside it.
-fn stored_access_key_id(keyset: &Path) -> Result<Option<String>, CliError> {
+/// the file names another keyset than `primary`, the primary key id of the keyset bytes
+/// the caller read (`None`: unreadable, which the caller reports).
+fn stored_access_key_id(keyset: &Path, primary: Option<u64>) -> Result<Option<String>, CliError> {
     let path = access_key_id_path(keyset);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
@@ -99,9 +108,7 @@ fn stored_access_key_id(keyset: &Path) -> Result<Option<String>, CliError> {
     let mut lines = text.lines().map(str::trim);
     let akid = lines.next().unwrap_or_default().to_owned();
     let bound = lines.find_map(|l| l.strip_prefix(BINDING_PREFIX)?.parse::<u64>().ok());
-    if let Some(bound) = bound
-        && let Ok(json) = std::fs::read(keyset)
-        && let Ok(primary) = encrypted_keyset_primary(&json)
+    if let (Some(bound), Some(primary)) = (bound, primary)
         && primary != bound
     {
         return Err(CliError::Usage(format!(
@@ -114,18 +121,27 @@ fn stored_access_key_id(keyset: &Path) -> Result<Option<String>, CliError> {
     Ok(Some(akid).filter(|id| !id.is_empty()))
 }
 
-/// The flag (or AWS_ACCESS_KEY_ID), else the one stored at import.
-fn access_key_id(path: &Path, args: &KeyArgs) -> Result<String, CliError> {
-    let stored = stored_access_key_id(path)?;
+/// The flag (or AWS_ACCESS_KEY_ID), else the one stored at import for the keyset whose
+/// primary key id is `primary`.
+fn access_key_id(path: &Path, primary: Option<u64>, args: &KeyArgs) -> Result<String, CliError> {
+    let stored = stored_access_key_id(path, primary)?;
     super::access_key_id(args, stored.as_deref(), NO_AKID_HINT)
 }
 
 pub fn open(path: &Path, args: &KeyArgs) -> Result<OpenedKey, CliError> {
-    // Everything local first, so a missing piece costs no KMS call.
+    // Everything local first, so a missing piece costs no KMS call. The keyset is read
+    // once: the access key id is checked against the same bytes that are decrypted.
     kek_uri(args)?;
-    let access_key_id = access_key_id(path, args)?;
+    let json = read_keyset(path);
+    let primary = json
+        .as_ref()
+        .ok()
+        .and_then(|json| encrypted_keyset_primary(json).ok());
+    let access_key_id = access_key_id(path, primary, args)?;
     let master_key = master_key(args)?;
-    let key = open_key(path, &master_key).map_err(|e| CliError::open(&args.key, e))?;
+    let key = json
+        .and_then(|json| open_key(path, &json, &master_key))
+        .map_err(|e| CliError::open(&args.key, e))?;
     Ok(OpenedKey {
         root_key: Arc::new(key),
         access_key_id,
@@ -182,14 +198,17 @@ pub fn import(
     // Prove it as later commands will open it: a new KMS client decrypts the written file.
     // On any failure the temporary files are removed when they drop; nothing is replaced.
     let proved = self::master_key(&args.key).and_then(|fresh| {
-        let key = open_key(keyset_file.path(), &fresh).map_err(|e| CliError::Import {
-            backend: "Tink keyset",
-            source: format!(
-                "the new keyset could not be opened again ({}); nothing was written",
-                one_line(&e)
-            )
-            .into(),
-        })?;
+        let written = keyset_file.path();
+        let key = read_keyset(written)
+            .and_then(|json| open_key(written, &json, &fresh))
+            .map_err(|e| CliError::Import {
+                backend: "Tink keyset",
+                source: format!(
+                    "the new keyset could not be opened again ({}); nothing was written",
+                    one_line(&e)
+                )
+                .into(),
+            })?;
         super::prove_import(&key, secret).map_err(|e| CliError::open(&reference, e))
     })?;
     if !proved {
@@ -306,7 +325,7 @@ pub fn doctor(path: &Path, args: &KeyArgs) -> (Vec<Link>, Option<OpenedKey>) {
         Ok(id) => id,
         Err(e) => return failed_at(0, KEYSET_FIX, &details, &e),
     };
-    let access_key_id = match access_key_id(path, args) {
+    let access_key_id = match access_key_id(path, Some(primary_key_id), args) {
         Ok(id) => id,
         Err(e) => return failed_at(0, AKID_FIX, &details, &e),
     };

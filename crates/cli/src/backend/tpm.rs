@@ -62,14 +62,18 @@ fn pcrs(args: &KeyArgs) -> Result<Option<PcrSelection>, CliError> {
 }
 
 fn auth(args: &KeyArgs) -> Result<KeyAuth, CliError> {
-    let mut auth = match password(args)? {
+    Ok(key_auth(password(args)?, pcrs(args)?))
+}
+
+fn key_auth(password: Option<Zeroizing<Vec<u8>>>, pcrs: Option<PcrSelection>) -> KeyAuth {
+    let auth = match password {
         Some(password) => KeyAuth::password(password),
         None => KeyAuth::none(),
     };
-    if let Some(pcrs) = pcrs(args)? {
-        auth = auth.with_pcr_policy(pcrs);
+    match pcrs {
+        Some(pcrs) => auth.with_pcr_policy(pcrs),
+        None => auth,
     }
-    Ok(auth)
 }
 
 fn load(tpm: &Tpm, args: &KeyArgs, auth: KeyAuth) -> Result<TpmRootKey, TpmError> {
@@ -184,12 +188,14 @@ pub fn preflight_import(args: &ImportArgs) -> Result<(), CliError> {
 /// step that can fail for a reason known in advance runs before the TPM's persistent state
 /// changes; if the rename fails after all, the persisted key is evicted again.
 pub fn import(args: &ImportArgs, secret: &RootSecret, akid: &str) -> Result<KeyRef, CliError> {
+    // Read once: the import and the proof that follows use the same authorization.
+    let (password, pcrs) = (password(&args.key)?, pcrs(&args.key)?);
     let mut options = ImportOptions::new(akid);
-    if let Some(password) = password(&args.key)? {
-        options = options.password(password);
+    if let Some(password) = &password {
+        options = options.password(password.clone());
     }
-    if let Some(pcrs) = pcrs(&args.key)? {
-        options = options.pcr_policy(pcrs);
+    if let Some(pcrs) = &pcrs {
+        options = options.pcr_policy(pcrs.clone());
     }
     let handle = handle_to_fill(args);
     let tpm = connect(&args.key).map_err(import_failed)?;
@@ -205,7 +211,7 @@ pub fn import(args: &ImportArgs, secret: &RootSecret, akid: &str) -> Result<KeyR
     };
     let untouched = "nothing was persisted or written";
     let proved = tpm
-        .load_key_file(&imported.key_file, auth(&args.key)?)
+        .load_key_file(&imported.key_file, key_auth(password, pcrs))
         .map_err(|e| crate::error::one_line(&e))
         .and_then(|key| super::prove_import(&key, secret).map_err(|e| crate::error::one_line(&e)));
     match proved {

@@ -24,7 +24,7 @@ pub fn run(args: &ImportArgs, runtime: &tokio::runtime::Runtime) -> Result<(), C
         true => Some(sts::endpoint(&args.sts, &args.key)?),
         false => None,
     };
-    backend::preflight_import(args, &akid)?;
+    let prepared = backend::preflight_import(args, &akid)?;
     let source = match (&args.secret_file, &args.secret_env) {
         (Some(path), _) => SecretSource::File(path.clone()),
         (None, Some(name)) => SecretSource::Env(name.clone()),
@@ -32,7 +32,7 @@ pub fn run(args: &ImportArgs, runtime: &tokio::runtime::Runtime) -> Result<(), C
     };
     tracing::info!(from = %source, "reading the secret access key");
     let secret = source.read()?;
-    let reference = backend::import(args, &secret, &akid)?;
+    let reference = backend::import(args, prepared, &secret, &akid)?;
     drop(secret);
     if let Some(endpoint) = endpoint {
         verify(&reference, args, &endpoint, runtime)?;

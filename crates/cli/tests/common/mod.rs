@@ -155,12 +155,14 @@ pub fn import(key: &str, akid: &str, secret: &str, extra: &[&str]) -> Run {
 /// defers SIGINT and SIGTERM until a device write or login is done.
 pub const SIGNALS: [&str; 3] = ["KILL", "INT", "TERM"];
 
-/// Sends `signal` (a `kill -s` name) to `child`.
-pub fn send_signal(child: &std::process::Child, signal: &str) {
-    let _ = Command::new("kill")
+/// Sends `signal` (a `kill -s` name) to `child`; whether `kill` succeeded (it fails when
+/// the process has ended already).
+pub fn send_signal(child: &std::process::Child, signal: &str) -> bool {
+    Command::new("kill")
         .args(["-s", signal, &child.id().to_string()])
         .stderr(Stdio::null())
-        .status();
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 /// `keyhold whoami` against moto.
