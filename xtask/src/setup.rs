@@ -7,7 +7,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 /// Debian packages: the PKCS#11 and TPM services the end-to-end tests start, their tools,
-/// and the headers `tss-esapi` builds against.
+/// the headers `tss-esapi` builds against, and the trust store keyhold's https clients use.
 pub const APT_PACKAGES: &[&str] = &[
     "softhsm2",
     "p11-kit-modules",
@@ -17,6 +17,7 @@ pub const APT_PACKAGES: &[&str] = &[
     "tpm2-tools",
     "libtss2-dev",
     "pkg-config",
+    "ca-certificates",
 ];
 
 /// Installs missing Debian packages.

@@ -8,9 +8,12 @@
 //!
 //! Credentials come from the standard chain (aws-config: environment, shared config and
 //! credentials files, `credential_process`, web identity, ECS and EC2 metadata) unless a
-//! provider is given. The endpoint comes from `AWS_ENDPOINT_URL_KMS` or `AWS_ENDPOINT_URL`
-//! unless [`AwsKmsOptions::endpoint_url`] sets one; plain http is refused except to
-//! loopback (an import sends `"AWS4"+secret` to KMS's `Encrypt`) unless
+//! provider is given. The endpoint is [`AwsKmsOptions::endpoint_url`], else the one the AWS
+//! configuration names (`AWS_ENDPOINT_URL_KMS`, a profile's `services` section,
+//! `AWS_ENDPOINT_URL`, a profile's `endpoint_url`, as the SDK resolves them), else the
+//! region's own. keyhold resolves it, checks it and hands it to the SDK itself, so the
+//! client uses exactly the endpoint checked: plain http is refused except to loopback (an
+//! import sends `"AWS4"+secret` to KMS's `Encrypt`) unless
 //! [`AwsKmsOptions::allow_insecure_http`]. The SDK does not follow redirects.
 
 use std::collections::HashMap;
@@ -24,6 +27,7 @@ use aws_sdk_kms::primitives::Blob;
 use zeroize::Zeroizing;
 
 use crate::Error;
+use crate::endpoint::check_endpoint;
 use crate::runtime::KmsRuntime;
 
 /// The URI scheme of AWS KMS keys in Tink.
@@ -47,7 +51,7 @@ impl AwsKmsOptions {
     }
 
     /// Sends KMS calls to this endpoint (e.g. `http://127.0.0.1:5000` for a local moto),
-    /// overriding `AWS_ENDPOINT_URL_KMS` and `AWS_ENDPOINT_URL`.
+    /// overriding any endpoint in the AWS configuration (environment or profile).
     pub fn endpoint_url(mut self, url: impl Into<String>) -> Self {
         self.endpoint_url = Some(url.into());
         self
@@ -110,38 +114,41 @@ impl AwsKmsAead {
             reason: reason.to_owned(),
             source,
         };
-        let endpoint = resolve_endpoint(&options);
-        if let Some((url, _)) = &endpoint {
-            let uri: http::Uri = url
-                .parse()
-                .map_err(|e| setup("its endpoint URL is not a URL", Some(Box::new(e))))?;
-            sigv4_core::transport::check_scheme(&uri, options.allow_insecure_http)
-                .map_err(|why| setup(&format!("its endpoint: {why}"), None))?;
-        }
-        match &endpoint {
-            Some((url, from)) => tracing::info!(endpoint = %url, from = %from, "KMS endpoint"),
-            None => {
-                tracing::info!(region = %parsed.region, "KMS endpoint: the default for the key's region")
-            }
+        let refused = |from: &str, reason: String| Error::KmsEndpointRefused {
+            uri: key_uri.to_owned(),
+            from: from.to_owned(),
+            reason,
+        };
+        if let Some(url) = &options.endpoint_url {
+            check_endpoint(url, options.allow_insecure_http).map_err(|why| refused(CALLER, why))?;
         }
         let runtime = KmsRuntime::new()
             .map_err(|e| setup("could not start its tokio runtime", Some(Box::new(e))))?;
         let region = parsed.region.clone();
-        let client = runtime
+        let credentials = options.credentials.clone();
+        let sdk_config = runtime
             .block_on(async move {
                 let mut loader = aws_config::defaults(BehaviorVersion::latest())
                     .region(aws_config::Region::new(region));
-                if let Some(credentials) = options.credentials {
+                if let Some(credentials) = credentials {
                     loader = loader.credentials_provider(credentials);
                 }
-                let sdk_config = loader.load().await;
-                let mut config = aws_sdk_kms::config::Builder::from(&sdk_config);
-                if let Some((url, _)) = endpoint {
-                    config = config.endpoint_url(url);
-                }
-                aws_sdk_kms::Client::from_conf(config.build())
+                loader.load().await
             })
             .map_err(|e| setup("could not start a thread for it", Some(Box::new(e))))?;
+        let mut config = aws_sdk_kms::config::Builder::from(&sdk_config);
+        match resolve_endpoint(&options, &sdk_config) {
+            Some((url, from)) => {
+                check_endpoint(&url, options.allow_insecure_http)
+                    .map_err(|why| refused(&from, why))?;
+                tracing::info!(endpoint = %url, from = %from, "KMS endpoint");
+                config = config.endpoint_url(url);
+            }
+            None => {
+                tracing::info!(region = %parsed.region, "KMS endpoint: the default for the key's region")
+            }
+        }
+        let client = aws_sdk_kms::Client::from_conf(config.build());
         Ok(Self {
             inner: Arc::new(Inner {
                 uri: key_uri.to_owned(),
@@ -289,21 +296,39 @@ impl Inner {
     }
 }
 
-/// The endpoint the client will use and where it came from (`None`: the region's own):
-/// the option, else `AWS_ENDPOINT_URL_KMS`, else `AWS_ENDPOINT_URL`, as aws-config reads
-/// them. Resolved here so that it can be checked and logged before anything is sent.
-fn resolve_endpoint(options: &AwsKmsOptions) -> Option<(String, String)> {
+/// The endpoint the client is to use and where it came from (`None`: the region's own):
+/// the option, else what `sdk_config` names for KMS, resolved as `aws-sdk-kms` resolves it
+/// (`AWS_ENDPOINT_URL_KMS`, `AWS_ENDPOINT_URL`, then the profile's `services` section and
+/// its `endpoint_url`), so that it can be checked and logged before anything is sent.
+fn resolve_endpoint(
+    options: &AwsKmsOptions,
+    sdk_config: &aws_config::SdkConfig,
+) -> Option<(String, String)> {
     if let Some(url) = &options.endpoint_url {
-        return Some((url.clone(), "set by the caller".into()));
+        return Some((url.clone(), CALLER.into()));
     }
-    ["AWS_ENDPOINT_URL_KMS", "AWS_ENDPOINT_URL"]
-        .iter()
-        .find_map(|name| {
-            let value = std::env::var(name).ok()?;
-            let value = value.trim();
-            (!value.is_empty()).then(|| (value.to_owned(), format!("{name} in the environment")))
-        })
+    let key = aws_types::service_config::ServiceConfigKey::builder()
+        .service_id("KMS")
+        .env("AWS_ENDPOINT_URL")
+        .profile("endpoint_url")
+        .build()
+        .expect("service id, env and profile names are all set");
+    let url = sdk_config
+        .service_config()
+        .and_then(|config| config.load_config(key))
+        .or_else(|| sdk_config.endpoint_url().map(str::to_owned))?;
+    let from = ["AWS_ENDPOINT_URL_KMS", "AWS_ENDPOINT_URL"]
+        .into_iter()
+        .find(|name| std::env::var(name).is_ok_and(|value| value.trim() == url))
+        .map_or_else(
+            || "the AWS profile's endpoint_url or services section".to_owned(),
+            |name| format!("{name} in the environment"),
+        );
+    Some((url, from))
 }
+
+/// Where an endpoint given in [`AwsKmsOptions::endpoint_url`] came from.
+const CALLER: &str = "set by the caller";
 
 /// Sorts a KMS error code into the error that says what to do.
 fn classify(uri: String, operation: &'static str, code: String, message: String) -> Error {

@@ -47,6 +47,18 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
+    /// The KMS endpoint configured is refused before anything is sent to it: not a URL, or
+    /// plain http to another machine without `allow_insecure_http`.
+    #[error("the KMS endpoint for '{uri}' ({from}) is refused: {reason}")]
+    KmsEndpointRefused {
+        /// The KMS key URI.
+        uri: String,
+        /// Where the endpoint came from (an option, an environment variable, a profile).
+        from: String,
+        /// Why it is refused, naming the fix.
+        reason: String,
+    },
+
     /// The KMS says the key does not exist (or is not visible to these credentials).
     #[error(
         "KMS key '{uri}' does not exist ({operation}: {code}: {message}): check the key URI, \
@@ -265,6 +277,7 @@ impl Error {
         match self {
             Self::InvalidKeyUri { .. } | Self::KmsNotBuiltIn { .. } => KeyErrorKind::NotFound,
             Self::KmsSetup { .. } | Self::KmsUnavailable { .. } => KeyErrorKind::Unavailable,
+            Self::KmsEndpointRefused { .. } => KeyErrorKind::Unsuitable,
             Self::KmsKeyNotFound { .. } | Self::Io { .. } => KeyErrorKind::NotFound,
             Self::KmsDenied { .. } | Self::WrongKmsKey { .. } => KeyErrorKind::Denied,
             Self::KmsKeyUnusable { .. }

@@ -18,6 +18,7 @@ use google_cloud_kms_v1::client::KeyManagementService;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::Error;
+use crate::endpoint::check_endpoint;
 use crate::runtime::KmsRuntime;
 
 /// The URI scheme of Google Cloud KMS keys in Tink.
@@ -97,14 +98,13 @@ impl GcpKmsAead {
             source,
         };
         if let Some(endpoint) = &options.endpoint {
-            let uri: http::Uri = endpoint.parse().map_err(|e| {
-                setup(
-                    "its endpoint URL is not a URL".to_owned(),
-                    Some(Box::new(e)),
-                )
+            check_endpoint(endpoint, options.allow_insecure_http).map_err(|reason| {
+                Error::KmsEndpointRefused {
+                    uri: key_uri.to_owned(),
+                    from: "set by the caller".to_owned(),
+                    reason,
+                }
             })?;
-            sigv4_core::transport::check_scheme(&uri, options.allow_insecure_http)
-                .map_err(|why| setup(format!("its endpoint: {why}"), None))?;
         }
         tracing::info!(
             endpoint = options

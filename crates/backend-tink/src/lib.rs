@@ -11,6 +11,8 @@
 
 #[cfg(feature = "aws-kms")]
 mod aws;
+#[cfg(any(feature = "aws-kms", feature = "gcp-kms"))]
+mod endpoint;
 mod error;
 #[cfg(feature = "gcp-kms")]
 mod gcp;

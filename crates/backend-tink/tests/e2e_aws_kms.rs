@@ -302,3 +302,43 @@ impl CreateOutside for common::Moto {
         std::thread::scope(|s| s.spawn(|| self.create_kms_key(name)).join().unwrap())
     }
 }
+
+#[test]
+fn a_redirect_is_not_followed() {
+    let moto = moto();
+    let (target, reached) = common::answer_every_request(200, "");
+    let (redirecting, asked) =
+        common::answer_every_request(307, &format!("location: {target}/\r\n"));
+    let aead = backend_tink::AwsKmsAead::new(
+        &moto.missing_key_uri(),
+        backend_tink::AwsKmsOptions::new()
+            .endpoint_url(&redirecting)
+            .credentials_provider(moto.credentials()),
+    )
+    .unwrap();
+    let err = create_keyset(&suite_secret(), &MasterKey::from(aead)).unwrap_err();
+    assert!(
+        asked.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "{err:?}"
+    );
+    assert_eq!(
+        reached.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the secret's Encrypt followed the redirect"
+    );
+}
+
+#[test]
+fn plain_http_to_another_machine_is_refused_unless_allowed() {
+    let moto = moto();
+    let options = || {
+        backend_tink::AwsKmsOptions::new()
+            .endpoint_url("http://10.1.2.3:8080")
+            .credentials_provider(moto.credentials())
+    };
+    let err = backend_tink::AwsKmsAead::new(&moto.missing_key_uri(), options()).unwrap_err();
+    assert!(matches!(err, Error::KmsEndpointRefused { .. }), "{err:?}");
+    assert!(err.to_string().contains("plain http"), "{err}");
+    backend_tink::AwsKmsAead::new(&moto.missing_key_uri(), options().allow_insecure_http(true))
+        .unwrap();
+}

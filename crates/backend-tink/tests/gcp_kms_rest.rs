@@ -358,3 +358,42 @@ fn replies_failing_integrity_checks_are_refused() {
         "{err:?}"
     );
 }
+
+#[test]
+fn a_redirect_is_not_followed() {
+    let kms = KmsDouble::start();
+    let (redirecting, asked) = common::answer_every_request(
+        307,
+        &format!("location: {}/v1/{KEY}:encrypt\r\n", kms.endpoint),
+    );
+    let aead = GcpKmsAead::new(
+        &format!("gcp-kms://{KEY}"),
+        GcpKmsOptions::new()
+            .endpoint(&redirecting)
+            .credentials(google_cloud_auth::credentials::anonymous::Builder::new().build()),
+    )
+    .unwrap();
+    let err = create_keyset(&suite_secret(), &MasterKey::from(aead)).unwrap_err();
+    assert!(
+        asked.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "{err:?}"
+    );
+    assert!(
+        kms.received().is_empty(),
+        "the secret's encrypt followed the redirect"
+    );
+}
+
+#[test]
+fn plain_http_to_another_machine_is_refused_unless_allowed() {
+    let options = || {
+        GcpKmsOptions::new()
+            .endpoint("http://10.1.2.3:8080")
+            .credentials(google_cloud_auth::credentials::anonymous::Builder::new().build())
+    };
+    let uri = format!("gcp-kms://{KEY}");
+    let err = GcpKmsAead::new(&uri, options()).unwrap_err();
+    assert!(matches!(err, Error::KmsEndpointRefused { .. }), "{err:?}");
+    assert!(err.to_string().contains("plain http"), "{err}");
+    GcpKmsAead::new(&uri, options().allow_insecure_http(true)).unwrap();
+}

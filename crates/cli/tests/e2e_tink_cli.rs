@@ -460,3 +460,99 @@ fn doctor_passes_every_link_and_names_the_broken_one_with_its_fix() {
         out.stdout
     );
 }
+
+#[test]
+fn a_plain_http_kms_endpoint_from_a_profile_or_the_environment_is_refused_before_the_secret() {
+    let dir = scratch("tink-kms-http");
+    let kms = KmsIdentity::new(&dir);
+    let kek_uri = create_kms_key("kms-http");
+    let keyset = dir.join("aws.keyset.json");
+    let key = format!("tink:{}", keyset.display());
+    let far = "http://10.1.2.3:8080";
+    let services = format!(
+        "[default]\nservices = elsewhere\n[services elsewhere]\nkms =\n  endpoint_url = {far}\n"
+    );
+    let cases = [
+        (
+            format!("[default]\nendpoint_url = {far}\n"),
+            None,
+            "the AWS profile's endpoint_url",
+        ),
+        (services, None, "the AWS profile's endpoint_url"),
+        (
+            String::new(),
+            Some("AWS_ENDPOINT_URL"),
+            "AWS_ENDPOINT_URL in the environment",
+        ),
+        (
+            String::new(),
+            Some("AWS_ENDPOINT_URL_KMS"),
+            "AWS_ENDPOINT_URL_KMS in the environment",
+        ),
+    ];
+    for (config, var, from) in cases {
+        let config_file = dir.join("aws-config");
+        std::fs::write(&config_file, config).unwrap();
+        let mut cmd = kms.keyhold();
+        cmd.env("AWS_CONFIG_FILE", &config_file)
+            .env_remove("AWS_ENDPOINT_URL_KMS")
+            .env_remove("AWS_ENDPOINT_URL");
+        if let Some(var) = var {
+            cmd.env(var, far);
+        }
+        cmd.args(["import", "--key", &key, "--kek-uri", &kek_uri])
+            .args(["--access-key-id", &access_key_id()]);
+        // No secret on stdin: the refusal must come before keyhold asks for it.
+        let out = run(&mut cmd);
+        assert_eq!(out.code, 2, "{from}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(from)
+                && out.stderr.contains("10.1.2.3")
+                && out.stderr.contains("--allow-insecure-http"),
+            "{from}: {}",
+            out.stderr
+        );
+        assert!(!keyset.exists(), "{from}: a keyset was written");
+    }
+}
+
+#[test]
+fn at_v_each_endpoint_is_logged_with_where_it_came_from() {
+    let dir = scratch("tink-endpoints");
+    let kms = KmsIdentity::new(&dir);
+    let kek_uri = create_kms_key("endpoints");
+    let key = format!("tink:{}", dir.join("aws.keyset.json").display());
+    import_tink(&kms, &key, &kek_uri, &secret(), &[]).ok();
+    let whoami = |sts: &[(&str, String)], extra: &[&str]| {
+        let mut cmd = kms.keyhold();
+        cmd.env_remove("AWS_ENDPOINT_URL_STS")
+            .env_remove("AWS_ENDPOINT_URL");
+        for (name, value) in sts {
+            cmd.env(name, value);
+        }
+        run(cmd
+            .args(["-v", "whoami", "--key", &key, "--kek-uri", &kek_uri])
+            .args(extra))
+        .ok()
+        .stderr
+    };
+    let logged = |log: &str, service: &str, from: &str| {
+        log.lines()
+            .any(|line| line.contains(service) && line.contains(&moto()) && line.contains(from))
+    };
+    let log = whoami(&[], &["--endpoint-url", &moto()]);
+    assert!(logged(&log, "STS endpoint", "--endpoint-url"), "{log}");
+    assert!(
+        logged(
+            &log,
+            "KMS endpoint",
+            "AWS_ENDPOINT_URL_KMS in the environment"
+        ),
+        "{log}"
+    );
+    let log = whoami(&[("AWS_ENDPOINT_URL_STS", moto())], &[]);
+    assert!(
+        logged(&log, "STS endpoint", "AWS_ENDPOINT_URL_STS"),
+        "{log}"
+    );
+}

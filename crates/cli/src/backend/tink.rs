@@ -3,8 +3,8 @@
 //!
 //! Opening the keyset asks KMS to decrypt it with this machine's own credentials: for AWS
 //! the standard chain (environment, `~/.aws` profiles, instance or task role) and the
-//! endpoint from `AWS_ENDPOINT_URL_KMS` / `AWS_ENDPOINT_URL` (aws-config reads both, as the
-//! AWS CLI does); for Google Cloud, Application Default Credentials. From then on the HMAC
+//! endpoint the AWS CLI would use (`AWS_ENDPOINT_URL_KMS`, `AWS_ENDPOINT_URL`, or the
+//! profile's `endpoint_url`), checked before use; for Google Cloud, Application Default Credentials. From then on the HMAC
 //! key is in this process's memory until keyhold exits: the trade-off against PKCS#11 and
 //! TPM keys, which never let it out.
 //!
@@ -60,6 +60,7 @@ fn master_key(args: &KeyArgs) -> Result<MasterKey, CliError> {
     tracing::info!(kek_uri = uri, "setting up the KMS client");
     MasterKey::from_uri_with(uri, args.allow_insecure_http).map_err(|e| match e {
         Error::InvalidKeyUri { .. } => CliError::Usage(format!("--kek-uri: {e}")),
+        Error::KmsEndpointRefused { .. } => CliError::Usage(e.to_string()),
         e => CliError::open(&args.key, e),
     })
 }
@@ -252,9 +253,13 @@ fn diagnose(error: &Error) -> (usize, &'static str) {
             2,
             "give this machine credentials for KMS: for AWS the environment, an ~/.aws profile or an instance/task role; for Google Cloud, Application Default Credentials",
         ),
+        Error::KmsEndpointRefused { .. } => (
+            2,
+            "use an https KMS endpoint, or pass --allow-insecure-http if the network is yours",
+        ),
         Error::KmsUnavailable { .. } => (
             2,
-            "check the network, any proxy, and the KMS endpoint (AWS_ENDPOINT_URL_KMS / AWS_ENDPOINT_URL)",
+            "check the network, any proxy, and the KMS endpoint (AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL, or endpoint_url in the AWS profile)",
         ),
         Error::KmsDenied { .. } => (
             2,
