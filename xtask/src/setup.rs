@@ -7,7 +7,8 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 /// Debian packages: the PKCS#11 and TPM services the end-to-end tests start, their tools,
-/// the headers `tss-esapi` builds against, and the trust store keyhold's https clients use.
+/// the headers `tss-esapi` builds against, the trust store keyhold's https clients use, and
+/// gdb, whose `gcore` lets a test look for copies of a secret in keyhold's memory.
 pub const APT_PACKAGES: &[&str] = &[
     "softhsm2",
     "p11-kit-modules",
@@ -18,6 +19,7 @@ pub const APT_PACKAGES: &[&str] = &[
     "libtss2-dev",
     "pkg-config",
     "ca-certificates",
+    "gdb",
 ];
 
 /// Installs missing Debian packages.

@@ -63,8 +63,9 @@ impl SecretSource {
                 // of the secret for the life of the process.
                 let stdin = std::io::stdin();
                 if stdin.is_terminal() {
-                    eprint!("Secret access key (not shown; end with Enter): ");
+                    // Echo off first: what is typed after the prompt must not show.
                     let echo = terminal::EchoOff::new(&stdin).map_err(io)?;
+                    eprint!("Secret access key (not shown; end with Enter): ");
                     let read = read_fd(&stdin, &mut buffer, true);
                     drop(echo);
                     eprintln!();

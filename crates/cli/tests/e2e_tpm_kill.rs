@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -103,14 +102,6 @@ fn delays(total: Duration, tries: u32) -> impl Iterator<Item = Duration> {
     (0..tries).map(move |i| step * i)
 }
 
-fn temp_files_beside(path: &Path) -> Vec<String> {
-    std::fs::read_dir(path.parent().unwrap())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.contains("keyhold-tmp"))
-        .collect()
-}
-
 #[test]
 fn a_killed_replace_of_a_key_file_leaves_the_old_or_the_new_file() {
     let dir = scratch("tpm-kill-file");
@@ -119,7 +110,7 @@ fn a_killed_replace_of_a_key_file_leaves_the_old_or_the_new_file() {
     import_ok(&key, &wrong_secret(), &[]);
     let total = import_duration(&key, &["--replace"]);
     let mut seen = Vec::new();
-    for (i, delay) in delays(total, 12).enumerate() {
+    for (i, delay) in delays(total, 30).enumerate() {
         let signal = SIGNALS[i % SIGNALS.len()];
         interrupt(&key, &["--replace"], delay, signal);
         let pem = std::fs::read_to_string(&path).unwrap();
@@ -154,7 +145,7 @@ fn a_killed_handle_import_leaves_empty_old_or_new_and_replace_always_recovers() 
     evict(handle);
     let total = import_duration(&key, &[]);
     let mut seen = Vec::new();
-    for (i, delay) in delays(total, 12).enumerate() {
+    for (i, delay) in delays(total, 30).enumerate() {
         let signal = SIGNALS[i % SIGNALS.len()];
         // Half the tries interrupt a first import into an empty handle, half a --replace.
         let replace = i % 2 == 1;

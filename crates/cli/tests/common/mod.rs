@@ -60,7 +60,8 @@ pub fn without_host_credentials(cmd: &mut Command) -> &mut Command {
     cmd
 }
 
-/// The built `keyhold`, with the environment cleared of AWS settings the host may have.
+/// The built `keyhold`, with the environment cleared of AWS settings the host may have and
+/// of the test user's secret (which `cargo xtask` hands the tests, not keyhold).
 pub fn keyhold() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyhold"));
     without_host_credentials(&mut cmd);
@@ -69,6 +70,7 @@ pub fn keyhold() -> Command {
         "AWS_ENDPOINT_URL_STS",
         "AWS_PROFILE",
         "KEYHOLD_KEY",
+        "KEYHOLD_TEST_AWS_SECRET_ACCESS_KEY",
     ] {
         cmd.env_remove(var);
     }
@@ -365,4 +367,28 @@ pub fn wrong_secret() -> String {
     let last = s.pop().unwrap();
     s.push(if last == 'A' { 'B' } else { 'A' });
     s
+}
+
+/// `keyhold sign --key KEY --region us-east-1 --service s3` (the URL and flags to add).
+pub fn sign_s3(key: &str) -> Command {
+    let mut cmd = keyhold();
+    cmd.args([
+        "sign",
+        "--key",
+        key,
+        "--region",
+        "us-east-1",
+        "--service",
+        "s3",
+    ]);
+    cmd
+}
+
+/// The temporary files keyhold left beside `path` (`.NAME.keyhold-tmp.PID.N`).
+pub fn temp_files_beside(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".keyhold-tmp."))
+        .collect()
 }
