@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: runs the criterion benchmarks and prints the ratios the project
 //! promises, each from one run (keyhold and its baseline measured side by side).
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -9,11 +10,11 @@ use anyhow::{Context, bail};
 /// the rows ran in rounds (criterion ids `group/row/1`, `group/row/2`, ...), the ratio is
 /// taken per round and the median reported: see [`per_round`].
 struct Ratio {
-    what: &'static str,
+    what: Cow<'static, str>,
     /// Mean time of the baseline (criterion id `group/name`).
-    baseline: &'static str,
+    baseline: Cow<'static, str>,
     /// Mean time of keyhold.
-    ours: &'static str,
+    ours: Cow<'static, str>,
     /// What `baseline / ours` must be.
     target: Target,
 }
@@ -28,93 +29,93 @@ enum Target {
 
 const SIGV4_RATIOS: &[Ratio] = &[
     Ratio {
-        what: "warm cache GET-vanilla, x aws-sigv4 throughput",
-        baseline: "get-vanilla/aws-sigv4",
-        ours: "get-vanilla/keyhold-warm",
+        what: Cow::Borrowed("warm cache GET-vanilla, x aws-sigv4 throughput"),
+        baseline: Cow::Borrowed("get-vanilla/aws-sigv4"),
+        ours: Cow::Borrowed("get-vanilla/keyhold-warm"),
         target: Target::AtLeast(6.0),
     },
     Ratio {
-        what: "cache off GET-vanilla, x aws-sigv4 throughput",
-        baseline: "get-vanilla/aws-sigv4",
-        ours: "get-vanilla/keyhold-cache-off",
+        what: Cow::Borrowed("cache off GET-vanilla, x aws-sigv4 throughput"),
+        baseline: Cow::Borrowed("get-vanilla/aws-sigv4"),
+        ours: Cow::Borrowed("get-vanilla/keyhold-cache-off"),
         target: Target::AtLeast(3.5),
     },
     Ratio {
-        what: "warm cache time / limit (crypto floor) time",
-        baseline: "get-vanilla/keyhold-warm",
-        ours: "get-vanilla/limit",
+        what: Cow::Borrowed("warm cache time / limit (crypto floor) time"),
+        baseline: Cow::Borrowed("get-vanilla/keyhold-warm"),
+        ours: Cow::Borrowed("get-vanilla/limit"),
         target: Target::AtMost(2.0),
     },
     Ratio {
-        what: "STS POST warm, x aws-sigv4 throughput",
-        baseline: "sts-post/aws-sigv4",
-        ours: "sts-post/keyhold-warm",
-        target: Target::AtLeast(1.0),
-    },
-    Ratio {
-        what: "1 MiB PUT, x plain sha2 throughput",
-        baseline: "put-1mib/sha256-only",
-        ours: "put-1mib/keyhold-warm",
+        what: Cow::Borrowed("1 MiB PUT, x plain sha2 throughput"),
+        baseline: Cow::Borrowed("put-1mib/sha256-only"),
+        ours: Cow::Borrowed("put-1mib/keyhold-warm"),
         target: Target::AtLeast(0.9),
     },
 ];
 
 const PKCS11_RATIOS: &[Ratio] = &[
     Ratio {
-        what: "PKCS#11 cache off, x bare C_Sign loop throughput",
-        baseline: "pkcs11-cache-off/bare-c-sign",
-        ours: "pkcs11-cache-off/keyhold",
+        what: Cow::Borrowed("PKCS#11 cache off, x bare C_Sign loop throughput"),
+        baseline: Cow::Borrowed("pkcs11-cache-off/bare-c-sign"),
+        ours: Cow::Borrowed("pkcs11-cache-off/keyhold"),
         target: Target::AtLeast(0.9),
     },
     Ratio {
-        what: "PKCS#11 cache off, x the same signer on a minimal RootKey (one locked session)",
-        baseline: "pkcs11-cache-off/minimal-root-key",
-        ours: "pkcs11-cache-off/keyhold",
+        what: Cow::Borrowed(
+            "PKCS#11 cache off, x the same signer on a minimal RootKey (one locked session)",
+        ),
+        baseline: Cow::Borrowed("pkcs11-cache-off/minimal-root-key"),
+        ours: Cow::Borrowed("pkcs11-cache-off/keyhold"),
         target: Target::Report,
     },
     Ratio {
-        what: "PKCS#11 cache off on the minimal RootKey, x bare C_Sign loop throughput",
-        baseline: "pkcs11-cache-off/bare-c-sign",
-        ours: "pkcs11-cache-off/minimal-root-key",
+        what: Cow::Borrowed(
+            "PKCS#11 cache off on the minimal RootKey, x bare C_Sign loop throughput",
+        ),
+        baseline: Cow::Borrowed("pkcs11-cache-off/bare-c-sign"),
+        ours: Cow::Borrowed("pkcs11-cache-off/minimal-root-key"),
         target: Target::Report,
     },
     Ratio {
-        what: "PKCS#11 cache off, the signature without setting headers on an http::Request, x bare C_Sign loop",
-        baseline: "pkcs11-cache-off/bare-c-sign",
-        ours: "pkcs11-cache-off/no-http-request",
+        what: Cow::Borrowed(
+            "PKCS#11 cache off, the signature without setting headers on an http::Request, x bare C_Sign loop",
+        ),
+        baseline: Cow::Borrowed("pkcs11-cache-off/bare-c-sign"),
+        ours: Cow::Borrowed("pkcs11-cache-off/no-http-request"),
         target: Target::Report,
     },
     Ratio {
-        what: "PKCS#11 kDate alone, x bare C_Sign loop throughput",
-        baseline: "pkcs11-date-key/bare-c-sign",
-        ours: "pkcs11-date-key/keyhold",
+        what: Cow::Borrowed("PKCS#11 kDate alone, x bare C_Sign loop throughput"),
+        baseline: Cow::Borrowed("pkcs11-date-key/bare-c-sign"),
+        ours: Cow::Borrowed("pkcs11-date-key/keyhold"),
         target: Target::AtLeast(0.9),
     },
     Ratio {
-        what: "PKCS#11 cache on, x software signer throughput",
-        baseline: "pkcs11-cache-on/software",
-        ours: "pkcs11-cache-on/keyhold",
+        what: Cow::Borrowed("PKCS#11 cache on, x software signer throughput"),
+        baseline: Cow::Borrowed("pkcs11-cache-on/software"),
+        ours: Cow::Borrowed("pkcs11-cache-on/keyhold"),
         target: Target::AtLeast(0.9),
     },
 ];
 
 const TPM_RATIOS: &[Ratio] = &[
     Ratio {
-        what: "TPM cache off, x bare tss-esapi HMAC loop throughput",
-        baseline: "tpm-cache-off/bare-tss-esapi-hmac",
-        ours: "tpm-cache-off/keyhold-cleartext",
+        what: Cow::Borrowed("TPM cache off, x bare tss-esapi HMAC loop throughput"),
+        baseline: Cow::Borrowed("tpm-cache-off/bare-tss-esapi-hmac"),
+        ours: Cow::Borrowed("tpm-cache-off/keyhold-cleartext"),
         target: Target::AtLeast(0.9),
     },
     Ratio {
-        what: "TPM cache off, salted encrypted session: time x cleartext session's",
-        baseline: "tpm-salted/keyhold-salted",
-        ours: "tpm-salted/keyhold-cleartext",
+        what: Cow::Borrowed("TPM cache off, salted encrypted session: time x cleartext session's"),
+        baseline: Cow::Borrowed("tpm-salted/keyhold-salted"),
+        ours: Cow::Borrowed("tpm-salted/keyhold-cleartext"),
         target: Target::Report,
     },
     Ratio {
-        what: "TPM cache on, x software signer throughput",
-        baseline: "tpm-cache-on/software-signer",
-        ours: "tpm-cache-on/keyhold-tpm",
+        what: Cow::Borrowed("TPM cache on, x software signer throughput"),
+        baseline: Cow::Borrowed("tpm-cache-on/software-signer"),
+        ours: Cow::Borrowed("tpm-cache-on/keyhold-tpm"),
         target: Target::AtLeast(0.9),
     },
 ];
@@ -127,6 +128,47 @@ struct Suite {
     /// Needs SoftHSM and swtpm running.
     devices: bool,
     ratios: &'static [Ratio],
+    /// Also the two ratios of every request-shape group (`shape-NAME`) the bench made.
+    shapes: bool,
+}
+
+/// The criterion groups of request shapes (`shape-NAME`) in the results.
+fn shape_groups(root: &Path) -> Vec<String> {
+    let dir = super::target_dir(root).join("criterion");
+    let mut groups: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|name| name.starts_with("shape-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    groups.sort();
+    groups
+}
+
+/// Per shape: at least 6x aws-sigv4, and at most twice its crypto floor (issue #17).
+fn shape_ratios(root: &Path) -> Vec<Ratio> {
+    shape_groups(root)
+        .into_iter()
+        .flat_map(|group| {
+            let shape = group.trim_start_matches("shape-").to_owned();
+            [
+                Ratio {
+                    what: format!("{shape}, warm, x aws-sigv4 throughput").into(),
+                    baseline: format!("{group}/aws-sigv4").into(),
+                    ours: format!("{group}/keyhold-warm").into(),
+                    target: Target::AtLeast(6.0),
+                },
+                Ratio {
+                    what: format!("{shape}, warm, time / its crypto floor").into(),
+                    baseline: format!("{group}/keyhold-warm").into(),
+                    ours: format!("{group}/limit").into(),
+                    target: Target::AtMost(2.0),
+                },
+            ]
+        })
+        .collect()
 }
 
 const SUITES: &[Suite] = &[
@@ -136,6 +178,7 @@ const SUITES: &[Suite] = &[
         bench: "sign",
         devices: false,
         ratios: SIGV4_RATIOS,
+        shapes: true,
     },
     Suite {
         name: "pkcs11",
@@ -143,6 +186,7 @@ const SUITES: &[Suite] = &[
         bench: "pkcs11_sign",
         devices: true,
         ratios: PKCS11_RATIOS,
+        shapes: false,
     },
     Suite {
         name: "tpm",
@@ -150,6 +194,7 @@ const SUITES: &[Suite] = &[
         bench: "tpm",
         devices: true,
         ratios: TPM_RATIOS,
+        shapes: false,
     },
 ];
 
@@ -185,14 +230,20 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         if criterion.is_empty() {
             // A whole run: clear the suite's old results, so that no round from an earlier
             // run (with more rounds, say) is counted with this run's.
-            for r in suite.ratios {
-                for id in [r.baseline, r.ours] {
-                    let group = id.split('/').next().unwrap_or(id);
-                    let dir = super::target_dir(root).join("criterion").join(group);
-                    if dir.exists() {
-                        std::fs::remove_dir_all(&dir)
-                            .with_context(|| format!("clearing {}", dir.display()))?;
-                    }
+            let mut groups: Vec<String> = suite
+                .ratios
+                .iter()
+                .flat_map(|r| [&r.baseline, &r.ours])
+                .map(|id| id.split('/').next().unwrap_or(id).to_owned())
+                .collect();
+            if suite.shapes {
+                groups.extend(shape_groups(root));
+            }
+            for group in groups {
+                let dir = super::target_dir(root).join("criterion").join(group);
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir)
+                        .with_context(|| format!("clearing {}", dir.display()))?;
                 }
             }
         }
@@ -208,7 +259,15 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         )?;
     }
     drop(services);
-    let ratios: Vec<&Ratio> = chosen.iter().flat_map(|s| s.ratios).collect();
+    let shapes = match chosen.iter().any(|s| s.shapes) {
+        true => shape_ratios(root),
+        false => Vec::new(),
+    };
+    let ratios: Vec<&Ratio> = chosen
+        .iter()
+        .flat_map(|s| s.ratios)
+        .chain(&shapes)
+        .collect();
     print_table(root, &ratios)
 }
 
@@ -217,7 +276,7 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
 /// the machine's speed over a run cancels within a round (and the median drops the rounds it
 /// spoiled).
 fn per_round(root: &Path, r: &Ratio) -> anyhow::Result<Vec<f64>> {
-    let dir = super::target_dir(root).join("criterion").join(r.baseline);
+    let dir = super::target_dir(root).join("criterion").join(&*r.baseline);
     let mut rounds: Vec<u32> = std::fs::read_dir(&dir)
         .map(|entries| {
             entries
@@ -226,7 +285,7 @@ fn per_round(root: &Path, r: &Ratio) -> anyhow::Result<Vec<f64>> {
         })
         .unwrap_or_default();
     if rounds.is_empty() {
-        return Ok(vec![mean_ns(root, r.baseline)? / mean_ns(root, r.ours)?]);
+        return Ok(vec![mean_ns(root, &r.baseline)? / mean_ns(root, &r.ours)?]);
     }
     rounds.sort_unstable();
     rounds

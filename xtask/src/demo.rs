@@ -42,18 +42,18 @@ pub fn run() -> anyhow::Result<()> {
         keyhold,
         env: env.clone(),
         dir: root.join("target/xtask/demo"),
-        moto: get("KEYHOLD_TEST_MOTO_ENDPOINT")?,
-        python_bin: PathBuf::from(get("KEYHOLD_TEST_PYTHON_BIN")?),
+        moto: get(test_support::env::MOTO_ENDPOINT)?,
+        python_bin: PathBuf::from(get(test_support::env::PYTHON_BIN)?),
     };
     if demo.dir.exists() {
         std::fs::remove_dir_all(&demo.dir)?;
     }
     std::fs::create_dir_all(&demo.dir)?;
-    let access_key_id = get("KEYHOLD_TEST_AWS_ACCESS_KEY_ID")?;
-    let secret = get("KEYHOLD_TEST_AWS_SECRET_ACCESS_KEY")?;
-    let role_arn = get("KEYHOLD_TEST_ROLE_ARN")?;
-    let user_arn = get("KEYHOLD_TEST_USER_ARN")?;
-    let tcti = get("KEYHOLD_TEST_TPM_TCTI")?;
+    let access_key_id = get(test_support::env::AWS_ACCESS_KEY_ID)?;
+    let secret = get(test_support::env::AWS_SECRET_ACCESS_KEY)?;
+    let role_arn = get(test_support::env::ROLE_ARN)?;
+    let user_arn = get(test_support::env::USER_ARN)?;
+    let tcti = get(test_support::env::TPM_TCTI)?;
 
     say(
         "The setup",
@@ -69,7 +69,7 @@ pub fn run() -> anyhow::Result<()> {
     demo.softhsm_token()?;
     let pin_file = demo.dir.join("pin");
     std::fs::write(&pin_file, USER_PIN)?;
-    let module = get("KEYHOLD_TEST_PKCS11_MODULE")?;
+    let module = get(test_support::env::PKCS11_MODULE)?;
     let pkcs11_key = format!(
         "pkcs11:token={TOKEN};object=aws?module-path={module}&pin-source=file:{}",
         pin_file.display()

@@ -1,5 +1,8 @@
-//! The tidy test: every Rust file starts with a `//!` doc saying what it is for, and no
-//! secret-looking literal appears outside tests and test data.
+//! The tidy test: every Rust file starts with a `//!` doc saying what it is for, no
+//! secret-looking literal appears outside tests and test data, no file grows past 600 lines,
+//! and no test reaches into another crate's files with `#[path = "../..`: what tests share
+//! lives in `crates/test-support`. The two lists of files allowed to break the last two
+//! rules only shrink.
 
 use std::path::{Path, PathBuf};
 
@@ -124,4 +127,75 @@ fn the_detector_detects() {
     assert!(secret_like(&marker, "const END: &str = \"-----END\";").is_none());
     assert!(secret_like("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "").is_none());
     assert!(secret_like("fn main() { let a_perfectly_normal_identifier = 1; }", "").is_none());
+}
+
+/// Files over [`MAX_LINES`] that are still to be split. Only shrinks: a file that gets back
+/// under the limit must leave the list (the test says so).
+const LONG_FILES: &[&str] = &[
+    "crates/backend-tpm/src/tpm.rs",
+    "crates/cli/tests/e2e_hardening_cli.rs",
+    "crates/cli/tests/e2e_tink_cli.rs",
+    "crates/sigv4-core/src/signer.rs",
+    "crates/sigv4-core/src/testing.rs",
+    "crates/sts-client/src/response.rs",
+];
+
+/// The longest a Rust file may be: past it, a reader loses the thread.
+const MAX_LINES: usize = 600;
+
+/// Files that still include another crate's files by path. Only shrinks.
+const PATH_INCLUDES: &[&str] = &[
+    "crates/sdk-credentials/tests/common/mod.rs",
+    "crates/sdk-credentials/tests/e2e_pkcs11.rs",
+    "crates/sdk-credentials/tests/provider_local.rs",
+];
+
+/// Each workspace Rust file, as a path relative to the root, with its text.
+fn workspace_files() -> Vec<(String, String)> {
+    let root = super::workspace_root();
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    files
+        .into_iter()
+        .map(|f| {
+            let relative = f.strip_prefix(&root).unwrap_or(&f).display().to_string();
+            (relative, std::fs::read_to_string(&f).unwrap_or_default())
+        })
+        .collect()
+}
+
+#[test]
+fn no_file_over_600_lines_and_the_exceptions_only_shrink() {
+    let mut too_long = Vec::new();
+    for (path, text) in workspace_files() {
+        let lines = text.lines().count();
+        match (lines > MAX_LINES, LONG_FILES.contains(&path.as_str())) {
+            (true, false) => too_long.push(format!("{path}: {lines} lines (split it)")),
+            (false, true) => too_long.push(format!(
+                "{path}: {lines} lines, under the limit now: remove it from LONG_FILES"
+            )),
+            _ => {}
+        }
+    }
+    assert!(too_long.is_empty(), "{}", too_long.join("\n"));
+}
+
+#[test]
+fn no_new_includes_of_other_crates_files() {
+    let mut found = Vec::new();
+    for (path, text) in workspace_files() {
+        let includes = text
+            .lines()
+            .any(|l| l.trim_start().starts_with("#[path = \"../.."));
+        match (includes, PATH_INCLUDES.contains(&path.as_str())) {
+            (true, false) => found.push(format!(
+                "{path}: #[path = \"../..\"] reaches into another crate; share it through crates/test-support"
+            )),
+            (false, true) => found.push(format!(
+                "{path}: no longer includes by path: remove it from PATH_INCLUDES"
+            )),
+            _ => {}
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
 }

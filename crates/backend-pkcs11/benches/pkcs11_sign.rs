@@ -14,7 +14,7 @@
 //! - `pkcs11-date-key`: `RootKey::date_key` alone (pool checkout, C_Sign, checkin) against the
 //!   bare loop, to show what the pool costs.
 //!
-//! Every group runs in rounds (see sigv4-core's `benches/rounds`), all groups in turn within
+//! Every group runs in rounds (see `test_support::rounds`), all groups in turn within
 //! a round; `cargo xtask bench` takes each ratio per round and reports the median.
 //!
 //! Needs SoftHSM like the e2e tests: `SOFTHSM2_CONF` (a private token directory) and
@@ -23,8 +23,6 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
-#[path = "../../sigv4-core/benches/rounds/mod.rs"]
-mod rounds;
 
 use std::hint::black_box;
 use std::sync::Mutex;
@@ -35,12 +33,12 @@ use criterion::{BatchSize, Bencher, Criterion, criterion_group, criterion_main};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
-use rounds::{ROUNDS, plain, round, three_seconds};
 use secrecy::SecretString;
 use sigv4_core::{
     CachePolicy, DateKey, DateStamp, KeyError, Payload, RootKey, SignableRequest, Signer,
     SigningOutput, SigningParams, SoftwareRootKey,
 };
+use test_support::rounds::{ROUNDS, plain, round, three_seconds};
 
 const UNIX_TIME: i64 = 1_440_938_160; // 2015-08-30T12:36:00Z, the suite's time
 
@@ -64,7 +62,12 @@ fn sign(signer: &Signer, request: &mut http::Request<Vec<u8>>) {
 fn sign_without_request(signer: &Signer, parts: &http::request::Parts) -> SigningOutput {
     let request = SignableRequest::from_http(parts);
     signer
-        .sign_signable(&request, Payload::Bytes(b""), &params(), None)
+        .sign_signable(
+            &request,
+            Payload::Bytes(b""),
+            &params(),
+            sigv4_core::SignatureLocation::Headers,
+        )
         .expect("sign")
 }
 

@@ -15,7 +15,8 @@ use proptest::test_runner::{Config, TestRunner};
 use secrecy::SecretString;
 use sigv4_core::testing::{SuiteCase, arb_request};
 use sigv4_core::{
-    CachePolicy, DateStamp, Payload, RootKey, Signer, SigningParams, SoftwareRootKey,
+    CachePolicy, DateStamp, Payload, RootKey, SignatureLocation, Signer, SigningParams,
+    SoftwareRootKey,
 };
 
 fn open(token: &TestToken, object: &str) -> Pkcs11RootKey {
@@ -60,9 +61,14 @@ fn check_suite_case(name: &str) {
     assert_eq!(key.access_key_id(), context.access_key_id);
     let device = context.signer_with(key, CachePolicy::Off);
     let software = context.signer();
-    for (mode, presign) in [
-        ("header", None),
-        ("query", Some(Duration::from_secs(context.expires_in))),
+    for (mode, location) in [
+        ("header", SignatureLocation::Headers),
+        (
+            "query",
+            SignatureLocation::QueryParams {
+                expires_in: Duration::from_secs(context.expires_in),
+            },
+        ),
     ] {
         let sign = |signer: &Signer| {
             signer
@@ -70,7 +76,7 @@ fn check_suite_case(name: &str) {
                     &case.request.signable(),
                     Payload::Bytes(&case.request.body),
                     &context.params(),
-                    presign,
+                    location,
                 )
                 .unwrap()
         };

@@ -17,7 +17,7 @@ use sigv4_core::{DateStamp, RootKey, SoftwareRootKey};
 
 /// Runs the interop script with `args`, `stdin`, and moto's endpoint and credentials.
 fn python(moto: &Moto, args: &[&str], stdin: &[u8]) -> String {
-    let bin = std::env::var_os("KEYHOLD_TEST_PYTHON_BIN").unwrap_or_else(|| {
+    let bin = std::env::var_os(test_support::env::PYTHON_BIN).unwrap_or_else(|| {
         panic!(
             "KEYHOLD_TEST_PYTHON_BIN is not set: run the Python Tink tests through \
              `cargo xtask e2e`, which creates the virtualenv with PyPI tink"

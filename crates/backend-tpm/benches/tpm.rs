@@ -10,16 +10,13 @@
 //! - `tpm-cache-on/software-signer` and `tpm-cache-on/keyhold-tpm`: warm per-scope cache,
 //!   the TPM key against the software key.
 //!
-//! The cache-off and cache-on groups run in rounds (see sigv4-core's `benches/rounds`);
+//! The cache-off and cache-on groups run in rounds (see `test_support::rounds`);
 //! `cargo xtask bench` takes each ratio per round and reports the median.
 //!
 //! Needs `KEYHOLD_TEST_TPM_TCTI` (swtpm started by `cargo xtask`, or by hand:
 //! `swtpm socket --tpm2 --tpmstate dir=D --server type=tcp,port=P --ctrl type=tcp,port=P+1
 //! --flags not-need-init,startup-clear` and `KEYHOLD_TEST_TPM_TCTI=swtpm:host=127.0.0.1,port=P`).
 //! Only one client at a time: each row's connection is closed before the next row starts.
-
-#[path = "../../sigv4-core/benches/rounds/mod.rs"]
-mod rounds;
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -33,8 +30,8 @@ use backend_tpm::tss_esapi::{
 };
 use backend_tpm::{ImportOptions, KeyAuth, SessionEncryption, Tpm, TpmRootKey};
 use criterion::{BatchSize, Bencher, BenchmarkId, Criterion, criterion_group, criterion_main};
-use rounds::{Group, ROUNDS, plain, round, three_seconds};
 use sigv4_core::{CachePolicy, RootSecret, Signer, SigningParams, SoftwareRootKey};
+use test_support::rounds::{Group, ROUNDS, plain, round, three_seconds};
 use zeroize::Zeroizing;
 
 const AKID: &str = "AKIDEXAMPLE";
@@ -43,7 +40,7 @@ const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 const UNIX_TIME: i64 = 1_440_938_160; // 2015-08-30T12:36:00Z
 
 fn tcti() -> String {
-    std::env::var("KEYHOLD_TEST_TPM_TCTI").unwrap_or_else(|_| {
+    std::env::var(test_support::env::TPM_TCTI).unwrap_or_else(|_| {
         panic!("KEYHOLD_TEST_TPM_TCTI is not set: run `cargo xtask bench`, which starts swtpm")
     })
 }

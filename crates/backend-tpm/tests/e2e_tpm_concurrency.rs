@@ -59,8 +59,10 @@ fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
 /// Kills the main swtpm with SIGKILL and starts it again on the same state and ports, the
 /// way xtask's swtpm service starts it (but as a daemon; xtask stops it by its control port).
 fn kill_and_restart_swtpm() {
-    let state = env("KEYHOLD_TEST_TPM_STATE");
-    let port: u16 = env("KEYHOLD_TEST_TPM_PORT").parse().expect("port number");
+    let state = env(test_support::env::TPM_STATE);
+    let port: u16 = env(test_support::env::TPM_PORT)
+        .parse()
+        .expect("port number");
     let pid_file = format!("{state}/swtpm.pid");
     let pid = std::fs::read_to_string(&pid_file).expect("swtpm pid file");
     let status = Command::new("kill")

@@ -37,7 +37,7 @@ fn suite_vanilla_cases_sign_identically_through_the_tpm() {
                 &case.request.signable(),
                 Payload::Bytes(&case.request.body),
                 &context.params(),
-                None,
+                sigv4_core::SignatureLocation::Headers,
             )
             .expect("sign");
         assert_eq!(

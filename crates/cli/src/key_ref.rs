@@ -274,6 +274,40 @@ impl fmt::Debug for KeyRef {
 mod tests {
     use super::*;
 
+    /// The `--key` fuzz target (see `test-support`'s `fuzz`): parsing never panics, and a
+    /// reference that parses prints as one that parses to the same text.
+    #[test]
+    fn fuzz_key_references() {
+        let dictionary: &[&[u8]] = &[
+            b"pkcs11:",
+            b"tpm:",
+            b"tink:",
+            b"file=",
+            b"handle=",
+            b"0x",
+            b"81000001",
+            b"%",
+            b";",
+            b"?",
+            b"&",
+            b"=",
+            b"pin-value=",
+            b"pin-source=file:",
+            b"module-path=",
+        ];
+        let runs = test_support::fuzz::runs(20_000);
+        test_support::fuzz::run("key-ref", 0x5eed_0006, runs, dictionary, |input| {
+            let text = String::from_utf8_lossy(input);
+            if let Ok(key) = text.parse::<KeyRef>() {
+                let printed = key.to_string();
+                let again: KeyRef = printed.parse().unwrap_or_else(|e| {
+                    panic!("{text:?} printed as {printed:?}, which fails: {e}")
+                });
+                assert_eq!(again.to_string(), printed, "{text:?}");
+            }
+        });
+    }
+
     #[test]
     fn unknown_prefixes_say_what_is_accepted() {
         let err = "aws:foo".parse::<KeyRef>().unwrap_err().to_string();

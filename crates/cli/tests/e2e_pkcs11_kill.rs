@@ -115,7 +115,7 @@ fn objects_labelled(key: &str, kind: &str, label: &str) -> usize {
     )
     .unwrap();
     let out = Command::new("pkcs11-tool")
-        .args(["--module", &env("KEYHOLD_TEST_PKCS11_MODULE")])
+        .args(["--module", &env(test_support::env::PKCS11_MODULE)])
         .args(["--token-label", uri.token.as_deref().unwrap()])
         .args([
             "--login",

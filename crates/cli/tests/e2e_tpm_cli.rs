@@ -8,7 +8,7 @@ mod common;
 use common::*;
 
 fn tcti() -> String {
-    env("KEYHOLD_TEST_TPM_TCTI")
+    env(test_support::env::TPM_TCTI)
 }
 
 fn key_file(dir: &std::path::Path, name: &str) -> String {

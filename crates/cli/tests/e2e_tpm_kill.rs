@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn tcti() -> String {
-    env("KEYHOLD_TEST_TPM_TCTI")
+    env(test_support::env::TPM_TCTI)
 }
 
 /// What a key file or handle holds after an interrupted import.

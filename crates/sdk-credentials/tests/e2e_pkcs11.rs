@@ -19,8 +19,8 @@ fn token_key() -> Pkcs11RootKey {
     let token = pkcs11::TestToken::new("sdk");
     let uri = token.import(
         "aws",
-        &env("KEYHOLD_TEST_AWS_SECRET_ACCESS_KEY"),
-        &env("KEYHOLD_TEST_AWS_ACCESS_KEY_ID"),
+        &env(test_support::env::AWS_SECRET_ACCESS_KEY),
+        &env(test_support::env::AWS_ACCESS_KEY_ID),
     );
     Pkcs11RootKey::open_with(
         &uri,
@@ -32,6 +32,9 @@ fn token_key() -> Pkcs11RootKey {
 #[tokio::test(flavor = "multi_thread")]
 async fn pkcs11_key_signs_sts_and_sdk_requests() {
     let key = tokio::task::spawn_blocking(token_key).await.unwrap();
-    assert_eq!(key.access_key_id(), env("KEYHOLD_TEST_AWS_ACCESS_KEY_ID"));
+    assert_eq!(
+        key.access_key_id(),
+        env(test_support::env::AWS_ACCESS_KEY_ID)
+    );
     backend_scenario("pkcs11", Arc::new(key)).await;
 }

@@ -14,7 +14,7 @@ use sts_client::GetSessionToken;
 
 fn software_key() -> Arc<SoftwareRootKey> {
     Arc::new(SoftwareRootKey::from_secret_access_key(&env(
-        "KEYHOLD_TEST_AWS_SECRET_ACCESS_KEY",
+        test_support::env::AWS_SECRET_ACCESS_KEY,
     )))
 }
 
@@ -27,7 +27,7 @@ async fn software_key_signs_sts_and_sdk_requests() {
 /// the signed request is accepted and the reply reaches the SDK as credentials.
 #[tokio::test(flavor = "multi_thread")]
 async fn session_token_provider_yields_parsed_credentials() {
-    let akid = env("KEYHOLD_TEST_AWS_ACCESS_KEY_ID");
+    let akid = env(test_support::env::AWS_ACCESS_KEY_ID);
     let provider = StsCredentialsProvider::session_token(
         moto_client(&akid, software_key()),
         GetSessionToken::new().duration(std::time::Duration::from_secs(900)),
@@ -43,7 +43,7 @@ async fn session_token_provider_yields_parsed_credentials() {
 /// successful listings above were verified signatures, not an open door.
 #[tokio::test(flavor = "multi_thread")]
 async fn direct_signing_with_a_wrong_secret_is_refused() {
-    let akid = env("KEYHOLD_TEST_AWS_ACCESS_KEY_ID");
+    let akid = env(test_support::env::AWS_ACCESS_KEY_ID);
     let wrong = Arc::new(SoftwareRootKey::from_secret_access_key(
         "not-the-secret-of-this-key",
     ));

@@ -15,8 +15,8 @@ use zeroize::Zeroizing;
 /// The test user's credentials, for the KMS calls (the machine's own identity).
 fn kms_credentials() -> aws_credential_types::Credentials {
     aws_credential_types::Credentials::new(
-        env("KEYHOLD_TEST_AWS_ACCESS_KEY_ID"),
-        env("KEYHOLD_TEST_AWS_SECRET_ACCESS_KEY"),
+        env(test_support::env::AWS_ACCESS_KEY_ID),
+        env(test_support::env::AWS_SECRET_ACCESS_KEY),
         None,
         None,
         "keyhold-tests",
@@ -53,7 +53,7 @@ async fn tink_key_signs_sts_and_sdk_requests() {
     let key_uri = create_kms_key().await;
     let key = tokio::task::spawn_blocking(move || {
         let secret = RootSecret::from_secret_access_key(Zeroizing::new(
-            env("KEYHOLD_TEST_AWS_SECRET_ACCESS_KEY").into_bytes(),
+            env(test_support::env::AWS_SECRET_ACCESS_KEY).into_bytes(),
         ));
         let json = create_keyset(&secret, &master_key(&key_uri)).expect("create the keyset");
         drop(secret);

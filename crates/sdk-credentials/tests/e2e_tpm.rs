@@ -12,14 +12,14 @@ use sigv4_core::RootSecret;
 use zeroize::Zeroizing;
 
 fn tpm_key() -> TpmRootKey {
-    let tpm = Tpm::connect(Some(&env("KEYHOLD_TEST_TPM_TCTI"))).expect("connect to swtpm");
+    let tpm = Tpm::connect(Some(&env(test_support::env::TPM_TCTI))).expect("connect to swtpm");
     let secret = RootSecret::from_secret_access_key(Zeroizing::new(
-        env("KEYHOLD_TEST_AWS_SECRET_ACCESS_KEY").into_bytes(),
+        env(test_support::env::AWS_SECRET_ACCESS_KEY).into_bytes(),
     ));
     let imported = tpm
         .import(
             &secret,
-            &ImportOptions::new(env("KEYHOLD_TEST_AWS_ACCESS_KEY_ID")),
+            &ImportOptions::new(env(test_support::env::AWS_ACCESS_KEY_ID)),
         )
         .expect("import into the TPM");
     tpm.load_key_file(&imported.key_file, KeyAuth::none())

@@ -1,20 +1,28 @@
 //! Signing speed, keyhold against aws-sigv4 in the same run, plus the two floors: the
 //! irreducible crypto of one signature ("limit") and plain SHA-256 over a 1 MiB body.
 //!
-//! Every group runs in rounds (see `rounds`); `cargo xtask bench` prints the ratios the
+//! Besides get-vanilla (with the cache off too) and a 1 MiB PUT, every request shape of
+//! `sigv4_core::testing::shapes` is a group `shape-NAME` with three rows: keyhold (warm
+//! cache), aws-sigv4 (its identity built once, outside the timed loop, as an SDK does), and
+//! that shape's crypto floor: SHA-256 of the body when it is signed, SHA-256 of the
+//! canonical request, one HMAC with a derived key.
+//!
+//! Every group runs in rounds (see `test_support::rounds`); `cargo xtask bench` prints the ratios the
 //! README quotes.
-
-mod rounds;
 
 use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation,
+    SigningSettings, UriPathNormalizationMode, sign,
+};
 use criterion::{BatchSize, Bencher, Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, Mac};
-use rounds::{Group, ROUNDS, plain, round, three_seconds};
 use sha2::{Digest, Sha256};
+use sigv4_core::testing::{SHAPE_SESSION_TOKEN, Shape, shapes};
 use sigv4_core::{CachePolicy, Signer, SigningParams, SoftwareRootKey};
+use test_support::rounds::{Group, ROUNDS, plain, round, three_seconds};
 
 const AKID: &str = "AKIDEXAMPLE";
 // The public example secret of AWS's documentation and test suite.
@@ -24,17 +32,6 @@ const UNIX_TIME: u64 = 1_440_938_160; // 2015-08-30T12:36:00Z, the suite's time
 fn get_vanilla() -> http::Request<Vec<u8>> {
     http::Request::get("https://example.amazonaws.com/")
         .body(Vec::new())
-        .expect("request")
-}
-
-fn sts_post() -> http::Request<Vec<u8>> {
-    http::Request::post("https://sts.us-east-1.amazonaws.com/")
-        .header(
-            "content-type",
-            "application/x-www-form-urlencoded; charset=utf-8",
-        )
-        .header("user-agent", "keyhold-bench")
-        .body(b"Action=GetCallerIdentity&Version=2011-06-15".to_vec())
         .expect("request")
 }
 
@@ -59,36 +56,24 @@ fn keyhold_sign(signer: &Signer, service: &str, request: &mut http::Request<Vec<
     signer.sign_request(request, &params).expect("sign");
 }
 
-fn aws_sign(service: &str, request: &mut http::Request<Vec<u8>>) {
-    let identity = aws_credential_types::Credentials::new(AKID, SECRET, None, None, "bench").into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name(service)
-        .time(SystemTime::UNIX_EPOCH + Duration::from_secs(UNIX_TIME))
-        .settings(SigningSettings::default())
-        .build()
-        .expect("params")
-        .into();
-    let headers = request
-        .headers()
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.to_str().expect("ascii")));
-    let signable = SignableRequest::new(
-        request.method().as_str(),
-        request.uri().to_string(),
-        headers,
-        SignableBody::Bytes(request.body()),
-    )
-    .expect("signable");
-    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
-    instructions.apply_to_request_http1x(request);
+/// The identity aws-sigv4 signs with, built once per row (as an SDK does), not per call.
+fn aws_identity() -> aws_smithy_runtime_api::client::identity::Identity {
+    aws_credential_types::Credentials::new(AKID, SECRET, None, None, "bench").into()
+}
+
+fn aws_sign(
+    identity: &aws_smithy_runtime_api::client::identity::Identity,
+    service: &'static str,
+    request: &mut http::Request<Vec<u8>>,
+) {
+    aws_sign_with(identity, service, &AwsOptions::default(), request);
 }
 
 fn bench_get_vanilla(c: &mut Criterion) {
     let warm = signer(CachePolicy::PerScope);
     keyhold_sign(&warm, "service", &mut get_vanilla());
     let off = signer(CachePolicy::Off);
+    let identity = aws_identity();
     let mut warm_row = |b: &mut Bencher<'_>| {
         b.iter_batched_ref(
             get_vanilla,
@@ -106,7 +91,7 @@ fn bench_get_vanilla(c: &mut Criterion) {
     let mut aws_row = |b: &mut Bencher<'_>| {
         b.iter_batched_ref(
             get_vanilla,
-            |r| aws_sign("service", r),
+            |r| aws_sign(&identity, "service", r),
             BatchSize::SmallInput,
         )
     };
@@ -120,7 +105,7 @@ fn bench_get_vanilla(c: &mut Criterion) {
                 .at(time::OffsetDateTime::from_unix_timestamp(UNIX_TIME as i64).expect("time")),
         )
         .expect("sign");
-    let canonical = out.canonical_request().as_bytes().to_vec();
+    let canonical = out.canonical_request().to_bytes();
     let string_to_sign = out.string_to_sign().to_string().into_bytes();
     let key = [7u8; 32];
     let mut limit_row = |b: &mut Bencher<'_>| {
@@ -147,37 +132,140 @@ fn bench_get_vanilla(c: &mut Criterion) {
     }
 }
 
-fn bench_sts_post(c: &mut Criterion) {
-    let warm = signer(CachePolicy::PerScope);
-    keyhold_sign(&warm, "sts", &mut sts_post());
-    let mut warm_row = |b: &mut Bencher<'_>| {
-        b.iter_batched_ref(
-            sts_post,
-            |r| keyhold_sign(&warm, "sts", r),
-            BatchSize::SmallInput,
-        )
+/// How aws-sigv4 signs: as a shape says (S3 settings, presigned, unsigned payload).
+#[derive(Default)]
+struct AwsOptions {
+    s3: bool,
+    presign_secs: Option<u64>,
+    unsigned_payload: bool,
+}
+
+/// aws-sigv4 signing `request` in place as `shape` says, with an identity built once.
+fn aws_sign_shape(
+    shape: &Shape,
+    identity: &aws_smithy_runtime_api::client::identity::Identity,
+    request: &mut http::Request<Vec<u8>>,
+) {
+    let options = AwsOptions {
+        s3: shape.s3,
+        presign_secs: shape.presign_secs,
+        unsigned_payload: shape.unsigned_payload,
     };
-    let mut aws_row = |b: &mut Bencher<'_>| {
-        b.iter_batched_ref(sts_post, |r| aws_sign("sts", r), BatchSize::SmallInput)
-    };
-    for n in 1..=ROUNDS {
-        round(
-            c,
-            "sts-post",
-            n,
-            three_seconds,
-            &mut [
-                ("keyhold-warm", &mut plain(&mut warm_row)),
-                ("aws-sigv4", &mut plain(&mut aws_row)),
-            ],
-        );
+    aws_sign_with(identity, shape.service, &options, request);
+}
+
+fn aws_sign_with(
+    identity: &aws_smithy_runtime_api::client::identity::Identity,
+    service: &str,
+    shape: &AwsOptions,
+    request: &mut http::Request<Vec<u8>>,
+) {
+    let mut settings = SigningSettings::default();
+    if shape.s3 {
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
     }
+    if let Some(secs) = shape.presign_secs {
+        settings.signature_location = SignatureLocation::QueryParams;
+        settings.expires_in = Some(Duration::from_secs(secs));
+    }
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(identity)
+        .region("us-east-1")
+        .name(service)
+        .time(SystemTime::UNIX_EPOCH + Duration::from_secs(UNIX_TIME))
+        .settings(settings)
+        .build()
+        .expect("params")
+        .into();
+    let headers = request
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.to_str().expect("ascii")));
+    let body = match shape.unsigned_payload {
+        true => SignableBody::UnsignedPayload,
+        false => SignableBody::Bytes(request.body()),
+    };
+    let signable = SignableRequest::new(
+        request.method().as_str(),
+        request.uri().to_string(),
+        headers,
+        body,
+    )
+    .expect("signable");
+    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
+    instructions.apply_to_request_http1x(request);
+}
+
+fn bench_shapes(c: &mut Criterion) {
+    let time = time::OffsetDateTime::from_unix_timestamp(UNIX_TIME as i64).expect("time");
+    for shape in shapes() {
+        let fresh = || shape.request.to_http();
+        let warm = shape.signer(CachePolicy::PerScope);
+        let out = shape.sign(&warm, &mut fresh(), time);
+        let token = shape.session_token.then(|| SHAPE_SESSION_TOKEN.to_owned());
+        let identity =
+            aws_credential_types::Credentials::new(AKID, SECRET, token, None, "bench").into();
+        let mut warm_row = |b: &mut Bencher<'_>| {
+            b.iter_batched_ref(
+                fresh,
+                |r| {
+                    shape.sign(&warm, r, time);
+                },
+                BatchSize::SmallInput,
+            )
+        };
+        let mut aws_row = |b: &mut Bencher<'_>| {
+            b.iter_batched_ref(
+                fresh,
+                |r| aws_sign_shape(&shape, &identity, r),
+                BatchSize::SmallInput,
+            )
+        };
+        // The floor, on this shape's real inputs.
+        let body = (!shape.unsigned_payload).then(|| shape.request.body.clone());
+        let canonical = out.canonical_request().to_bytes();
+        let string_to_sign = out.string_to_sign().to_bytes();
+        let key = [7u8; 32];
+        let mut limit_row = |b: &mut Bencher<'_>| {
+            b.iter(|| {
+                let body_hash = body.as_ref().map(|body| Sha256::digest(black_box(body)));
+                let digest = Sha256::digest(black_box(&canonical));
+                let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("key");
+                mac.update(black_box(&string_to_sign));
+                (body_hash, digest, mac.finalize().into_bytes())
+            })
+        };
+        let group = format!("shape-{}", shape.name);
+        for n in 1..=ROUNDS {
+            round(
+                c,
+                &group,
+                n,
+                short_rows,
+                &mut [
+                    ("keyhold-warm", &mut plain(&mut warm_row)),
+                    ("aws-sigv4", &mut plain(&mut aws_row)),
+                    ("limit", &mut plain(&mut limit_row)),
+                ],
+            );
+        }
+    }
+}
+
+/// Shapes are many: half a second of warm-up, a second and a half per row and round.
+fn short_rows(group: &mut Group<'_>) {
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_millis(1500));
 }
 
 fn bench_put_1mib(c: &mut Criterion) {
     let warm = signer(CachePolicy::PerScope);
     keyhold_sign(&warm, "s3", &mut put_1mib());
     let body = put_1mib().into_body();
+    let identity = aws_identity();
     let mut warm_row = |b: &mut Bencher<'_>| {
         b.iter_batched_ref(
             put_1mib,
@@ -186,7 +274,11 @@ fn bench_put_1mib(c: &mut Criterion) {
         )
     };
     let mut aws_row = |b: &mut Bencher<'_>| {
-        b.iter_batched_ref(put_1mib, |r| aws_sign("s3", r), BatchSize::LargeInput)
+        b.iter_batched_ref(
+            put_1mib,
+            |r| aws_sign(&identity, "s3", r),
+            BatchSize::LargeInput,
+        )
     };
     let mut sha_row = |b: &mut Bencher<'_>| b.iter(|| Sha256::digest(black_box(&body)));
     let configure = |group: &mut Group<'_>| {
@@ -209,5 +301,5 @@ fn bench_put_1mib(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_get_vanilla, bench_sts_post, bench_put_1mib);
+criterion_group!(benches, bench_get_vanilla, bench_shapes, bench_put_1mib);
 criterion_main!(benches);

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use crate::hmac256::HmacKey;
 use crate::key::DateStamp;
+use crate::stages::Scope;
 
 /// Whether the signer caches derived keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -19,25 +20,26 @@ pub enum CachePolicy {
     Off,
 }
 
-/// `kSigning`, kept as its HMAC pad states: zeroized on drop (including eviction), never
-/// printed.
+/// `kSigning` for its scope, kept as its HMAC pad states: zeroized on drop (including
+/// eviction), never printed. Cloning shares the scope's names (no allocation).
 #[derive(Clone)]
-pub(crate) struct SigningKey(pub(crate) HmacKey);
+pub(crate) struct SigningKey {
+    pub(crate) key: HmacKey,
+    pub(crate) scope: Scope,
+}
 
 struct Entry {
     access_key_id: String,
-    date: DateStamp,
-    region: String,
-    service: String,
     key: SigningKey,
     last_used: u64,
 }
 
 impl Entry {
     fn matches(&self, access_key_id: &str, date: &DateStamp, region: &str, service: &str) -> bool {
-        self.date == *date
-            && self.region == region
-            && self.service == service
+        let scope = &self.key.scope;
+        scope.date() == date
+            && scope.region() == region
+            && scope.service() == service
             && self.access_key_id == access_key_id
     }
 }
@@ -63,7 +65,7 @@ impl State {
     /// (a `kSigning` still signs requests, presigned URLs among them, dated its day).
     fn move_to(&mut self, date: &DateStamp) {
         if self.newest.is_none_or(|newest| *date > newest) {
-            self.entries.retain(|e| e.date >= *date);
+            self.entries.retain(|e| e.key.scope.date() >= date);
             self.newest = Some(*date);
         }
     }
@@ -121,14 +123,9 @@ impl DerivedKeyCache {
         Some(entry.key.clone())
     }
 
-    pub(crate) fn insert(
-        &self,
-        access_key_id: &str,
-        date: &DateStamp,
-        region: &str,
-        service: &str,
-        key: &SigningKey,
-    ) {
+    pub(crate) fn insert(&self, access_key_id: &str, key: &SigningKey) {
+        let scope = &key.scope;
+        let (date, region, service) = (scope.date(), scope.region(), scope.service());
         let mut state = self.lock();
         state.move_to(date);
         state.clock += 1;
@@ -149,9 +146,6 @@ impl DerivedKeyCache {
         }
         state.entries.push(Entry {
             access_key_id: access_key_id.to_owned(),
-            date: *date,
-            region: region.to_owned(),
-            service: service.to_owned(),
             key: key.clone(),
             last_used: now,
         });
@@ -177,12 +171,25 @@ impl std::fmt::Debug for DerivedKeyCache {
 mod tests {
     use super::*;
 
-    fn key(byte: u8) -> SigningKey {
-        SigningKey(HmacKey::new(&[byte; 32]))
+    fn key(byte: u8) -> HmacKey {
+        HmacKey::new(&[byte; 32])
     }
 
-    fn same(a: &SigningKey, b: &SigningKey) -> bool {
-        a.0.mac(&[b"x"]) == b.0.mac(&[b"x"])
+    fn same(a: &SigningKey, b: &HmacKey) -> bool {
+        a.key.mac(&[b"x"]) == b.mac(&[b"x"])
+    }
+
+    /// `DerivedKeyCache::insert` of `key` for a scope.
+    fn put(
+        cache: &DerivedKeyCache,
+        akid: &str,
+        date: &DateStamp,
+        region: &str,
+        service: &str,
+        key: HmacKey,
+    ) {
+        let scope = Scope::new(*date, region, service);
+        cache.insert(akid, &SigningKey { key, scope });
     }
 
     fn stamp(day: u8) -> DateStamp {
@@ -193,10 +200,10 @@ mod tests {
     fn evicts_least_recently_used_when_full() {
         let cache = DerivedKeyCache::new(2);
         let day = stamp(1);
-        cache.insert("AKID", &day, "r", "a", &key(1));
-        cache.insert("AKID", &day, "r", "b", &key(2));
+        put(&cache, "AKID", &day, "r", "a", key(1));
+        put(&cache, "AKID", &day, "r", "b", key(2));
         assert!(cache.get("AKID", &day, "r", "a").is_some()); // b is now the oldest
-        cache.insert("AKID", &day, "r", "c", &key(3));
+        put(&cache, "AKID", &day, "r", "c", key(3));
         assert_eq!(cache.len(), 2);
         assert!(cache.get("AKID", &day, "r", "b").is_none());
         assert!(same(&cache.get("AKID", &day, "r", "a").unwrap(), &key(1)));
@@ -206,7 +213,7 @@ mod tests {
     #[test]
     fn scope_is_the_whole_key() {
         let cache = DerivedKeyCache::new(8);
-        cache.insert("AKID", &stamp(1), "us-east-1", "sts", &key(1));
+        put(&cache, "AKID", &stamp(1), "us-east-1", "sts", key(1));
         assert!(cache.get("AKID", &stamp(1), "us-east-1", "sts").is_some());
         assert!(cache.get("OTHER", &stamp(1), "us-east-1", "sts").is_none());
         assert!(cache.get("AKID", &stamp(2), "us-east-1", "sts").is_none());
@@ -219,17 +226,17 @@ mod tests {
     #[test]
     fn keys_of_past_days_are_dropped_once_a_later_day_is_signed() {
         let cache = DerivedKeyCache::new(8);
-        cache.insert("AKID", &stamp(1), "r", "s", &key(1));
-        cache.insert("AKID", &stamp(1), "r", "t", &key(2));
-        cache.insert("AKID", &stamp(2), "r", "s", &key(3));
+        put(&cache, "AKID", &stamp(1), "r", "s", key(1));
+        put(&cache, "AKID", &stamp(1), "r", "t", key(2));
+        put(&cache, "AKID", &stamp(2), "r", "s", key(3));
         assert_eq!(cache.len(), 1, "day 1's keys stay after day 2 began");
         assert!(cache.get("AKID", &stamp(1), "r", "s").is_none());
         // Asking for a later day drops the earlier days too, before any insert.
         assert!(cache.get("AKID", &stamp(3), "r", "s").is_none());
         assert!(cache.is_empty());
         // A signature back-dated to an earlier day keeps the later days' keys.
-        cache.insert("AKID", &stamp(3), "r", "s", &key(4));
-        cache.insert("AKID", &stamp(1), "r", "s", &key(5));
+        put(&cache, "AKID", &stamp(3), "r", "s", key(4));
+        put(&cache, "AKID", &stamp(1), "r", "s", key(5));
         assert_eq!(cache.len(), 2);
     }
 }

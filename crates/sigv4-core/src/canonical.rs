@@ -1,8 +1,11 @@
-//! Step one of SigV4: the canonical request, built byte for byte into one buffer.
+//! Step one of SigV4: the canonical request, from a request as SigV4 sees it.
 //!
 //! ```text
-//! METHOD \n CANONICAL_PATH \n CANONICAL_QUERY \n CANONICAL_HEADERS \n SIGNED_HEADERS \n PAYLOAD_HASH
+//! HTTPMethod \n CanonicalURI \n CanonicalQueryString \n CanonicalHeaders \n SignedHeaders \n HashedPayload
 //! ```
+//!
+//! (AWS, "Create a canonical request for Signature Version 4"; `CanonicalHeaders` ends with
+//! its own newline, so a blank line follows it.)
 
 use std::borrow::Cow;
 use std::fmt;
@@ -10,19 +13,10 @@ use std::ops::Range;
 
 use smallvec::SmallVec;
 
-use crate::encoding::{
-    encode_unsafe_path_bytes_into, form_decode, normalize_path, percent_encode_into,
-};
+use crate::encoding::{encode_unsafe_path_bytes_into, normalize_path, percent_encode_into};
+use crate::names;
+use crate::query::write_query;
 use crate::settings::{PathEncoding, SessionTokenMode, SigningSettings};
-
-/// Header and query parameter names SigV4 itself uses.
-pub(crate) mod names {
-    pub const X_AMZ_DATE: &str = "x-amz-date";
-    pub const X_AMZ_SECURITY_TOKEN: &str = "x-amz-security-token";
-    pub const X_AMZ_CONTENT_SHA256: &str = "x-amz-content-sha256";
-    pub const HOST: &str = "host";
-    pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
-}
 
 /// Header values never shown by [`CanonicalRequest::redacted`].
 const SENSITIVE_HEADERS: &[&str] = &[
@@ -73,6 +67,14 @@ impl<'a> SignableRequest<'a> {
         self
     }
 
+    /// Sets a header, removing any of the same (lowercase) name first.
+    pub(crate) fn replace_header(mut self, name: &'static str, value: &'a [u8]) -> Self {
+        self.headers
+            .retain(|(existing, _)| !existing.eq_ignore_ascii_case(name));
+        self.headers.push((Cow::Borrowed(name), value));
+        self
+    }
+
     /// The parts of an `http` request that SigV4 signs. The `host` header, when the request
     /// has none, comes from the URI's authority, without the port when it is the scheme's
     /// default.
@@ -118,152 +120,180 @@ impl<'a> SignableRequest<'a> {
 pub(crate) enum Placement<'p> {
     /// `Authorization` header; SigV4's own headers join the signed headers.
     Headers {
-        amz_date: &'p [u8; 16],
+        amz_date: &'p str,
         session_token: Option<&'p str>,
-        content_sha256: Option<&'p str>,
+        /// Whether `x-amz-content-sha256` (the payload hash) is sent and signed.
+        content_sha256: bool,
     },
     /// Presigned URL; SigV4's values are query parameters.
     Query {
-        amz_date: &'p [u8; 16],
-        credential: &'p str,
+        algorithm: &'p str,
+        amz_date: &'p str,
+        /// `X-Amz-Credential`: the access key id, then `/` and the scope.
+        credential: (&'p str, &'p crate::stages::Scope),
         expires_secs: u64,
         session_token: Option<&'p str>,
     },
 }
 
-/// Step one of SigV4, borrowed from a [`SigningOutput`](crate::SigningOutput). `Display`
-/// is exactly the bytes that are hashed (as UTF-8; header values that are not UTF-8 show as
-/// U+FFFD, see [`as_bytes`](Self::as_bytes) for the bytes).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct CanonicalRequest<'o> {
-    bytes: &'o [u8],
-    layout: &'o CanonicalLayout,
+/// Step one of SigV4, its six parts named as AWS's documentation names them. `Display`
+/// writes exactly the bytes that are hashed (header values that are not UTF-8 show as
+/// U+FFFD; [`to_bytes`](Self::to_bytes) gives the bytes).
+#[derive(Clone, PartialEq, Eq)]
+pub struct CanonicalRequest {
+    method: Cow<'static, str>,
+    /// The path, normalized and encoded as the settings say.
+    canonical_uri: String,
+    /// `key=value` pairs, encoded, sorted, joined with `&`.
+    canonical_query: String,
+    /// `name:value\n` for each signed header, sorted by name; the values of a repeated name
+    /// joined by `,`. Bytes: a header value need not be UTF-8.
+    canonical_headers: Vec<u8>,
+    /// The signed header names, joined with `;`.
+    signed_headers: String,
+    /// The body's SHA-256 in hex, or a literal such as `UNSIGNED-PAYLOAD`.
+    payload_hash: Cow<'static, str>,
+    /// Values never shown by [`CanonicalRequest::redacted`]: the session token, customer keys.
+    sensitive: Sensitive,
 }
 
-/// Where the parts of a canonical request that are read again sit in its bytes.
+/// Where the sensitive values sit in the parts that can hold them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct CanonicalLayout {
-    signed_headers: Range<usize>,
-    /// Values never shown by [`CanonicalRequest::redacted`] (session token, customer keys).
-    sensitive: Vec<Range<usize>>,
+struct Sensitive {
+    in_query: Vec<Range<usize>>,
+    in_headers: Vec<Range<usize>>,
 }
 
-impl<'o> CanonicalRequest<'o> {
-    pub(crate) fn new(bytes: &'o [u8], layout: &'o CanonicalLayout) -> Self {
-        Self { bytes, layout }
+impl CanonicalRequest {
+    /// Builds step one for `request`, signed as `placement` says, with `payload_hash` as its
+    /// last line.
+    pub(crate) fn new(
+        request: &SignableRequest<'_>,
+        settings: &SigningSettings,
+        placement: &Placement<'_>,
+        payload_hash: Cow<'static, str>,
+    ) -> Result<Self, CanonicalError> {
+        let mut headers = HeaderList::new();
+        collect_headers(&mut headers, request, settings, placement, &payload_hash)?;
+        let mut signed_headers =
+            Vec::with_capacity(headers.iter().map(|(name, _)| name.len() + 1).sum());
+        write_signed_names(&mut signed_headers, &headers);
+
+        // Encoding makes a byte at most three.
+        let mut canonical_uri = Vec::with_capacity(3 * request.path.len() + 1);
+        write_path(&mut canonical_uri, request.path, settings);
+
+        let mut sensitive = Sensitive::default();
+        let mut canonical_query = Vec::new();
+        let query = request.query.unwrap_or("");
+        if !query.is_empty() || matches!(placement, Placement::Query { .. }) {
+            write_query(
+                &mut canonical_query,
+                query,
+                placement,
+                &signed_headers,
+                settings,
+                &mut sensitive.in_query,
+            );
+        }
+
+        let mut canonical_headers =
+            Vec::with_capacity(headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
+        for (i, (name, value)) in headers.iter().enumerate() {
+            let continues = i > 0 && headers[i - 1].0 == *name;
+            if continues {
+                canonical_headers.pop(); // the newline: the value joins the line before
+                canonical_headers.push(b',');
+            } else {
+                canonical_headers.extend_from_slice(name.as_bytes());
+                canonical_headers.push(b':');
+            }
+            let start = canonical_headers.len();
+            write_trimmed(&mut canonical_headers, value);
+            if SENSITIVE_HEADERS.contains(name) {
+                sensitive.in_headers.push(start..canonical_headers.len());
+            }
+            canonical_headers.push(b'\n');
+        }
+
+        drop(headers); // it borrows `payload_hash`, which moves into the result
+        let ascii = |bytes: Vec<u8>| {
+            String::from_utf8(bytes).expect("percent-encoding and header names write only ASCII")
+        };
+        Ok(Self {
+            method: method_name(request.method),
+            canonical_uri: ascii(canonical_uri),
+            canonical_query: ascii(canonical_query),
+            canonical_headers,
+            signed_headers: ascii(signed_headers),
+            payload_hash,
+            sensitive,
+        })
+    }
+
+    /// The parts in order with the newlines between them: the one definition of the
+    /// layout, which hashing, [`to_bytes`](Self::to_bytes) and `Display` all use.
+    pub(crate) fn parts(&self) -> [&[u8]; 11] {
+        [
+            self.method.as_bytes(),
+            b"\n",
+            self.canonical_uri.as_bytes(),
+            b"\n",
+            self.canonical_query.as_bytes(),
+            b"\n",
+            &self.canonical_headers,
+            b"\n",
+            self.signed_headers.as_bytes(),
+            b"\n",
+            self.payload_hash.as_bytes(),
+        ]
     }
 
     /// The exact bytes that are hashed into the string to sign.
-    pub fn as_bytes(&self) -> &'o [u8] {
-        self.bytes
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.parts().concat()
+    }
+
+    /// The HTTP method.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The canonical URI (the path as signed).
+    pub fn canonical_uri(&self) -> &str {
+        &self.canonical_uri
+    }
+
+    /// The canonical query string.
+    pub fn canonical_query(&self) -> &str {
+        &self.canonical_query
     }
 
     /// The `SignedHeaders` list (`host;x-amz-date`).
-    pub fn signed_headers(&self) -> &'o str {
-        // Header names are checked to be visible ASCII when they are written.
-        std::str::from_utf8(self.signed_headers_bytes()).unwrap_or("")
-    }
-
-    pub(crate) fn signed_headers_bytes(&self) -> &'o [u8] {
-        &self.bytes[self.layout.signed_headers.clone()]
+    pub fn signed_headers(&self) -> &str {
+        &self.signed_headers
     }
 
     /// The payload hash, the last line.
-    pub fn payload_hash(&self) -> &'o str {
-        let start = self
-            .bytes
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
-        std::str::from_utf8(&self.bytes[start..]).unwrap_or_default()
+    pub fn payload_hash(&self) -> &str {
+        &self.payload_hash
     }
 
     /// A form for logs: the session token and customer-provided keys are replaced.
-    pub fn redacted(&self) -> Redacted<'o> {
-        Redacted(*self)
+    pub fn redacted(&self) -> Redacted<'_> {
+        Redacted(self)
     }
 }
 
-/// Appends the canonical request to `bytes` (which must be empty: the layout's positions
-/// count from its start) and says where its parts are.
-pub(crate) fn write_canonical_request(
-    bytes: &mut Vec<u8>,
-    request: &SignableRequest<'_>,
-    settings: &SigningSettings,
-    placement: &Placement<'_>,
-    payload_hash: &str,
-) -> Result<CanonicalLayout, CanonicalError> {
-    debug_assert!(bytes.is_empty());
-    bytes.extend_from_slice(request.method.as_bytes());
-    bytes.push(b'\n');
-    write_path(bytes, request.path, settings);
-    bytes.push(b'\n');
-
-    let mut headers = HeaderList::new();
-    collect_headers(&mut headers, request, settings, placement)?;
-    let mut sensitive = Vec::new();
-    let query = request.query.unwrap_or("");
-    if query.is_empty() && matches!(placement, Placement::Headers { .. }) {
-        // Nothing to sort or encode: the common case of a header-signed request.
-    } else {
-        // Presigned: the signed header list is itself a query parameter.
-        let mut signed = Vec::new();
-        if matches!(placement, Placement::Query { .. }) {
-            write_signed_names(&mut signed, &headers);
-        }
-        write_query(bytes, query, placement, &signed, settings, &mut sensitive);
-    }
-    bytes.push(b'\n');
-
-    for (i, (name, value)) in headers.iter().enumerate() {
-        let continues = i > 0 && headers[i - 1].0 == *name;
-        if continues {
-            bytes.push(b',');
-        } else {
-            if i > 0 {
-                bytes.push(b'\n');
-            }
-            bytes.extend_from_slice(name.as_bytes());
-            bytes.push(b':');
-        }
-        let start = bytes.len();
-        write_trimmed(bytes, value);
-        if SENSITIVE_HEADERS.contains(name) {
-            sensitive.push(start..bytes.len());
-        }
-    }
-    bytes.extend_from_slice(b"\n\n");
-    let signed_start = bytes.len();
-    write_signed_names(bytes, &headers);
-    let signed_headers = signed_start..bytes.len();
-    bytes.push(b'\n');
-    bytes.extend_from_slice(payload_hash.as_bytes());
-    Ok(CanonicalLayout {
-        signed_headers,
-        sensitive,
-    })
-}
-
-/// A first guess at the canonical request's length, so that its buffer (which the string
-/// to sign shares) is allocated once for most requests.
-pub(crate) fn size_hint(request: &SignableRequest<'_>) -> usize {
-    let headers: usize = request
-        .headers
-        .iter()
-        .map(|(name, value)| name.len() + value.len() + 2)
-        .sum();
-    // Fixed lines, the host, SigV4's own headers, the string to sign and the access key id
-    // fit in 384 bytes unless region and service names are unusually long.
-    384 + request.method.len() + request.path.len() + request.query.map_or(0, str::len) + headers
-}
-
-impl fmt::Display for CanonicalRequest<'_> {
+impl fmt::Display for CanonicalRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&String::from_utf8_lossy(self.bytes))
+        self.parts()
+            .iter()
+            .try_for_each(|part| f.write_str(&String::from_utf8_lossy(part)))
     }
 }
 
-impl fmt::Debug for CanonicalRequest<'_> {
+impl fmt::Debug for CanonicalRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "CanonicalRequest({:?})", self.redacted().to_string())
     }
@@ -271,17 +301,40 @@ impl fmt::Debug for CanonicalRequest<'_> {
 
 /// [`CanonicalRequest`] for logs: sensitive values replaced by `** redacted **`.
 #[derive(Clone, Copy)]
-pub struct Redacted<'c>(CanonicalRequest<'c>);
+pub struct Redacted<'c>(&'c CanonicalRequest);
 
 impl fmt::Display for Redacted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut at = 0;
-        for range in &self.0.layout.sensitive {
-            f.write_str(&String::from_utf8_lossy(&self.0.bytes[at..range.start]))?;
-            f.write_str("** redacted **")?;
-            at = range.end;
-        }
-        f.write_str(&String::from_utf8_lossy(&self.0.bytes[at..]))
+        let request = self.0;
+        let redacted = |f: &mut fmt::Formatter<'_>, text: &[u8], ranges: &[Range<usize>]| {
+            let mut at = 0;
+            for range in ranges {
+                f.write_str(&String::from_utf8_lossy(&text[at..range.start]))?;
+                f.write_str("** redacted **")?;
+                at = range.end;
+            }
+            f.write_str(&String::from_utf8_lossy(&text[at..]))
+        };
+        write!(f, "{}\n{}\n", request.method, request.canonical_uri)?;
+        redacted(
+            f,
+            request.canonical_query.as_bytes(),
+            &request.sensitive.in_query,
+        )?;
+        f.write_str("\n")?;
+        redacted(f, &request.canonical_headers, &request.sensitive.in_headers)?;
+        write!(f, "\n{}\n{}", request.signed_headers, request.payload_hash)
+    }
+}
+
+/// The method as a static name when it is one of HTTP's, else owned.
+fn method_name(method: &str) -> Cow<'static, str> {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    match KNOWN.iter().find(|known| **known == method) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(method.to_owned()),
     }
 }
 
@@ -321,8 +374,9 @@ fn write_signed_names(out: &mut Vec<u8>, headers: &[(&str, &[u8])]) {
 /// A header SigV4 itself sets (name, value when it is set).
 type OwnHeader<'v> = (&'static str, Option<&'v [u8]>);
 
-/// Headers to sign; most requests have few, so they stay on the stack.
-type HeaderList<'r> = SmallVec<[(&'r str, &'r [u8]); 12]>;
+/// Headers to sign; up to 32 (an S3 PUT with a dozen metadata headers has 16) stay on the
+/// stack.
+type HeaderList<'r> = SmallVec<[(&'r str, &'r [u8]); 32]>;
 
 /// The headers to sign, lowercase names sorted (stable, so repeated names keep their order).
 fn collect_headers<'r>(
@@ -330,6 +384,7 @@ fn collect_headers<'r>(
     request: &'r SignableRequest<'_>,
     settings: &SigningSettings,
     placement: &'r Placement<'_>,
+    payload_hash: &'r str,
 ) -> Result<(), CanonicalError> {
     // SigV4's own headers replace any the caller set (header placement only).
     let (own, token_signed): (&[OwnHeader<'_>], bool) = match placement {
@@ -339,14 +394,14 @@ fn collect_headers<'r>(
             content_sha256,
         } => (
             &[
-                (names::X_AMZ_DATE, Some(&amz_date[..])),
+                (names::X_AMZ_DATE, Some(amz_date.as_bytes())),
                 (
                     names::X_AMZ_SECURITY_TOKEN,
                     session_token.map(str::as_bytes),
                 ),
                 (
                     names::X_AMZ_CONTENT_SHA256,
-                    content_sha256.map(str::as_bytes),
+                    content_sha256.then_some(payload_hash.as_bytes()),
                 ),
             ],
             settings.session_token == SessionTokenMode::Signed,
@@ -426,70 +481,5 @@ fn write_trimmed(out: &mut Vec<u8>, value: &[u8]) {
         }
         started = true;
         out.push(b);
-    }
-}
-
-fn write_query(
-    out: &mut Vec<u8>,
-    query: &str,
-    placement: &Placement<'_>,
-    signed_headers: &[u8],
-    settings: &SigningSettings,
-    sensitive: &mut Vec<Range<usize>>,
-) {
-    // Every key and value is decoded, then encoded again the one canonical way, into one
-    // scratch buffer; pairs are sorted by their encoded bytes.
-    let mut scratch: Vec<u8> = Vec::new();
-    let mut pairs: Vec<(Range<usize>, Range<usize>, bool)> = Vec::new();
-    let mut push = |key: &[u8], value: &[u8], is_token: bool| {
-        let k = scratch.len();
-        percent_encode_into(&mut scratch, key, false);
-        let v = scratch.len();
-        percent_encode_into(&mut scratch, value, false);
-        pairs.push((k..v, v..scratch.len(), is_token));
-    };
-    for pair in query.as_bytes().split(|&b| b == b'&') {
-        if pair.is_empty() {
-            continue;
-        }
-        let (key, value) = match pair.iter().position(|&b| b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &b""[..]),
-        };
-        push(&form_decode(key), &form_decode(value), false);
-    }
-    if let Placement::Query {
-        amz_date,
-        credential,
-        expires_secs,
-        session_token,
-    } = placement
-    {
-        push(b"X-Amz-Algorithm", names::ALGORITHM.as_bytes(), false);
-        push(b"X-Amz-Credential", credential.as_bytes(), false);
-        push(b"X-Amz-Date", &amz_date[..], false);
-        push(b"X-Amz-Expires", expires_secs.to_string().as_bytes(), false);
-        push(b"X-Amz-SignedHeaders", signed_headers, false);
-        if let Some(token) = session_token
-            && settings.session_token == SessionTokenMode::Signed
-        {
-            push(b"X-Amz-Security-Token", token.as_bytes(), true);
-        }
-    }
-    pairs.sort_by(|a, b| {
-        (&scratch[a.0.clone()], &scratch[a.1.clone()])
-            .cmp(&(&scratch[b.0.clone()], &scratch[b.1.clone()]))
-    });
-    for (i, (key, value, is_token)) in pairs.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b'&');
-        }
-        out.extend_from_slice(&scratch[key]);
-        out.push(b'=');
-        let start = out.len();
-        out.extend_from_slice(&scratch[value]);
-        if is_token {
-            sensitive.push(start..out.len());
-        }
     }
 }

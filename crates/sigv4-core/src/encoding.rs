@@ -60,53 +60,53 @@ fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
-/// Decodes one `application/x-www-form-urlencoded` component: `+` is a space and `%XY` a
-/// byte; a `%` not followed by two hex digits stays as it is. Borrows when nothing changes.
-pub(crate) fn form_decode(input: &[u8]) -> Cow<'_, [u8]> {
-    if !input.iter().any(|&b| b == b'%' || b == b'+') {
-        return Cow::Borrowed(input);
-    }
-    let mut out = Vec::with_capacity(input.len());
+/// Appends `input`, an `application/x-www-form-urlencoded` component, decoded (`+` is a
+/// space, `%XY` a byte, a `%` not followed by two hex digits stays as it is) and then
+/// percent-encoded as [`percent_encode_into`] does, byte by byte, without a decoded copy.
+pub(crate) fn reencode_form_into(out: &mut Vec<u8>, input: &[u8]) {
     let mut i = 0;
     while i < input.len() {
-        match input[i] {
-            b'+' => out.push(b' '),
+        let (byte, used) = match input[i] {
+            b'+' => (b' ', 1),
             b'%' if i + 2 < input.len() => {
                 match (hex_value(input[i + 1]), hex_value(input[i + 2])) {
-                    (Some(hi), Some(lo)) => {
-                        out.push(hi << 4 | lo);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
+                    (Some(hi), Some(lo)) => (hi << 4 | lo, 3),
+                    _ => (b'%', 1),
                 }
             }
-            b => out.push(b),
+            b => (b, 1),
+        };
+        match UNRESERVED[usize::from(byte)] {
+            true => out.push(byte),
+            false => out.extend_from_slice(&[
+                b'%',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 15)],
+            ]),
         }
-        i += 1;
+        i += used;
     }
-    Cow::Owned(out)
 }
-
-/// Every byte's two lowercase hex digits: one lookup per byte instead of two per nibble.
-const fn hex_pairs() -> [[u8; 2]; 256] {
-    let mut table = [[0u8; 2]; 256];
-    let mut b = 0;
-    while b < 256 {
-        table[b] = [HEX_LOWER[b >> 4], HEX_LOWER[b & 15]];
-        b += 1;
-    }
-    table
-}
-static HEX_PAIRS: [[u8; 2]; 256] = hex_pairs();
 
 /// The lowercase hex of a 32-byte digest.
 pub(crate) fn hex32(bytes: &[u8; 32]) -> [u8; 64] {
-    let mut out = [[0u8; 2]; 32];
-    for (pair, &b) in out.iter_mut().zip(bytes) {
-        *pair = HEX_PAIRS[usize::from(b)];
+    let mut out = [0u8; 64];
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX_LOWER[usize::from(b >> 4)];
+        pair[1] = HEX_LOWER[usize::from(b & 15)];
     }
-    bytemuck::cast(out)
+    out
+}
+
+/// Writes `bytes` as lowercase hex, 32 bytes at a time through [`hex32`].
+pub(crate) fn write_hex(out: &mut impl std::fmt::Write, bytes: &[u8]) -> std::fmt::Result {
+    for chunk in bytes.chunks(32) {
+        let mut block = [0u8; 32];
+        block[..chunk.len()].copy_from_slice(chunk);
+        let hex = hex32(&block);
+        out.write_str(std::str::from_utf8(&hex[..2 * chunk.len()]).expect("hex is ASCII"))?;
+    }
+    Ok(())
 }
 
 /// `yyyymmddThhmmssZ`, the `X-Amz-Date` form of a UTC instant; `None` when the instant in
@@ -199,12 +199,18 @@ mod tests {
     }
 
     #[test]
-    fn form_decoding_follows_the_urlencoded_rules() {
-        assert_eq!(&*form_decode(b"a+b%20c"), b"a b c");
-        assert_eq!(&*form_decode(b"%zz%4"), b"%zz%4");
-        assert_eq!(&*form_decode(b"%e1%88%B4"), "ሴ".as_bytes());
-        assert_eq!(&*form_decode(b"100%"), b"100%");
-        assert!(matches!(form_decode(b"plain"), Cow::Borrowed(_)));
+    fn form_components_are_decoded_by_the_urlencoded_rules_then_encoded() {
+        let reencode = |input: &[u8]| {
+            let mut out = Vec::new();
+            reencode_form_into(&mut out, input);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(reencode(b"a+b%20c"), "a%20b%20c");
+        assert_eq!(reencode(b"%zz%4"), "%25zz%254");
+        assert_eq!(reencode(b"%e1%88%B4"), "%E1%88%B4");
+        assert_eq!(reencode(b"100%"), "100%25");
+        assert_eq!(reencode(b"%7e%2F"), "~%2F");
+        assert_eq!(reencode(b"plain-text_1.0~"), "plain-text_1.0~");
     }
 
     #[test]

@@ -1,43 +1,18 @@
-//! HMAC-SHA256 with the key's inner and outer pad states computed once.
+//! HMAC-SHA256 (RFC 2104) with the key's inner and outer pad states computed once.
 //!
-//! A derived signing key is used for every request in its scope; hashing its two pad blocks
-//! once instead of per signature removes two of the ~ten SHA-256 blocks a signature costs.
-//! The `hmac` crate can do this too, but its keyed state can't be zeroized; these states
-//! are plain arrays and are wiped on drop. Checked against the `hmac` crate in the tests.
-//!
-//! Buffers that held secret-derived bytes are stored as `u64` words and viewed as bytes, so
-//! wiping one is eight volatile stores rather than sixty-four: on the cache-off path, where
-//! every signature derives four keys, byte-wise wiping was a visible share of the time.
+//! A derived signing key signs every request in its scope; hashing its two pad blocks once
+//! instead of per signature removes two of the SHA-256 blocks a signature costs (bench row
+//! `warm cache GET`). The `hmac` crate can keep a keyed state too, but it can't be zeroized;
+//! these states are plain arrays, wiped on drop. Checked against the `hmac` crate in the
+//! tests.
 
 use sha2::digest::generic_array::GenericArray;
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// The SHA-256 block size.
-pub(crate) const BLOCK: usize = 64;
+const BLOCK: usize = 64;
 
-/// A SHA-256 block stored as words (see the module docs).
-type Block = [u64; BLOCK / 8];
-
-/// 32 bytes (a digest or derived key) stored as words, viewed with [`bytes32`].
-pub(crate) type Key32 = [u64; 4];
-
-/// The bytes of a word-stored 32-byte value.
-pub(crate) fn bytes32(words: &Key32) -> &[u8; 32] {
-    bytemuck::cast_ref(words)
-}
-
-/// The bytes of a word-stored 32-byte value, to write into.
-pub(crate) fn bytes32_mut(words: &mut Key32) -> &mut [u8; 32] {
-    bytemuck::cast_mut(words)
-}
-
-fn block_bytes(block: &Block) -> &[u8; BLOCK] {
-    bytemuck::cast_ref(block)
-}
-
-fn block_bytes_mut(block: &mut Block) -> &mut [u8; BLOCK] {
-    bytemuck::cast_mut(block)
-}
+/// SHA-256's initial hash value (FIPS 180-4, 5.3.3).
 const INITIAL_STATE: [u32; 8] = [
     0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
 ];
@@ -57,25 +32,21 @@ impl HmacKey {
     /// Keys of up to 64 bytes (SigV4's are 32, or 44 for `"AWS4"+secret`); longer keys are
     /// hashed first, as RFC 2104 says.
     pub(crate) fn new(key: &[u8]) -> Self {
-        let mut hashed: Key32 = [0; 4];
+        let mut hashed = Zeroizing::new([0u8; 32]);
         let key = if key.len() > BLOCK {
-            sha256_into(key, bytes32_mut(&mut hashed));
-            &bytes32(&hashed)[..]
+            sha256_into(key, &mut hashed);
+            &hashed[..]
         } else {
             key
         };
-        // One block holds the key XOR ipad, then (flipped in place) the key XOR opad.
-        let mut block: Block = [u64::from_ne_bytes([0x36; 8]); BLOCK / 8];
-        let bytes = block_bytes_mut(&mut block);
-        bytes.iter_mut().zip(key).for_each(|(b, k)| *b ^= k);
+        // The key XOR ipad, then the key XOR opad.
+        let mut block = Zeroizing::new([0x36u8; BLOCK]);
+        block.iter_mut().zip(key).for_each(|(b, k)| *b ^= k);
         let mut inner = INITIAL_STATE;
-        compress(&mut inner, bytes);
-        let flip = u64::from_ne_bytes([0x36 ^ 0x5c; 8]);
-        block.iter_mut().for_each(|w| *w ^= flip);
+        compress(&mut inner, &block);
+        block.iter_mut().for_each(|b| *b ^= 0x36 ^ 0x5c);
         let mut outer = INITIAL_STATE;
-        compress(&mut outer, block_bytes(&block));
-        block.zeroize();
-        hashed.zeroize();
+        compress(&mut outer, &block);
         Self { inner, outer }
     }
 
@@ -88,49 +59,18 @@ impl HmacKey {
     }
 
     /// HMAC of the concatenation of `parts`, written to `out` (which the caller wipes).
-    ///
-    /// The outer hash is always one block (pad state, then the 32-byte inner digest), and
-    /// so is the inner hash of a message of up to 55 bytes (SigV4's key-chain steps): those
-    /// blocks are built in place and compressed directly, without the streaming buffer.
     pub(crate) fn mac_into(&self, parts: &[&[u8]], out: &mut [u8; 32]) {
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        if total > BLOCK - 9 {
-            let mut mac = self.begin();
-            for part in parts {
-                mac.update(part);
-            }
-            mac.finish_into(out);
-            return;
-        }
-        let mut inner_digest: Key32 = [0; 4];
-        let mut block: Block = [0; BLOCK / 8];
-        let bytes = block_bytes_mut(&mut block);
-        let mut at = 0;
-        for part in parts {
-            bytes[at..at + part.len()].copy_from_slice(part);
-            at += part.len();
-        }
-        final_block(self.inner, bytes, total, bytes32_mut(&mut inner_digest));
-        block.zeroize();
-        self.finish_outer(&inner_digest, out);
-        inner_digest.zeroize();
+        let mut mac = self.begin();
+        parts.iter().for_each(|part| mac.update(part));
+        mac.finish_into(out);
     }
 
-    /// An HMAC fed in pieces: for a message whose later bytes are not known yet, so that
-    /// the blocks already known can be hashed first.
+    /// An HMAC fed in pieces.
     pub(crate) fn begin(&self) -> MacStream<'_> {
         MacStream {
             key: self,
             inner: Sha256Stream::new(self.inner, BLOCK as u64),
         }
-    }
-
-    fn finish_outer(&self, inner_digest: &Key32, out: &mut [u8; 32]) {
-        let mut block: Block = [0; BLOCK / 8];
-        let bytes = block_bytes_mut(&mut block);
-        bytes[..32].copy_from_slice(bytes32(inner_digest));
-        final_block(self.outer, bytes, 32, out);
-        block.zeroize();
     }
 }
 
@@ -141,7 +81,7 @@ pub(crate) struct MacStream<'k> {
 }
 
 impl MacStream<'_> {
-    /// Appends to the message. Whole blocks are compressed straight from `data`.
+    /// Appends to the message.
     pub(crate) fn update(&mut self, data: &[u8]) {
         self.inner.update(data);
     }
@@ -153,51 +93,29 @@ impl MacStream<'_> {
         out
     }
 
+    /// `H(key XOR opad || H(key XOR ipad || message))`, the pads already absorbed.
     fn finish_into(&mut self, out: &mut [u8; 32]) {
-        let mut inner_digest: Key32 = [0; 4];
-        self.inner.finish_into(bytes32_mut(&mut inner_digest));
-        self.key.finish_outer(&inner_digest, out);
-        inner_digest.zeroize();
+        let mut inner_digest = Zeroizing::new([0u8; 32]);
+        self.inner.finish_into(&mut inner_digest);
+        let mut outer = Sha256Stream::new(self.key.outer, BLOCK as u64);
+        outer.update(&inner_digest[..]);
+        outer.finish_into(out);
     }
 }
 
-/// SHA-256 of `data` in one call, on the same code path as the HMACs: the canonical
-/// request's hash and the key chain run one SHA-256 routine, not two. (A request body is
-/// hashed by the `sha2` crate's, which compresses many blocks per call.)
-pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
-    let mut out = [0; 32];
-    sha256_into(data, &mut out);
-    out
-}
-
-/// [`sha256`] into a buffer the caller owns (and wipes, when the input is secret).
+/// SHA-256 of `data` into a buffer the caller owns (and wipes: the input is a long key).
 fn sha256_into(data: &[u8], out: &mut [u8; 32]) {
     let mut stream = Sha256Stream::new(INITIAL_STATE, 0);
     stream.update(data);
     stream.finish_into(out);
 }
 
-/// Finishes a hash whose state has absorbed exactly one block (a pad) and whose remaining
-/// `len` bytes (at most 55) are at the start of `block`, the rest of which is zero.
-fn final_block(mut state: [u32; 8], block: &mut [u8; BLOCK], len: usize, out: &mut [u8; 32]) {
-    block[len] = 0x80;
-    let bits = ((BLOCK + len) as u64) * 8;
-    block[BLOCK - 8..].copy_from_slice(&bits.to_be_bytes());
-    compress(&mut state, block);
-    write_digest(&state, out);
-}
-
-fn write_digest(state: &[u32; 8], out: &mut [u8; 32]) {
-    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
-        chunk.copy_from_slice(&word.to_be_bytes());
-    }
-}
-
 /// SHA-256 from a state: the initial one, or a pad state that has absorbed one block.
 struct Sha256Stream {
     state: [u32; 8],
-    buffer: Block,
+    buffer: [u8; BLOCK],
     buffered: usize,
+    /// Bytes absorbed so far, the pad block included.
     length: u64,
 }
 
@@ -206,7 +124,7 @@ impl Sha256Stream {
     fn new(state: [u32; 8], absorbed: u64) -> Self {
         Self {
             state,
-            buffer: [0; BLOCK / 8],
+            buffer: [0; BLOCK],
             buffered: 0,
             length: absorbed,
         }
@@ -216,42 +134,41 @@ impl Sha256Stream {
         self.length += data.len() as u64;
         if self.buffered > 0 {
             let take = data.len().min(BLOCK - self.buffered);
-            let buffer = block_bytes_mut(&mut self.buffer);
-            buffer[self.buffered..self.buffered + take].copy_from_slice(&data[..take]);
+            self.buffer[self.buffered..self.buffered + take].copy_from_slice(&data[..take]);
             self.buffered += take;
             data = &data[take..];
             if self.buffered < BLOCK {
                 return;
             }
-            compress(&mut self.state, buffer);
+            compress(&mut self.state, &self.buffer);
             self.buffered = 0;
         }
         let mut blocks = data.chunks_exact(BLOCK);
         for block in &mut blocks {
-            let block: &[u8; BLOCK] = block.try_into().unwrap_or(&[0; BLOCK]);
-            compress(&mut self.state, block);
+            compress(
+                &mut self.state,
+                block.try_into().expect("chunks_exact gives whole blocks"),
+            );
         }
         let rest = blocks.remainder();
-        block_bytes_mut(&mut self.buffer)[..rest.len()].copy_from_slice(rest);
+        self.buffer[..rest.len()].copy_from_slice(rest);
         self.buffered = rest.len();
     }
 
-    /// Pads, finishes and writes the digest to `out`. Call once; drop wipes the rest.
+    /// Pads (FIPS 180-4, 5.1.1), finishes and writes the digest to `out`. Call once.
     fn finish_into(&mut self, out: &mut [u8; 32]) {
         let bits = self.length * 8;
-        // Zero whole words past the data (no byte-wise fill), then the rest of its last word.
-        let first_clear_word = self.buffered.div_ceil(8);
-        self.buffer[first_clear_word..].fill(0);
-        let buffer = block_bytes_mut(&mut self.buffer);
-        buffer[self.buffered..(first_clear_word * 8).max(self.buffered)].fill(0);
-        buffer[self.buffered] = 0x80;
+        self.buffer[self.buffered..].fill(0);
+        self.buffer[self.buffered] = 0x80;
         if self.buffered + 1 > BLOCK - 8 {
-            compress(&mut self.state, buffer);
-            buffer.fill(0);
+            compress(&mut self.state, &self.buffer);
+            self.buffer.fill(0);
         }
-        buffer[BLOCK - 8..].copy_from_slice(&bits.to_be_bytes());
-        compress(&mut self.state, buffer);
-        write_digest(&self.state, out);
+        self.buffer[BLOCK - 8..].copy_from_slice(&bits.to_be_bytes());
+        compress(&mut self.state, &self.buffer);
+        for (chunk, word) in out.chunks_exact_mut(4).zip(&self.state) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
     }
 }
 
@@ -291,7 +208,9 @@ mod tests {
         #[test]
         fn sha256_matches_the_sha2_crate(data in prop::collection::vec(any::<u8>(), 0..300)) {
             let expected: [u8; 32] = <Sha256 as sha2::Digest>::digest(&data).into();
-            prop_assert_eq!(super::sha256(&data), expected);
+            let mut ours = [0; 32];
+            super::sha256_into(&data, &mut ours);
+            prop_assert_eq!(ours, expected);
         }
 
         #[test]

@@ -9,7 +9,7 @@ use std::fmt;
 
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::hmac256::{HmacKey, Key32, bytes32, bytes32_mut};
+use crate::hmac256::HmacKey;
 
 /// Holds `"AWS4" + secret` somewhere the caller cannot read it.
 ///
@@ -73,7 +73,7 @@ impl DateStamp {
     /// The stamp as text (`20150830`).
     pub fn as_str(&self) -> &str {
         // Only ASCII digits are ever stored.
-        std::str::from_utf8(&self.0).unwrap_or("00000000")
+        std::str::from_utf8(&self.0).expect("a DateStamp holds ASCII digits only")
     }
 }
 
@@ -91,14 +91,12 @@ impl fmt::Debug for DateStamp {
 
 /// `kDate`: 32 bytes derived from the secret for one day. Zeroized on drop, never printed.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct DateKey(Key32);
+pub struct DateKey([u8; 32]);
 
 impl DateKey {
     /// Wraps the 32-byte HMAC output a device returned.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        let mut key = Self([0; 4]);
-        *bytes32_mut(&mut key.0) = bytes;
-        key
+        Self(bytes)
     }
 
     /// Wraps a device's HMAC output, checking that it is 32 bytes long.
@@ -112,14 +110,12 @@ impl DateKey {
                 ),
             )
         })?;
-        let mut key = Self([0; 4]);
-        bytes32_mut(&mut key.0).copy_from_slice(array);
-        Ok(key)
+        Ok(Self(*array))
     }
 
     /// The key bytes, for the next HMAC in the chain.
     pub fn as_bytes(&self) -> &[u8; 32] {
-        bytes32(&self.0)
+        &self.0
     }
 }
 
@@ -207,7 +203,7 @@ impl RootSecret {
     /// Builds `"AWS4" + secret` from the secret access key. The input is zeroized too.
     pub fn from_secret_access_key(secret: Zeroizing<Vec<u8>>) -> Self {
         let mut out = Vec::with_capacity(4 + secret.len());
-        out.extend_from_slice(b"AWS4");
+        out.extend_from_slice(crate::names::SECRET_PREFIX.as_bytes());
         out.extend_from_slice(&secret);
         Self(out)
     }
@@ -273,9 +269,8 @@ impl SoftwareRootKey {
 
 impl RootKey for SoftwareRootKey {
     fn date_key(&self, date: &DateStamp) -> Result<DateKey, KeyError> {
-        let mut key = DateKey([0; 4]);
-        self.key
-            .mac_into(&[date.as_bytes()], bytes32_mut(&mut key.0));
+        let mut key = DateKey([0; 32]);
+        self.key.mac_into(&[date.as_bytes()], &mut key.0);
         Ok(key)
     }
 }
@@ -338,7 +333,7 @@ mod tests {
             .unwrap();
         let k_region = hmac_sha256(k_date.as_bytes(), b"us-east-1");
         let k_service = hmac_sha256(&k_region, b"iam");
-        let k_signing = hmac_sha256(&k_service, b"aws4_request");
+        let k_signing = hmac_sha256(&k_service, crate::names::SCOPE_TERMINATOR.as_bytes());
         let hex: String = k_signing.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
             hex,

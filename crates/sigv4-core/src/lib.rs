@@ -27,21 +27,27 @@ mod cache;
 mod canonical;
 mod encoding;
 mod hmac256;
-pub mod key;
+mod key;
+mod names;
+mod query;
 mod settings;
 mod signer;
+mod stages;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transport;
+mod x509;
 
 pub use cache::{CachePolicy, DerivedKeyCache};
 pub use canonical::{CanonicalRequest, Redacted, SignableRequest};
 pub use key::{DateKey, DateStamp, KeyError, KeyErrorKind, RootKey, RootSecret, SoftwareRootKey};
 pub use settings::{PathEncoding, SessionTokenMode, SigningSettings};
 pub use signer::{
-    Addition, MAX_PRESIGN_EXPIRY, Payload, SignError, Signature, Signer, SigningOutput,
-    SigningParams, StringToSign, UNSIGNED_PAYLOAD,
+    Addition, MAX_PRESIGN_EXPIRY, Payload, SignError, SignatureLocation, Signer, SigningOutput,
+    SigningParams, UNSIGNED_PAYLOAD,
 };
+pub use stages::{Algorithm, AmzDate, Scope, Signature, StringToSign};
+pub use x509::{X509Error, X509Key, X509KeyKind, X509Signer};
 
 /// The workspace README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -1,6 +1,8 @@
-//! The signer: canonical request, string to sign, key chain and signature, applied to an
-//! `http::Request` as an `Authorization` header or as a presigned URL.
+//! The signer: the three steps of SigV4 in order ([`CanonicalRequest`], [`StringToSign`],
+//! [`Signature`]), and where the result goes on an `http::Request` (an `Authorization`
+//! header, or a presigned URL's query).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,20 +12,16 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::cache::{CachePolicy, DerivedKeyCache, SigningKey};
-use crate::canonical::{
-    CanonicalError, CanonicalLayout, CanonicalRequest, Placement, SignableRequest, names,
-    size_hint, write_canonical_request,
-};
-use crate::encoding::{amz_date, hex32, percent_encode_into};
-use crate::hmac256::{BLOCK, HmacKey, bytes32, bytes32_mut, sha256};
+use crate::canonical::{CanonicalError, CanonicalRequest, Placement, SignableRequest};
+use crate::encoding::{hex32, percent_encode_into};
+use crate::hmac256::HmacKey;
 use crate::key::{DateStamp, KeyError, RootKey};
+use crate::names;
 use crate::settings::SigningSettings;
+use crate::stages::{Algorithm, AmzDate, Scope, Signature, StringToSign};
 
 /// The payload hash of a request whose body is not signed (S3 presigned URLs, streaming).
-pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
-
-/// SHA-256 of the empty string: the payload hash of every request without a body.
-const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+pub const UNSIGNED_PAYLOAD: &str = names::UNSIGNED_PAYLOAD;
 
 /// The longest validity AWS accepts for a presigned URL: seven days.
 pub const MAX_PRESIGN_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -39,6 +37,39 @@ pub enum Payload<'a> {
     /// A hash computed elsewhere (64 lowercase hex digits), or another SigV4 literal such as
     /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER`.
     Precomputed(&'a str),
+}
+
+impl Payload<'_> {
+    /// The canonical request's last line.
+    fn hash(&self) -> Result<Cow<'static, str>, SignError> {
+        Ok(match *self {
+            Payload::Bytes([]) => Cow::Borrowed(names::EMPTY_SHA256),
+            Payload::Bytes(bytes) => {
+                let hex = hex32(&Sha256::digest(bytes).into());
+                Cow::Owned(String::from_utf8(hex.to_vec()).expect("hex is ASCII"))
+            }
+            Payload::Unsigned => Cow::Borrowed(names::UNSIGNED_PAYLOAD),
+            Payload::Precomputed(hash) => {
+                if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(SignError::InvalidPayloadHash);
+                }
+                Cow::Owned(hash.to_owned())
+            }
+        })
+    }
+}
+
+/// Where a signature goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignatureLocation {
+    /// An `Authorization` header, with `X-Amz-Date` (and the session token) as headers.
+    Headers,
+    /// A presigned URL's query parameters, valid for this long (1 s to 7 days).
+    QueryParams {
+        /// How long the URL is valid.
+        expires_in: Duration,
+    },
 }
 
 /// Region, service and time of one signature.
@@ -78,147 +109,48 @@ impl<'a> SigningParams<'a> {
         self.time.unwrap_or_else(time::OffsetDateTime::now_utc)
     }
 
-    fn amz_date(&self) -> Result<[u8; 16], SignError> {
+    pub(crate) fn region(&self) -> &'a str {
+        self.region
+    }
+
+    pub(crate) fn service(&self) -> &'a str {
+        self.service
+    }
+
+    pub(crate) fn amz_date(&self) -> Result<AmzDate, SignError> {
         let time = self.time();
-        amz_date(time).ok_or(SignError::InvalidTime(time))
+        AmzDate::new(time).ok_or(SignError::InvalidTime(time))
     }
 }
 
-/// Step two of SigV4, borrowed from a [`SigningOutput`]. `Display` is exactly the signed
-/// text: `AWS4-HMAC-SHA256\n` + date + `\n` + scope + `\n` + canonical request hash.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct StringToSign<'o> {
-    text: &'o [u8],
-}
-
-/// Writing and reading the string to sign, whose fixed-length start puts the date and the
-/// scope at known offsets.
-mod string_to_sign {
-    use super::{DateStamp, names};
-
-    /// Where the 16-byte `X-Amz-Date` value starts (after the algorithm and its newline).
-    pub(super) const DATE_AT: usize = names::ALGORITHM.len() + 1;
-    /// Where the scope starts (after the date and its newline).
-    pub(super) const SCOPE_AT: usize = DATE_AT + 17;
-    /// The hash line: a newline and 64 hex digits.
-    pub(super) const HASH_LINE: usize = 65;
-
-    pub(super) struct Scope<'a> {
-        pub(super) date: &'a DateStamp,
-        pub(super) region: &'a str,
-        pub(super) service: &'a str,
-    }
-
-    /// Appends `yyyymmdd/region/service/aws4_request`.
-    pub(super) fn write_scope(out: &mut Vec<u8>, scope: &Scope<'_>) {
-        out.extend_from_slice(scope.date.as_bytes());
-        write_scope_rest(out, scope);
-    }
-
-    /// The scope after its date: `/region/service/aws4_request`.
-    fn write_scope_rest(out: &mut Vec<u8>, scope: &Scope<'_>) {
-        out.push(b'/');
-        out.extend_from_slice(scope.region.as_bytes());
-        out.push(b'/');
-        out.extend_from_slice(scope.service.as_bytes());
-        out.extend_from_slice(b"/aws4_request");
-    }
-
-    /// Appends the string to sign up to its last line, the canonical request's hash, which
-    /// the caller appends (as hex) once known. Every piece but the region and service has a
-    /// length known at compile time, so those appends are inlined moves, not `memcpy` calls.
-    pub(super) fn write_head(out: &mut Vec<u8>, amz_date: &[u8; 16], scope: &Scope<'_>) {
-        out.extend_from_slice(names::ALGORITHM.as_bytes());
-        out.push(b'\n');
-        out.extend_from_slice(amz_date);
-        out.push(b'\n');
-        out.extend_from_slice(scope.date.as_bytes());
-        write_scope_rest(out, scope);
-        out.push(b'\n');
-    }
-}
-
-impl<'o> StringToSign<'o> {
-    fn scope_bytes(&self) -> &'o [u8] {
-        &self.text[string_to_sign::SCOPE_AT..self.text.len() - string_to_sign::HASH_LINE]
-    }
-
-    fn amz_date(&self) -> &'o [u8] {
-        &self.text[string_to_sign::DATE_AT..string_to_sign::DATE_AT + 16]
-    }
-
-    /// The exact bytes that are signed.
-    pub fn as_bytes(&self) -> &'o [u8] {
-        self.text
-    }
-
-    /// The credential scope, `yyyymmdd/region/service/aws4_request`.
-    pub fn scope(&self) -> &'o str {
-        // Built from a date, region and service that are all `&str`.
-        std::str::from_utf8(self.scope_bytes()).unwrap_or_default()
-    }
-}
-
-impl fmt::Display for StringToSign<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Every part is ASCII: a fixed literal, digits, the scope, hex.
-        f.write_str(&String::from_utf8_lossy(self.text))
-    }
-}
-
-impl fmt::Debug for StringToSign<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "StringToSign({:?})", self.to_string())
-    }
-}
-
-/// Step three of SigV4: 32 bytes, shown as lowercase hex.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Signature([u8; 32]);
-
-impl Signature {
-    /// The raw signature.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl fmt::Display for Signature {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&String::from_utf8_lossy(&hex32(&self.0)))
-    }
-}
-
-impl fmt::Debug for Signature {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Signature({self})")
-    }
-}
-
-/// Everything one signature produced: the three stages, and what goes on the request.
+/// Everything one signature produced: the three steps, and what goes on the request.
 #[derive(Clone)]
 pub struct SigningOutput {
-    /// The canonical request, the string to sign, then the access key id: one allocation.
-    text: Vec<u8>,
-    /// Where the string to sign starts in `text`.
-    string_to_sign_at: usize,
-    /// Where the access key id starts in `text`.
-    access_key_id_at: usize,
-    canonical_layout: CanonicalLayout,
+    canonical_request: CanonicalRequest,
+    string_to_sign: StringToSign,
     signature: Signature,
+    /// The access key id, or for IAM Roles Anywhere the certificate's serial number.
+    credential_id: Arc<str>,
     session_token: Option<SessionToken>,
-    kind: OutputKind,
+    location: Location,
 }
 
+/// Where the signature went, with what that place needs.
 #[derive(Clone, Copy, Debug)]
-enum OutputKind {
+enum Location {
     Headers { content_sha256: bool },
-    Presigned { expires_secs: u64 },
+    Query { expires_secs: u64 },
 }
 
 /// A session token, shared between a signer and its outputs; zeroized when the last goes.
 #[derive(Clone)]
-struct SessionToken(Arc<Zeroizing<String>>);
+pub(crate) struct SessionToken(Arc<Zeroizing<String>>);
+
+impl SessionToken {
+    pub(crate) fn new(token: String) -> Self {
+        Self(Arc::new(Zeroizing::new(token)))
+    }
+}
 
 impl fmt::Debug for SessionToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -235,6 +167,14 @@ pub struct Addition {
 }
 
 impl Addition {
+    fn new(name: &'static str, value: impl Into<String>) -> Self {
+        Self {
+            name,
+            value: value.into(),
+            sensitive: false,
+        }
+    }
+
     /// Header or query parameter name.
     pub fn name(&self) -> &'static str {
         self.name
@@ -263,109 +203,96 @@ impl fmt::Debug for Addition {
 impl fmt::Debug for SigningOutput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningOutput")
-            .field("canonical_request", &self.canonical_request())
-            .field("string_to_sign", &self.string_to_sign())
+            .field("canonical_request", &self.canonical_request)
+            .field("string_to_sign", &self.string_to_sign)
             .field("signature", &self.signature)
-            .field("access_key_id", &self.access_key_id())
+            .field("credential_id", &self.credential_id)
             .field("session_token", &self.session_token)
-            .field("kind", &self.kind)
+            .field("location", &self.location)
             .finish()
     }
 }
 
 impl SigningOutput {
     /// Step one.
-    pub fn canonical_request(&self) -> CanonicalRequest<'_> {
-        CanonicalRequest::new(&self.text[..self.string_to_sign_at], &self.canonical_layout)
-    }
-    /// Step two.
-    pub fn string_to_sign(&self) -> StringToSign<'_> {
-        StringToSign {
-            text: &self.text[self.string_to_sign_at..self.access_key_id_at],
-        }
+    pub fn canonical_request(&self) -> &CanonicalRequest {
+        &self.canonical_request
     }
 
-    /// The access key id the signature was made for.
-    pub fn access_key_id(&self) -> &str {
-        // Copied from the signer's `String`.
-        std::str::from_utf8(&self.text[self.access_key_id_at..]).unwrap_or_default()
+    /// Step two.
+    pub fn string_to_sign(&self) -> &StringToSign {
+        &self.string_to_sign
     }
+
     /// Step three.
-    pub fn signature(&self) -> Signature {
-        self.signature
+    pub fn signature(&self) -> &Signature {
+        &self.signature
     }
+
+    /// Who signed: the access key id, or an X.509 certificate's serial number in decimal.
+    pub fn access_key_id(&self) -> &str {
+        &self.credential_id
+    }
+
+    /// `Credential=` of the `Authorization` header: `id/yyyymmdd/region/service/aws4_request`.
+    pub fn credential(&self) -> String {
+        format!("{}/{}", self.credential_id, self.string_to_sign.scope())
+    }
+
     /// Whether this is a presigned-URL signature.
     pub fn is_presigned(&self) -> bool {
-        matches!(self.kind, OutputKind::Presigned { .. })
+        matches!(self.location, Location::Query { .. })
     }
 
-    /// The `Authorization` header value (`None` for a presigned URL).
+    /// The `Authorization` header value (`None` for a presigned URL):
+    /// `ALGORITHM Credential=ID/SCOPE, SignedHeaders=NAMES, Signature=HEX`.
     pub fn authorization(&self) -> Option<String> {
-        match self.kind {
-            OutputKind::Headers { .. } => String::from_utf8(self.authorization_bytes()).ok(),
-            OutputKind::Presigned { .. } => None,
-        }
-    }
-
-    fn authorization_bytes(&self) -> Vec<u8> {
-        const CREDENTIAL: &[u8] = b" Credential=";
-        const SIGNED_HEADERS: &[u8] = b", SignedHeaders=";
-        const SIGNATURE: &[u8] = b", Signature=";
-        let parts = [
-            names::ALGORITHM.as_bytes(),
-            CREDENTIAL,
-            &self.text[self.access_key_id_at..],
-            b"/",
-            self.string_to_sign().scope_bytes(),
-            SIGNED_HEADERS,
-            self.canonical_request().signed_headers_bytes(),
-            SIGNATURE,
-            &hex32(&self.signature.0),
-        ];
-        // Exactly the length: a Vec with spare capacity costs `Bytes::from` (and so the
-        // header value) a second allocation.
-        let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
-        parts.iter().for_each(|part| out.extend_from_slice(part));
-        out
+        let Location::Headers { .. } = self.location else {
+            return None;
+        };
+        let algorithm = self.string_to_sign.algorithm().as_str();
+        let scope = self.string_to_sign.scope().parts();
+        let signed_headers = self.canonical_request.signed_headers();
+        let head = [algorithm, " Credential=", &self.credential_id, "/"];
+        let tail = [", SignedHeaders=", signed_headers, ", Signature="];
+        let length = head.iter().chain(&tail).map(|p| p.len()).sum::<usize>()
+            + scope.iter().map(|p| p.len()).sum::<usize>()
+            + 2 * self.signature.as_bytes().len();
+        let mut out = String::with_capacity(length);
+        head.iter().for_each(|part| out.push_str(part));
+        scope.iter().for_each(|part| out.push_str(part));
+        tail.iter().for_each(|part| out.push_str(part));
+        self.signature.push_hex(&mut out);
+        Some(out)
     }
 
     /// Headers to set (header signing) or query parameters to append (presigning), in the
     /// order they are added.
     pub fn additions(&self) -> Vec<Addition> {
-        let add = |name, value: &str| Addition {
-            name,
-            value: value.to_owned(),
-            sensitive: false,
-        };
-        let date = std::str::from_utf8(self.string_to_sign().amz_date()).unwrap_or_default();
+        let date = self.string_to_sign.amz_date().as_str();
         let mut out = Vec::with_capacity(7);
-        let token_name = match self.kind {
-            OutputKind::Headers { content_sha256 } => {
-                out.push(add(names::X_AMZ_DATE, date));
-                out.push(Addition {
-                    name: "authorization",
-                    value: self.authorization().unwrap_or_default(),
-                    sensitive: false,
-                });
+        let token_name = match self.location {
+            Location::Headers { content_sha256 } => {
+                out.push(Addition::new(names::X_AMZ_DATE, date));
+                let authorization = self.authorization().expect("a header signature");
+                out.push(Addition::new(names::AUTHORIZATION, authorization));
                 if content_sha256 {
-                    let hash = self.canonical_request().payload_hash();
-                    out.push(add(names::X_AMZ_CONTENT_SHA256, hash));
+                    let hash = self.canonical_request.payload_hash();
+                    out.push(Addition::new(names::X_AMZ_CONTENT_SHA256, hash));
                 }
                 names::X_AMZ_SECURITY_TOKEN
             }
-            OutputKind::Presigned { expires_secs } => {
-                let credential =
-                    format!("{}/{}", self.access_key_id(), self.string_to_sign().scope());
-                out.push(add("X-Amz-Algorithm", names::ALGORITHM));
-                out.push(add("X-Amz-Credential", &credential));
-                out.push(add("X-Amz-Date", date));
-                out.push(add("X-Amz-Expires", &expires_secs.to_string()));
-                out.push(add(
-                    "X-Amz-SignedHeaders",
-                    self.canonical_request().signed_headers(),
-                ));
-                out.push(add("X-Amz-Signature", &self.signature.to_string()));
-                "X-Amz-Security-Token"
+            Location::Query { expires_secs } => {
+                use names::query;
+                let algorithm = self.string_to_sign.algorithm().as_str();
+                out.push(Addition::new(query::ALGORITHM, algorithm));
+                out.push(Addition::new(query::CREDENTIAL, self.credential()));
+                out.push(Addition::new(query::DATE, date));
+                out.push(Addition::new(query::EXPIRES, expires_secs.to_string()));
+                let signed = self.canonical_request.signed_headers();
+                out.push(Addition::new(query::SIGNED_HEADERS, signed));
+                out.push(Addition::new(query::SIGNATURE, self.signature.to_string()));
+                query::SECURITY_TOKEN
             }
         };
         if let Some(token) = &self.session_token {
@@ -402,15 +329,22 @@ pub enum SignError {
     /// The session token can't be sent as a header value.
     #[error("the session token contains characters not allowed in an HTTP header")]
     InvalidSessionToken,
+    /// A value the signature adds (the `Authorization` header, a certificate) can't be sent
+    /// as a header value.
+    #[error("the {0} value the signature adds is not a valid HTTP header value")]
+    InvalidHeaderValue(&'static str),
     /// The presigned URI could not be built (the original URI was unusual).
-    #[error("could not build the presigned URI: {0}")]
+    #[error("could not build the presigned URI")]
     InvalidUri(#[source] http::Error),
     /// A signing time that `X-Amz-Date` cannot express (outside the years 0000 to 9999 UTC).
     #[error("the signing time {0} is outside the years 0000 to 9999 (UTC) that SigV4 can express")]
     InvalidTime(time::OffsetDateTime),
-    /// The root key failed to compute `kDate`.
-    #[error("{0}")]
-    RootKey(#[source] KeyError),
+    /// The key failed to sign (the root key computing `kDate`, or an X.509 private key).
+    #[error("the key could not sign")]
+    Key(#[source] KeyError),
+    /// X.509 signatures go in an `Authorization` header only.
+    #[error("IAM Roles Anywhere signatures go in an Authorization header, not a presigned URL")]
+    X509Presign,
 }
 
 impl From<CanonicalError> for SignError {
@@ -418,6 +352,95 @@ impl From<CanonicalError> for SignError {
         match e {
             CanonicalError::NoHost => SignError::NoHost,
             CanonicalError::BadHeaderName(name) => SignError::InvalidHeaderName(name),
+        }
+    }
+}
+
+/// Steps one and two, the same for every algorithm: the canonical request of `request`
+/// and the string to sign over its hash.
+pub(crate) struct Unsigned {
+    pub(crate) canonical_request: CanonicalRequest,
+    pub(crate) string_to_sign: StringToSign,
+    location: Location,
+}
+
+/// What steps one and two need besides the request.
+pub(crate) struct Identity<'i> {
+    pub(crate) algorithm: Algorithm,
+    pub(crate) credential_id: &'i str,
+    pub(crate) session_token: Option<&'i str>,
+    pub(crate) settings: &'i SigningSettings,
+}
+
+/// Steps one and two for `request` at `amz_date` in `scope` (whose date is `amz_date`'s).
+pub(crate) fn canonical_and_string_to_sign(
+    request: &SignableRequest<'_>,
+    payload: Payload<'_>,
+    (amz_date, scope): (AmzDate, Scope),
+    location: SignatureLocation,
+    identity: &Identity<'_>,
+) -> Result<Unsigned, SignError> {
+    debug_assert_eq!(&amz_date.date(), scope.date());
+    let payload_hash = payload.hash()?;
+    let settings = identity.settings;
+    let content_sha256 = settings.content_sha256_header;
+    let (placement, location) = match location {
+        SignatureLocation::Headers => (
+            Placement::Headers {
+                amz_date: amz_date.as_str(),
+                session_token: identity.session_token,
+                content_sha256,
+            },
+            Location::Headers { content_sha256 },
+        ),
+        SignatureLocation::QueryParams { expires_in } => {
+            let expires_secs = expires_in.as_secs();
+            if expires_secs == 0
+                || expires_in > MAX_PRESIGN_EXPIRY
+                || expires_in.subsec_nanos() != 0
+            {
+                return Err(SignError::InvalidExpiry(expires_secs));
+            }
+            let placement = Placement::Query {
+                algorithm: identity.algorithm.as_str(),
+                amz_date: amz_date.as_str(),
+                credential: (identity.credential_id, &scope),
+                expires_secs,
+                session_token: identity.session_token,
+            };
+            (placement, Location::Query { expires_secs })
+        }
+    };
+    let canonical_request = CanonicalRequest::new(request, settings, &placement, payload_hash)?;
+    let mut hash = Sha256::new();
+    canonical_request
+        .parts()
+        .iter()
+        .for_each(|part| hash.update(part));
+    let string_to_sign =
+        StringToSign::new(identity.algorithm, amz_date, scope, hash.finalize().into());
+    Ok(Unsigned {
+        canonical_request,
+        string_to_sign,
+        location,
+    })
+}
+
+impl Unsigned {
+    /// Step three done: the output, with the signature over the string to sign.
+    pub(crate) fn signed(
+        self,
+        signature: Signature,
+        credential_id: Arc<str>,
+        session_token: Option<SessionToken>,
+    ) -> SigningOutput {
+        SigningOutput {
+            canonical_request: self.canonical_request,
+            string_to_sign: self.string_to_sign,
+            signature,
+            credential_id,
+            session_token,
+            location: self.location,
         }
     }
 }
@@ -458,7 +481,7 @@ impl Signer {
 
     /// Adds a session token (temporary credentials).
     pub fn with_session_token(mut self, token: impl Into<String>) -> Self {
-        self.session_token = Some(SessionToken(Arc::new(Zeroizing::new(token.into()))));
+        self.session_token = Some(SessionToken::new(token.into()));
         self
     }
 
@@ -504,7 +527,7 @@ impl Signer {
         if self.cache_policy == CachePolicy::Off {
             return Ok(());
         }
-        let date = DateStamp::from_amz_date(&params.amz_date()?);
+        let date = params.amz_date()?.date();
         self.signing_key(&date, params.region, params.service)
             .map(drop)
     }
@@ -516,14 +539,9 @@ impl Signer {
         request: &mut http::Request<B>,
         params: &SigningParams<'_>,
     ) -> Result<SigningOutput, SignError> {
-        let payload = params
-            .payload
-            .unwrap_or(Payload::Bytes(request.body().as_ref()));
-        let signable =
-            SignableRequest::from_http_parts(request.method(), request.uri(), request.headers());
-        let output = self.sign_signable(&signable, payload, params, None)?;
-        apply_headers(request.headers_mut(), &output)?;
-        Ok(output)
+        sign_in_headers(request, params, |signable, payload| {
+            self.sign_signable(signable, payload, params, SignatureLocation::Headers)
+        })
     }
 
     /// Turns `request` into a presigned request (signature in the query), valid for
@@ -540,7 +558,8 @@ impl Signer {
             .unwrap_or(Payload::Bytes(request.body().as_ref()));
         let (method, uri, headers) = (request.method(), request.uri(), request.headers());
         let signable = SignableRequest::from_http_parts(method, uri, headers);
-        let output = self.sign_signable(&signable, payload, params, Some(expires_in))?;
+        let location = SignatureLocation::QueryParams { expires_in };
+        let output = self.sign_signable(&signable, payload, params, location)?;
         *request.uri_mut() = presigned_uri(request.uri(), &output)?;
         Ok(output)
     }
@@ -552,105 +571,34 @@ impl Signer {
         payload: Payload<'_>,
         params: &SigningParams<'_>,
     ) -> Result<SigningOutput, SignError> {
-        let output =
-            self.sign_signable(&SignableRequest::from_http(parts), payload, params, None)?;
+        let signable = SignableRequest::from_http(parts);
+        let output = self.sign_signable(&signable, payload, params, SignatureLocation::Headers)?;
         apply_headers(&mut parts.headers, &output)?;
         Ok(output)
     }
 
-    /// The core: signs a [`SignableRequest`], returning the stages and what to add, without
-    /// touching any request. `presign` is the validity of a presigned URL, or `None` for an
-    /// `Authorization` header.
+    /// The three steps for a [`SignableRequest`], without touching any request: what to
+    /// add is in the output ([`SigningOutput::additions`]).
     pub fn sign_signable(
         &self,
         request: &SignableRequest<'_>,
         payload: Payload<'_>,
         params: &SigningParams<'_>,
-        presign: Option<Duration>,
+        location: SignatureLocation,
     ) -> Result<SigningOutput, SignError> {
+        let identity = Identity {
+            algorithm: Algorithm::HmacSha256,
+            credential_id: &self.access_key_id,
+            session_token: self.session_token.as_ref().map(|t| t.0.as_str()),
+            settings: &self.settings,
+        };
         let amz_date = params.amz_date()?;
-        let date = DateStamp::from_amz_date(&amz_date);
-        let body_hash;
-        let payload_hash: &str = match payload {
-            Payload::Bytes([]) => EMPTY_SHA256,
-            Payload::Bytes(bytes) => {
-                body_hash = hex32(&Sha256::digest(bytes).into());
-                std::str::from_utf8(&body_hash).unwrap_or_default()
-            }
-            Payload::Unsigned => UNSIGNED_PAYLOAD,
-            Payload::Precomputed(hash) => {
-                if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_graphic()) {
-                    return Err(SignError::InvalidPayloadHash);
-                }
-                hash
-            }
-        };
-        let scope = string_to_sign::Scope {
-            date: &date,
-            region: params.region,
-            service: params.service,
-        };
-        let credential;
-        let token = self.session_token.as_ref().map(|t| t.0.as_str());
-        let placement = match presign {
-            None => Placement::Headers {
-                amz_date: &amz_date,
-                session_token: token,
-                content_sha256: self.settings.content_sha256_header.then_some(payload_hash),
-            },
-            Some(expires) => {
-                let secs = expires.as_secs();
-                if secs == 0 || expires > MAX_PRESIGN_EXPIRY || expires.subsec_nanos() != 0 {
-                    return Err(SignError::InvalidExpiry(secs));
-                }
-                let mut text = self.access_key_id.as_bytes().to_vec();
-                text.push(b'/');
-                string_to_sign::write_scope(&mut text, &scope);
-                // An access key id and a scope made of `&str`s.
-                credential = String::from_utf8(text).unwrap_or_default();
-                Placement::Query {
-                    amz_date: &amz_date,
-                    credential: &credential,
-                    expires_secs: secs,
-                    session_token: token,
-                }
-            }
-        };
-        let mut text = Vec::with_capacity(size_hint(request));
-        let canonical_layout =
-            write_canonical_request(&mut text, request, &self.settings, &placement, payload_hash)?;
-        let string_to_sign_at = text.len();
-        string_to_sign::write_head(&mut text, &amz_date, &scope);
-        let key = self.signing_key(&date, params.region, params.service)?;
-        // The string to sign's first block(s) do not depend on the canonical request's
-        // hash: hashing them just before it lets the CPU run the two SHA-256 chains side by
-        // side (each block is a chain of dependent rounds, so alone it idles the unit).
-        let mut mac = key.0.begin();
-        let known = (text.len() - string_to_sign_at) / BLOCK * BLOCK;
-        mac.update(&text[string_to_sign_at..string_to_sign_at + known]);
-        let canonical_hash = sha256(&text[..string_to_sign_at]);
-        text.extend_from_slice(&hex32(&canonical_hash));
-        mac.update(&text[string_to_sign_at + known..]);
-        let signature = Signature(mac.finish());
-        let access_key_id_at = text.len();
-        text.extend_from_slice(self.access_key_id.as_bytes());
-        let kind = match presign {
-            Some(expires) => OutputKind::Presigned {
-                expires_secs: expires.as_secs(),
-            },
-            None => OutputKind::Headers {
-                content_sha256: self.settings.content_sha256_header,
-            },
-        };
-        Ok(SigningOutput {
-            text,
-            string_to_sign_at,
-            access_key_id_at,
-            canonical_layout,
-            signature,
-            session_token: self.session_token.clone(),
-            kind,
-        })
+        let key = self.signing_key(&amz_date.date(), params.region, params.service)?;
+        let when = (amz_date, key.scope.clone());
+        let unsigned = canonical_and_string_to_sign(request, payload, when, location, &identity)?;
+        let signature = key.sign(&unsigned.string_to_sign);
+        let token = self.session_token.clone();
+        Ok(unsigned.signed(signature, self.access_key_id.clone(), token))
     }
 
     /// `kSigning` for a scope: from the cache, or derived through the root key.
@@ -665,21 +613,32 @@ impl Signer {
             return Ok(key);
         }
         self.root_key_calls.fetch_add(1, Ordering::Relaxed);
-        let k_date = self.root_key.date_key(date).map_err(SignError::RootKey)?;
-        // kRegion, kService and kSigning in turn, in one word-stored buffer wiped on drop.
-        let mut chained = Zeroizing::new([0u64; 4]);
-        HmacKey::new(k_date.as_bytes()).mac_into(&[region.as_bytes()], bytes32_mut(&mut chained));
+        let k_date = self.root_key.date_key(date).map_err(SignError::Key)?;
+        // kRegion = HMAC(kDate, region), kService = HMAC(kRegion, service),
+        // kSigning = HMAC(kService, "aws4_request").
+        let mut chained = Zeroizing::new(*k_date.as_bytes());
         drop(k_date);
-        for step in [service.as_bytes(), b"aws4_request"] {
-            let next = HmacKey::new(bytes32(&chained));
-            next.mac_into(&[step], bytes32_mut(&mut chained));
+        for step in [region, service, names::SCOPE_TERMINATOR] {
+            let next = HmacKey::new(&chained[..]);
+            next.mac_into(&[step.as_bytes()], &mut chained);
         }
-        let key = SigningKey(HmacKey::new(bytes32(&chained)));
+        let key = SigningKey {
+            key: HmacKey::new(&chained[..]),
+            scope: Scope::new(*date, region, service),
+        };
         if cached {
-            self.cache
-                .insert(&self.access_key_id, date, region, service, &key);
+            self.cache.insert(&self.access_key_id, &key);
         }
         Ok(key)
+    }
+}
+
+impl SigningKey {
+    /// Step three for an access key: HMAC-SHA256 of the string to sign.
+    fn sign(&self, string_to_sign: &StringToSign) -> Signature {
+        let mut mac = self.key.begin();
+        string_to_sign.write_parts(&mut |part| mac.update(part));
+        Signature::new(&mac.finish())
     }
 }
 
@@ -696,7 +655,10 @@ impl fmt::Debug for Signer {
 }
 
 /// The original URI with the presigning parameters appended (its own query untouched).
-fn presigned_uri(uri: &http::Uri, output: &SigningOutput) -> Result<http::Uri, SignError> {
+pub(crate) fn presigned_uri(
+    uri: &http::Uri,
+    output: &SigningOutput,
+) -> Result<http::Uri, SignError> {
     let mut target: Vec<u8> = Vec::with_capacity(512);
     target.extend_from_slice(uri.path().as_bytes());
     let mut separator = match uri.query() {
@@ -723,31 +685,56 @@ fn presigned_uri(uri: &http::Uri, output: &SigningOutput) -> Result<http::Uri, S
     http::Uri::from_parts(parts).map_err(|e| SignError::InvalidUri(e.into()))
 }
 
+/// Signs `request` with `sign` (its body hashed unless the params give a payload), then
+/// sets the signature's headers on it.
+pub(crate) fn sign_in_headers<B: AsRef<[u8]>>(
+    request: &mut http::Request<B>,
+    params: &SigningParams<'_>,
+    sign: impl FnOnce(&SignableRequest<'_>, Payload<'_>) -> Result<SigningOutput, SignError>,
+) -> Result<SigningOutput, SignError> {
+    let payload = params
+        .payload
+        .unwrap_or(Payload::Bytes(request.body().as_ref()));
+    let signable =
+        SignableRequest::from_http_parts(request.method(), request.uri(), request.headers());
+    let output = sign(&signable, payload)?;
+    apply_headers(request.headers_mut(), &output)?;
+    Ok(output)
+}
+
 /// Sets the signature's headers on a request, replacing any of the same name.
-fn apply_headers(headers: &mut http::HeaderMap, output: &SigningOutput) -> Result<(), SignError> {
+pub(crate) fn apply_headers(
+    headers: &mut http::HeaderMap,
+    output: &SigningOutput,
+) -> Result<(), SignError> {
     use http::{HeaderName, HeaderValue};
     const X_AMZ_DATE: HeaderName = HeaderName::from_static(names::X_AMZ_DATE);
     const X_AMZ_SECURITY_TOKEN: HeaderName = HeaderName::from_static(names::X_AMZ_SECURITY_TOKEN);
     const X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static(names::X_AMZ_CONTENT_SHA256);
-    let OutputKind::Headers { content_sha256 } = output.kind else {
+    let Location::Headers { content_sha256 } = output.location else {
         return Ok(());
     };
-    // Every value is ASCII built here, except the session token, which the caller gave.
-    let ascii =
-        |bytes: &[u8]| HeaderValue::from_bytes(bytes).map_err(|_| SignError::InvalidPayloadHash);
-    headers.insert(X_AMZ_DATE, ascii(output.string_to_sign().amz_date())?);
-    let authorization = HeaderValue::try_from(output.authorization_bytes())
-        .map_err(|_| SignError::InvalidHeaderName("authorization".into()))?;
+    let value = |text: &str, name: &'static str| {
+        HeaderValue::from_str(text).map_err(|_| SignError::InvalidHeaderValue(name))
+    };
+    let date = output.string_to_sign.amz_date().as_str();
+    headers.insert(X_AMZ_DATE, value(date, names::X_AMZ_DATE)?);
+    let authorization = output.authorization().expect("a header signature");
+    let authorization = HeaderValue::try_from(authorization)
+        .map_err(|_| SignError::InvalidHeaderValue(names::AUTHORIZATION))?;
     headers.insert(http::header::AUTHORIZATION, authorization);
     if content_sha256 {
-        let hash = ascii(output.canonical_request().payload_hash().as_bytes())?;
-        headers.insert(X_AMZ_CONTENT_SHA256, hash);
+        let hash = output.canonical_request.payload_hash();
+        headers.insert(
+            X_AMZ_CONTENT_SHA256,
+            value(hash, names::X_AMZ_CONTENT_SHA256)?,
+        );
     }
     if let Some(token) = &output.session_token {
-        let mut value =
+        let mut token =
             HeaderValue::from_str(token.0.as_str()).map_err(|_| SignError::InvalidSessionToken)?;
-        value.set_sensitive(true);
-        headers.insert(X_AMZ_SECURITY_TOKEN, value);
+        token.set_sensitive(true);
+        headers.insert(X_AMZ_SECURITY_TOKEN, token);
     }
     Ok(())
 }
@@ -836,7 +823,7 @@ mod tests {
             out.canonical_request().to_string()
         };
         let with_body = presign("Param1=value1");
-        let hash = crate::encoding::hex32(&crate::hmac256::sha256(b"Param1=value1"));
+        let hash = crate::encoding::hex32(&Sha256::digest(b"Param1=value1").into());
         let hash = std::str::from_utf8(&hash).unwrap();
         assert!(with_body.ends_with(hash), "{with_body}");
         assert_ne!(with_body, presign(""));

@@ -4,20 +4,27 @@
 use std::time::Duration;
 
 use sigv4_core::testing::{RawRequest, SuiteCase, suite_cases};
-use sigv4_core::{PathEncoding, Payload, SignableRequest, SigningOutput, SoftwareRootKey};
+use sigv4_core::{
+    PathEncoding, Payload, SignableRequest, SignatureLocation, SigningOutput, SoftwareRootKey,
+};
 
 const MODES: [&str; 2] = ["header", "query"];
 
 fn sign(case: &SuiteCase, request: &SignableRequest<'_>, mode: &str) -> SigningOutput {
     let context = case.context.as_ref().expect("case with context");
-    let presign = (mode == "query").then(|| Duration::from_secs(context.expires_in));
+    let location = match mode {
+        "query" => SignatureLocation::QueryParams {
+            expires_in: Duration::from_secs(context.expires_in),
+        },
+        _ => SignatureLocation::Headers,
+    };
     context
         .signer()
         .sign_signable(
             request,
             Payload::Bytes(&case.request.body),
             &context.params(),
-            presign,
+            location,
         )
         .unwrap_or_else(|e| panic!("{}: {e}", case.name))
 }
@@ -89,7 +96,12 @@ fn request_for(case: &SuiteCase) -> RawRequest {
         SoftwareRootKey::from_secret_access_key(&context.secret_access_key),
     )
     .with_settings(single)
-    .sign_signable(&edited, Payload::Bytes(b""), &context.params(), None)
+    .sign_signable(
+        &edited,
+        Payload::Bytes(b""),
+        &context.params(),
+        SignatureLocation::Headers,
+    )
     .expect("sign");
     assert_eq!(
         s3_style.canonical_request().to_string(),
@@ -150,7 +162,7 @@ fn double_encoded_paths() {
                 &case.request.signable(),
                 Payload::Bytes(&case.request.body),
                 &sigv4_core::SigningParams::new("us-east-1", "service").at(time),
-                None,
+                SignatureLocation::Headers,
             )
             .expect("sign");
         assert_eq!(

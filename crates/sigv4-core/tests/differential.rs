@@ -9,7 +9,7 @@ use aws_sigv4::http_request::{
     UriPathNormalizationMode,
 };
 use proptest::prelude::*;
-use sigv4_core::testing::{ArbRequest, arb_request};
+use sigv4_core::testing::{ArbRequest, arb_request, shapes};
 use sigv4_core::{
     PathEncoding, SessionTokenMode, Signer, SigningParams, SigningSettings, SoftwareRootKey,
 };
@@ -27,6 +27,8 @@ struct Options {
     token: Option<bool>, // Some(signed?)
     presign: Option<u64>,
     unix_time: i64,
+    service: &'static str,
+    unsigned: bool,
 }
 
 fn options() -> impl Strategy<Value = Options> {
@@ -47,6 +49,8 @@ fn options() -> impl Strategy<Value = Options> {
                 token,
                 presign,
                 unix_time,
+                service: "service",
+                unsigned: false,
             },
         )
 }
@@ -69,7 +73,10 @@ fn keyhold(req: &ArbRequest, o: &Options) -> http::Request<Vec<u8>> {
         signer = signer.with_session_token(TOKEN);
     }
     let time = time::OffsetDateTime::from_unix_timestamp(o.unix_time).expect("time");
-    let params = SigningParams::new("us-east-1", "service").at(time);
+    let mut params = SigningParams::new("us-east-1", o.service).at(time);
+    if o.unsigned {
+        params = params.with_payload(sigv4_core::Payload::Unsigned);
+    }
     let mut request = req.to_http();
     match o.presign {
         // aws-sigv4 hashes the body for presigned URLs too, and so does presign_request.
@@ -114,7 +121,7 @@ fn aws(req: &ArbRequest, o: &Options) -> http::Request<Vec<u8>> {
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(&identity)
         .region("us-east-1")
-        .name("service")
+        .name(o.service)
         .time(SystemTime::UNIX_EPOCH + Duration::from_secs(o.unix_time as u64))
         .settings(settings)
         .build()
@@ -130,7 +137,10 @@ fn aws(req: &ArbRequest, o: &Options) -> http::Request<Vec<u8>> {
         request.method().as_str(),
         request.uri().to_string(),
         headers.into_iter(),
-        SignableBody::Bytes(request.body()),
+        match o.unsigned {
+            true => SignableBody::UnsignedPayload,
+            false => SignableBody::Bytes(request.body()),
+        },
     )
     .expect("aws signable");
     let (instructions, _) = aws_sigv4::http_request::sign(signable, &params)
@@ -155,4 +165,36 @@ proptest! {
             prop_assert!(ours.uri().query().unwrap_or("").contains("X-Amz-Signature="));
         }
     }
+}
+
+/// The bench's request shapes ([`shapes`]) sign as aws-sigv4 signs them.
+#[test]
+fn every_bench_shape_signs_as_aws_sigv4() {
+    for shape in shapes() {
+        let o = Options {
+            normalize: !shape.s3,
+            double: !shape.s3,
+            content_sha256: shape.s3,
+            token: shape.session_token.then_some(true),
+            presign: shape.presign_secs,
+            unix_time: 1_440_938_160,
+            service: shape.service,
+            unsigned: shape.unsigned_payload,
+        };
+        let ours = keyhold(&shape.request, &o);
+        let theirs = aws(&shape.request, &o);
+        assert_eq!(ours.uri(), theirs.uri(), "{}", shape.name);
+        assert_eq!(ours.headers(), theirs.headers(), "{}", shape.name);
+        // And the shape's own signer (the bench's) agrees with the one built here.
+        let mut again = shape.request.to_http();
+        let time = time::OffsetDateTime::from_unix_timestamp(o.unix_time).expect("time");
+        shape.sign(
+            &shape.signer(sigv4_core::CachePolicy::PerScope),
+            &mut again,
+            time,
+        );
+        assert_eq!(again.uri(), ours.uri(), "{}", shape.name);
+        assert_eq!(again.headers(), ours.headers(), "{}", shape.name);
+    }
+    assert!(shapes().len() >= 8);
 }

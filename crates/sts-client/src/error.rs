@@ -269,7 +269,7 @@ impl StsError {
             Self::Transport { .. } | Self::Timeout { .. } => true,
             Self::Signing { source, .. } => matches!(
                 source,
-                sigv4_core::SignError::RootKey(k)
+                sigv4_core::SignError::Key(k)
                     if k.kind() == sigv4_core::KeyErrorKind::Unavailable
             ),
             Self::Parse { .. } | Self::Expiration { .. } | Self::Config(_) => false,

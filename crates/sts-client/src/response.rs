@@ -555,23 +555,6 @@ mod tests {
         }
     }
 
-    /// A small deterministic generator (SplitMix64), so a failing seed replays exactly.
-    struct SplitMix(u64);
-
-    impl SplitMix {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
     /// Pieces of XML that stress a parser: markup declarations, entities, CDATA, odd names.
     const FRAGMENTS: &[&str] = &[
         "<!DOCTYPE x>",
@@ -602,53 +585,30 @@ mod tests {
         "\r\n",
     ];
 
-    fn mutate(rng: &mut SplitMix, body: &[u8]) -> Vec<u8> {
-        let mut out = body.to_vec();
-        for _ in 0..=rng.below(4) {
-            let at = rng.below(out.len() + 1);
-            match rng.below(6) {
-                0 => {
-                    let fragment = FRAGMENTS[rng.below(FRAGMENTS.len())];
-                    out.splice(at..at, fragment.bytes());
-                }
-                1 => out.truncate(at),
-                2 if at < out.len() => out[at] = rng.next() as u8,
-                3 if at < out.len() => {
-                    let end = (at + rng.below(64)).min(out.len());
-                    out.drain(at..end);
-                }
-                4 => {
-                    let from = rng.below(out.len().max(1));
-                    let end = (from + rng.below(128)).min(out.len());
-                    let copy = out[from..end].to_vec();
-                    out.splice(at..at, copy);
-                }
-                _ => out.insert(at, b"<>/&\"'="[rng.below(7)]),
-            }
-        }
-        out
-    }
-
+    /// The STS replies' fuzz target (see `test-support`'s `fuzz`): every reply of the corpus
+    /// in `testdata/fuzz/sts-xml`, then 1,500 mutations for each seed of
+    /// `testdata/sts-client/parser-seeds.txt`. No reply may panic or quote a secret.
     #[test]
-    fn random_mutations_never_panic_or_leak() {
+    fn fuzz_sts_replies() {
         let seeds = include_str!("../../../testdata/sts-client/parser-seeds.txt");
-        let error = b"<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>\
-            <Message>no</Message></Error><RequestId>r</RequestId></ErrorResponse>";
-        let bases: [&[u8]; 2] = [ASSUME_ROLE.as_bytes(), error];
-        let mut runs = 0;
+        let dictionary: Vec<&[u8]> = FRAGMENTS.iter().map(|f| f.as_bytes()).collect();
+        let mut seeds_run = 0;
         for seed in seeds
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
         {
             let seed: u64 = seed.parse().expect("a seed is a u64");
-            let mut rng = SplitMix(seed);
-            for _ in 0..1500 {
-                let base = bases[rng.below(bases.len())];
-                parse_all_without_leaking(&mutate(&mut rng, base));
-                runs += 1;
-            }
+            let runs = test_support::fuzz::runs(1500);
+            test_support::fuzz::run(
+                "sts-xml",
+                seed,
+                runs,
+                &dictionary,
+                parse_all_without_leaking,
+            );
+            seeds_run += 1;
         }
-        assert!(runs >= 8 * 1500, "the seeds file lost seeds: {runs} runs");
+        assert!(seeds_run >= 8, "the seeds file lost seeds: {seeds_run}");
     }
 }

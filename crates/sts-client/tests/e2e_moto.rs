@@ -18,8 +18,8 @@ async fn get_caller_identity_returns_the_users_arn() {
     let (akid, key) = user_key();
     let sts = moto_client(&akid, key);
     let id = sts.get_caller_identity().await.unwrap();
-    assert_eq!(id.arn, env("KEYHOLD_TEST_USER_ARN"));
-    assert_eq!(id.account, env("KEYHOLD_TEST_ACCOUNT"));
+    assert_eq!(id.arn, env(test_support::env::USER_ARN));
+    assert_eq!(id.account, env(test_support::env::ACCOUNT));
     assert!(!id.user_id.is_empty());
     // The second call reuses the derived key: the root key was asked once.
     sts.get_caller_identity().await.unwrap();
@@ -42,7 +42,7 @@ async fn assume_role_with_every_parameter_returns_working_credentials() {
         .transitive_tag_keys(["project"])
         .source_identity("alice");
     let role = sts.assume_role(request).await.unwrap();
-    let account = env("KEYHOLD_TEST_ACCOUNT");
+    let account = env(test_support::env::ACCOUNT);
     let role_name = role_arn.rsplit('/').next().unwrap();
     assert_eq!(
         role.assumed_role_user.arn,
@@ -128,7 +128,7 @@ async fn get_session_token_is_accepted_and_parsed() {
 
 #[tokio::test]
 async fn wrong_secret_is_a_typed_signature_does_not_match() {
-    let akid = env("KEYHOLD_TEST_AWS_ACCESS_KEY_ID");
+    let akid = env(test_support::env::AWS_ACCESS_KEY_ID);
     let wrong = Arc::new(SoftwareRootKey::from_secret_access_key(
         "not-the-secret-of-this-key",
     ));
@@ -160,7 +160,7 @@ async fn unknown_role_is_a_typed_access_denied() {
     let role_name = unique("assume-target");
     let role_arn = format!(
         "arn:aws:iam::{}:role/{role_name}",
-        env("KEYHOLD_TEST_ACCOUNT")
+        env(test_support::env::ACCOUNT)
     );
     let (user_arn, akid, key) = user_allowed_to_assume_only(&role_arn).await;
     assert_eq!(create_role(&role_name, &[&user_arn]).await, role_arn);
@@ -174,7 +174,7 @@ async fn unknown_role_is_a_typed_access_denied() {
     // ...and nothing else.
     let unknown = format!(
         "arn:aws:iam::{}:role/{}",
-        env("KEYHOLD_TEST_ACCOUNT"),
+        env(test_support::env::ACCOUNT),
         unique("no-such-role")
     );
     let err = sts

@@ -81,20 +81,23 @@ impl Service for Moto {
     fn env(&self) -> Vec<(String, String)> {
         let field = |name: &str| self.identity[name].as_str().unwrap_or_default().to_owned();
         vec![
-            ("KEYHOLD_TEST_MOTO_ENDPOINT".into(), self.endpoint.clone()),
             (
-                "KEYHOLD_TEST_AWS_ACCESS_KEY_ID".into(),
+                test_support::env::MOTO_ENDPOINT.into(),
+                self.endpoint.clone(),
+            ),
+            (
+                test_support::env::AWS_ACCESS_KEY_ID.into(),
                 field("access_key_id"),
             ),
             (
-                "KEYHOLD_TEST_AWS_SECRET_ACCESS_KEY".into(),
+                test_support::env::AWS_SECRET_ACCESS_KEY.into(),
                 field("secret_access_key"),
             ),
-            ("KEYHOLD_TEST_USER_ARN".into(), field("user_arn")),
-            ("KEYHOLD_TEST_ROLE_ARN".into(), field("role_arn")),
-            ("KEYHOLD_TEST_ACCOUNT".into(), field("account")),
+            (test_support::env::USER_ARN.into(), field("user_arn")),
+            (test_support::env::ROLE_ARN.into(), field("role_arn")),
+            (test_support::env::ACCOUNT.into(), field("account")),
             (
-                "KEYHOLD_TEST_PYTHON_BIN".into(),
+                test_support::env::PYTHON_BIN.into(),
                 self.venv.display().to_string(),
             ),
         ]

@@ -71,7 +71,7 @@ impl Service for SoftHsm {
         vec![
             ("SOFTHSM2_CONF".into(), self.conf.display().to_string()),
             (
-                "KEYHOLD_TEST_PKCS11_MODULE".into(),
+                test_support::env::PKCS11_MODULE.into(),
                 self.module.display().to_string(),
             ),
         ]

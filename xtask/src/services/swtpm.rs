@@ -88,13 +88,13 @@ impl Service for Swtpm {
 
     fn env(&self) -> Vec<(String, String)> {
         vec![
-            ("KEYHOLD_TEST_TPM_TCTI".into(), self.a.tcti()),
-            ("KEYHOLD_TEST_TPM_B_TCTI".into(), self.b.tcti()),
+            (test_support::env::TPM_TCTI.into(), self.a.tcti()),
+            (test_support::env::TPM_B_TCTI.into(), self.b.tcti()),
             (
-                "KEYHOLD_TEST_TPM_STATE".into(),
+                test_support::env::TPM_STATE.into(),
                 self.a.state.display().to_string(),
             ),
-            ("KEYHOLD_TEST_TPM_PORT".into(), self.a.port.to_string()),
+            (test_support::env::TPM_PORT.into(), self.a.port.to_string()),
         ]
     }
 

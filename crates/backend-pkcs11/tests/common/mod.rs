@@ -35,7 +35,7 @@ pub const SUITE_ACCESS_KEY_ID: &str = "AKIDEXAMPLE";
 
 /// The SoftHSM module path, or a panic saying how to run these tests.
 pub fn module_path() -> PathBuf {
-    for var in ["SOFTHSM2_CONF", "KEYHOLD_TEST_PKCS11_MODULE"] {
+    for var in ["SOFTHSM2_CONF", test_support::env::PKCS11_MODULE] {
         if std::env::var_os(var).is_none() {
             panic!(
                 "{var} is not set: run the PKCS#11 tests through `cargo xtask e2e`, which points \
@@ -43,7 +43,7 @@ pub fn module_path() -> PathBuf {
             );
         }
     }
-    PathBuf::from(std::env::var_os("KEYHOLD_TEST_PKCS11_MODULE").unwrap())
+    PathBuf::from(std::env::var_os(test_support::env::PKCS11_MODULE).unwrap())
 }
 
 /// A cryptoki context on the module, initialised (or already initialised by this process).

@@ -39,10 +39,10 @@ pub fn moto() -> Moto {
         })
     };
     Moto {
-        endpoint: var("KEYHOLD_TEST_MOTO_ENDPOINT"),
-        access_key_id: var("KEYHOLD_TEST_AWS_ACCESS_KEY_ID"),
-        secret_access_key: var("KEYHOLD_TEST_AWS_SECRET_ACCESS_KEY"),
-        account: var("KEYHOLD_TEST_ACCOUNT"),
+        endpoint: var(test_support::env::MOTO_ENDPOINT),
+        access_key_id: var(test_support::env::AWS_ACCESS_KEY_ID),
+        secret_access_key: var(test_support::env::AWS_SECRET_ACCESS_KEY),
+        account: var(test_support::env::ACCOUNT),
     }
 }
 

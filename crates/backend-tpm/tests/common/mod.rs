@@ -21,12 +21,12 @@ pub fn env(name: &str) -> String {
 
 /// The TCTI of the main swtpm instance.
 pub fn tcti() -> String {
-    env("KEYHOLD_TEST_TPM_TCTI")
+    env(test_support::env::TPM_TCTI)
 }
 
 /// The TCTI of the second swtpm instance (duplication target/bystander).
 pub fn tcti_b() -> String {
-    env("KEYHOLD_TEST_TPM_B_TCTI")
+    env(test_support::env::TPM_B_TCTI)
 }
 
 static ONE_CLIENT: Mutex<()> = Mutex::new(());

@@ -19,22 +19,22 @@ pub fn env(name: &str) -> String {
 }
 
 pub fn moto() -> String {
-    env("KEYHOLD_TEST_MOTO_ENDPOINT")
+    env(test_support::env::MOTO_ENDPOINT)
 }
 pub fn access_key_id() -> String {
-    env("KEYHOLD_TEST_AWS_ACCESS_KEY_ID")
+    env(test_support::env::AWS_ACCESS_KEY_ID)
 }
 pub fn secret() -> String {
-    env("KEYHOLD_TEST_AWS_SECRET_ACCESS_KEY")
+    env(test_support::env::AWS_SECRET_ACCESS_KEY)
 }
 pub fn account() -> String {
-    env("KEYHOLD_TEST_ACCOUNT")
+    env(test_support::env::ACCOUNT)
 }
 pub fn user_arn() -> String {
-    env("KEYHOLD_TEST_USER_ARN")
+    env(test_support::env::USER_ARN)
 }
 pub fn python_bin() -> PathBuf {
-    PathBuf::from(env("KEYHOLD_TEST_PYTHON_BIN"))
+    PathBuf::from(env(test_support::env::PYTHON_BIN))
 }
 
 /// A scratch directory of this test's own.
@@ -70,7 +70,7 @@ pub fn keyhold() -> Command {
         "AWS_ENDPOINT_URL_STS",
         "AWS_PROFILE",
         "KEYHOLD_KEY",
-        "KEYHOLD_TEST_AWS_SECRET_ACCESS_KEY",
+        test_support::env::AWS_SECRET_ACCESS_KEY,
     ] {
         cmd.env_remove(var);
     }
@@ -212,7 +212,7 @@ pub fn softhsm_key(name: &str, object: &str, dir: &Path) -> String {
     std::fs::write(&pin_file, pin).unwrap();
     format!(
         "pkcs11:token={label};object={object}?module-path={}&pin-source=file:{}",
-        env("KEYHOLD_TEST_PKCS11_MODULE"),
+        env(test_support::env::PKCS11_MODULE),
         pin_file.display()
     )
 }

@@ -99,8 +99,8 @@ pub async fn bucket_names(s3: &aws_sdk_s3::Client) -> Vec<String> {
 /// S3 buckets with `aws-sdk-s3`; and the direct-signing scheme with `aws-sdk-sts` and
 /// `aws-sdk-s3`, with no STS call and no credentials configured.
 pub async fn backend_scenario(backend: &str, device: Arc<dyn RootKey>) {
-    let akid = env("KEYHOLD_TEST_AWS_ACCESS_KEY_ID");
-    let user_arn = env("KEYHOLD_TEST_USER_ARN");
+    let akid = env(test_support::env::AWS_ACCESS_KEY_ID);
+    let user_arn = env(test_support::env::USER_ARN);
     let counted = CountingKey::new(device);
     let key: Arc<dyn RootKey> = counted.clone();
 

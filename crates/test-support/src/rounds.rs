@@ -1,5 +1,4 @@
-//! Rows that take turns in rounds: the one way every criterion bench in the workspace runs
-//! (this file is included by path into the backends' benches too).
+//! Rows that take turns in rounds: the one way every criterion bench in the workspace runs.
 //!
 //! This machine's speed drifts by tens of percent over seconds, which made single rows
 //! disagree by as much as the margins at stake. So each group runs in [`ROUNDS`] short rounds

@@ -1,0 +1,13 @@
+//! What the workspace's tests share (never a dependency of a shipped crate):
+//!
+//! - [`env`]: the variables `cargo xtask` sets for tests (where its local services are),
+//!   named once, here, for xtask and the tests alike;
+//! - [`fuzz`]: a small, seeded mutation fuzzer for the parsers that read files or the
+//!   network. It needs no nightly toolchain (none can be installed here); `cargo xtask ci`
+//!   runs every target for a bounded number of inputs from its corpus in `testdata/fuzz/`;
+//! - `rounds` (feature `bench`): how every criterion bench in the workspace runs its rows.
+
+pub mod env;
+pub mod fuzz;
+#[cfg(feature = "bench")]
+pub mod rounds;
