@@ -147,7 +147,6 @@ const MAX_LINES: usize = 600;
 const PATH_INCLUDES: &[&str] = &[
     "crates/sdk-credentials/tests/common/mod.rs",
     "crates/sdk-credentials/tests/e2e_pkcs11.rs",
-    "crates/sdk-credentials/tests/provider_local.rs",
 ];
 
 /// Each workspace Rust file, as a path relative to the root, with its text.

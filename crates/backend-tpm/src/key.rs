@@ -107,7 +107,7 @@ impl Tpm {
     pub fn load_key_file(&self, file: &TpmKeyFile, auth: KeyAuth) -> Result<TpmRootKey, TpmError> {
         if file.kind != KeyKind::Loadable {
             return Err(TpmError::KeyFile {
-                reason: "this is an importable duplication blob: import it first (Tpm::import_duplicate)".into(),
+                reason: "this is an importable duplication blob: import it first (Tpm::import_duplicate, feature `duplicate`)".into(),
             });
         }
         let public = public_from_tpm2b(&file.public)?;

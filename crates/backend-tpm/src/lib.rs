@@ -3,6 +3,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "duplicate")]
 mod duplicate;
 mod error;
 mod import;
@@ -12,6 +13,7 @@ mod policy;
 mod templates;
 mod tpm;
 
+#[cfg(feature = "duplicate")]
 pub use duplicate::{EkPublic, wrap_for_tpm};
 pub use error::TpmError;
 pub use import::{ImportOptions, ImportedKey};

@@ -76,6 +76,7 @@ pub fn hmac_key(
 /// The public area of a key made outside any TPM and duplicated to one: TPM2_Import requires
 /// fixedTPM and fixedParent clear; the empty authPolicy keeps it from being duplicated again.
 /// `unique` is SHA-256(obfuscation value || key), as the TPM computes it for keyedhash objects.
+#[cfg(feature = "duplicate")]
 pub(crate) fn duplicable_hmac_key(
     unique: [u8; 32],
     has_password: bool,
@@ -101,8 +102,12 @@ pub(crate) fn duplicable_hmac_key(
 ///
 /// Two shapes pass: the one keyhold creates (fixedTPM and fixedParent set), and the one
 /// `TPM2_Import` requires (both clear: tpm2_import and duplication blobs) provided the
-/// authPolicy is empty. An empty authPolicy matches no policy session, and TPM2_Duplicate
-/// can only be authorized by a policy session, so such a key can never be duplicated out.
+/// authPolicy is empty. The rule rests on the TPM 2.0 Library specification: TPM2_Duplicate
+/// needs the object's DUP role (Part 3, 13.1 "TPM2_Duplicate", `@objectHandle`, Auth Role
+/// DUP), the DUP role can only be given by a policy session (Part 1, "Authorization Roles"),
+/// and a policy session satisfies an object only when its policyDigest equals the object's
+/// authPolicy (Part 1, "Enhanced Authorization"), a digest of the session's hash size: an
+/// empty authPolicy equals none, so such a key can never be duplicated out.
 pub(crate) fn check_hmac_key(public: &Public) -> Result<(), TpmError> {
     let unsuitable = |reason: &str| TpmError::UnsuitableKey {
         reason: reason.to_owned(),
@@ -152,6 +157,40 @@ mod tests {
         let policy = Digest::try_from(vec![1u8; 32]).unwrap();
         check_hmac_key(&hmac_key(Some(policy), true).unwrap()).unwrap();
         check_hmac_key(&duplicable_hmac_key([0; 32], true).unwrap()).unwrap();
+    }
+
+    /// An HMAC key with these fixedTPM/fixedParent bits and authPolicy.
+    fn hmac_with(fixed_tpm: bool, fixed_parent: bool, policy: &[u8]) -> Public {
+        let attributes = ObjectAttributesBuilder::new()
+            .with_fixed_tpm(fixed_tpm)
+            .with_fixed_parent(fixed_parent)
+            .with_user_with_auth(true)
+            .with_sign_encrypt(true)
+            .build()
+            .unwrap();
+        PublicBuilder::new()
+            .with_public_algorithm(PublicAlgorithm::KeyedHash)
+            .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+            .with_object_attributes(attributes)
+            .with_auth_policy(Digest::try_from(policy.to_vec()).unwrap())
+            .with_keyed_hash_parameters(PublicKeyedHashParameters::new(
+                KeyedHashScheme::HMAC_SHA_256,
+            ))
+            .with_keyed_hash_unique_identifier(Digest::default())
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn keys_that_could_be_duplicated_out_are_refused() {
+        check_hmac_key(&hmac_with(true, true, &[7; 32])).unwrap();
+        check_hmac_key(&hmac_with(false, false, &[])).unwrap();
+        let err = check_hmac_key(&hmac_with(false, false, &[7; 32])).unwrap_err();
+        assert!(err.to_string().contains("authPolicy"), "{err}");
+        for (fixed_tpm, fixed_parent) in [(true, false), (false, true)] {
+            let err = check_hmac_key(&hmac_with(fixed_tpm, fixed_parent, &[])).unwrap_err();
+            assert!(err.to_string().contains("differ"), "{err}");
+        }
     }
 
     #[test]

@@ -69,3 +69,18 @@ fn each_feature_brings_its_crate() {
         );
     }
 }
+
+#[test]
+fn tpm_duplication_crypto_only_with_its_feature() {
+    let tpm = tree("tpm");
+    for absent in ["rsa", "p256", "aes", "cfb-mode"] {
+        assert!(!has(&tpm, absent), "tpm alone pulls in {absent}:\n{tpm}");
+    }
+    let duplicate = tree("tpm-duplicate");
+    for present in ["backend-tpm", "rsa", "p256", "aes", "cfb-mode"] {
+        assert!(
+            has(&duplicate, present),
+            "tpm-duplicate lacks {present}:\n{duplicate}"
+        );
+    }
+}

@@ -3,17 +3,14 @@
 //! credentials while they are valid and never once they have expired.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../sts-client/tests/common/local_server.rs"]
-mod local_server;
-
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::ProvideCredentials;
-use local_server::{LocalServer, assume_role_xml, error_xml, reply};
 use sdk_credentials::StsCredentialsProvider;
 use sigv4_core::SoftwareRootKey;
 use sts_client::{AssumeRole, StsClient};
+use test_support::local_server::{LocalServer, assume_role_xml, error_xml, reply};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::local_server::*;
 use sigv4_core::{DateKey, DateStamp, KeyError, RootKey, SoftwareRootKey};
 use sts_client::{ServiceErrorKind, StsClient, StsError};
+use test_support::local_server::*;
 
 const ARN: &str = "arn:aws:iam::123456789012:user/local";
 

@@ -5,9 +5,13 @@
 //! - [`fuzz`]: a small, seeded mutation fuzzer for the parsers that read files or the
 //!   network. It needs no nightly toolchain (none can be installed here); `cargo xtask ci`
 //!   runs every target for a bounded number of inputs from its corpus in `testdata/fuzz/`;
-//! - `rounds` (feature `bench`): how every criterion bench in the workspace runs its rows.
+//! - `rounds` (feature `bench`): how every criterion bench in the workspace runs its rows;
+//! - `local_server` (feature `local-server`): a loopback HTTP server with canned replies,
+//!   for the STS client's and the SDK provider's tests.
 
 pub mod env;
 pub mod fuzz;
+#[cfg(feature = "local-server")]
+pub mod local_server;
 #[cfg(feature = "bench")]
 pub mod rounds;

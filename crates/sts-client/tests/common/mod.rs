@@ -1,8 +1,7 @@
 //! Shared by the sts-client tests: the moto environment `cargo xtask e2e` sets, signed IAM
-//! calls to moto (to make extra users), and a tiny local HTTP server with canned replies.
+//! calls to moto (to make extra users). The local HTTP server with canned replies is
+//! `test_support::local_server`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-
-pub mod local_server;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,8 @@
 //! A tiny HTTP/1.1 server on loopback (tokio, no framework) that answers each request with
 //! the next canned reply, so tests can send exactly the bytes they want: errors, truncated
-//! bodies, odd content types. It counts and keeps the requests it received.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! bodies, odd content types. It counts and keeps the requests it received. Feature
+//! `local-server`.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,7 +13,9 @@ use tokio::net::TcpListener;
 /// One request as received: head (request line and headers) and body.
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// The request line and the headers.
     pub head: String,
+    /// The body.
     pub body: String,
 }
 
@@ -31,7 +34,9 @@ impl Received {
 /// Computes the raw reply bytes for request number `n` (0-based).
 pub type Responder = dyn Fn(usize, &Received) -> Vec<u8> + Send + Sync;
 
+/// The running server; stops when dropped.
 pub struct LocalServer {
+    /// `http://127.0.0.1:PORT`.
     pub url: String,
     count: Arc<AtomicUsize>,
     received: Arc<Mutex<Vec<Received>>>,
