@@ -45,7 +45,7 @@ pub enum Error {
 
     /// The module file is not there.
     #[error(
-        "PKCS#11 module {} is not there ({source}): check module-path, or install the module",
+        "PKCS#11 module {} is not there: check module-path, or install the module",
         path.display()
     )]
     ModuleMissing {
@@ -58,8 +58,8 @@ pub enum Error {
 
     /// The module file could not be loaded or initialised.
     #[error(
-        "could not load PKCS#11 module {}: {source}; check that the file exists and is a \
-         PKCS#11 library for this machine", path.display()
+        "could not load PKCS#11 module {}: check that the file exists and is a PKCS#11 \
+         library for this machine", path.display()
     )]
     ModuleLoad {
         /// The module path.
@@ -105,7 +105,7 @@ pub enum Error {
     },
 
     /// The PIN could not be read from `pin-source`.
-    #[error("could not read the PIN for token '{token}' from pin-source '{source_path}': {source}")]
+    #[error("could not read the PIN for token '{token}' from pin-source '{source_path}'")]
     PinSource {
         /// The token label.
         token: String,
@@ -223,7 +223,7 @@ pub enum Error {
     /// This process could not take its turn to write through the module.
     #[error(
         "could not lock PKCS#11 module {} for the import (imports on this machine take turns \
-         by an advisory lock on the module file): {source}", module.display()
+         by an advisory lock on the module file)", module.display()
     )]
     WriteTurn {
         /// The module path.
@@ -309,12 +309,12 @@ pub enum Error {
     },
 
     /// A call to the module itself (not to one token) failed.
-    #[error("{operation} in PKCS#11 module {} failed ({code})", module.display())]
+    #[error("{step} in PKCS#11 module {} failed ({code})", module.display())]
     Module {
         /// The module path.
         module: PathBuf,
         /// What keyhold was doing.
-        operation: &'static str,
+        step: Step,
         /// The return code, `CKR_*`.
         code: String,
         /// The cryptoki error.
@@ -323,12 +323,12 @@ pub enum Error {
     },
 
     /// Any other PKCS#11 call failed.
-    #[error("{operation} on token '{token}' failed ({code}){hint}")]
+    #[error("{step} on token '{token}' failed ({code}){hint}")]
     Token {
         /// The token label.
         token: String,
         /// What keyhold was doing.
-        operation: &'static str,
+        step: Step,
         /// The return code, `CKR_*`.
         code: String,
         /// What to do next, if there is something to say (starts with "; ").
@@ -340,8 +340,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// A failed PKCS#11 call during `operation` on `token`.
-    pub(crate) fn token(token: &str, operation: &'static str, source: CryptokiError) -> Self {
+    /// A failed PKCS#11 call during `step` on `token`.
+    pub(crate) fn token(token: &str, step: Step, source: CryptokiError) -> Self {
         let hint = match rv(&source) {
             Some(RvError::TokenNotPresent | RvError::DeviceRemoved) => "; insert the token",
             Some(RvError::TokenWriteProtected) => "; the token is read-only",
@@ -355,18 +355,18 @@ impl Error {
         };
         Self::Token {
             token: token.to_owned(),
-            operation,
+            step,
             code: ckr_name(&source),
             hint,
             source,
         }
     }
 
-    /// A failed PKCS#11 call during `operation` on the module at `module`.
-    pub(crate) fn module(module: &Path, operation: &'static str, source: CryptokiError) -> Self {
+    /// A failed PKCS#11 call during `step` on the module at `module`.
+    pub(crate) fn module(module: &Path, step: Step, source: CryptokiError) -> Self {
         Self::Module {
             module: module.to_owned(),
-            operation,
+            step,
             code: ckr_name(&source),
             source,
         }
@@ -418,7 +418,60 @@ impl Error {
 
 impl From<Error> for KeyError {
     fn from(error: Error) -> Self {
-        KeyError::with_source(error.kind(), error.to_string(), error)
+        KeyError::with_source(
+            error.kind(),
+            "the PKCS#11 token could not compute kDate",
+            error,
+        )
+    }
+}
+
+/// The step of a PKCS#11 call that failed, typed so that callers can act on it (a failed
+/// login is the PIN's fault; a failed session, the token's) as cryptoki types its own
+/// `Function`. `Display` is the PKCS#11 function, and why keyhold called it when that is
+/// not plain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// `C_Initialize` of the module.
+    Initialize,
+    /// Listing the module's slots and tokens.
+    ListTokens,
+    /// `C_OpenSession`.
+    OpenSession,
+    /// `C_Login` with the user PIN.
+    Login,
+    /// `C_FindObjects`.
+    FindObjects,
+    /// `C_GetAttributeValue`.
+    GetAttributeValue,
+    /// `C_Sign` of a date: kDate.
+    Sign,
+    /// `C_Sign` of the fixed text whose HMAC is a key's check value.
+    SignKeyCheckValue,
+    /// `C_Sign` proving a new key against the software HMAC.
+    SignImportCheck,
+    /// `C_CreateObject` of the secret key.
+    CreateKey,
+    /// `C_CreateObject` of the record naming the key and its access key id.
+    CreateRecord,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Initialize => "C_Initialize",
+            Self::ListTokens => "listing tokens",
+            Self::OpenSession => "C_OpenSession",
+            Self::Login => "C_Login",
+            Self::FindObjects => "C_FindObjects",
+            Self::GetAttributeValue => "C_GetAttributeValue",
+            Self::Sign => "C_Sign",
+            Self::SignKeyCheckValue => "C_Sign (key check value)",
+            Self::SignImportCheck => "C_Sign (checking the import)",
+            Self::CreateKey => "C_CreateObject (key)",
+            Self::CreateRecord => "C_CreateObject (access key id)",
+        })
     }
 }
 
@@ -483,7 +536,7 @@ mod tests {
     fn token_errors_carry_code_and_hint() {
         let err = Error::token(
             "sigv4",
-            "C_Sign",
+            Step::Sign,
             CryptokiError::Pkcs11(RvError::TokenNotPresent, Function::Sign),
         );
         assert_eq!(
@@ -493,5 +546,35 @@ mod tests {
         assert_eq!(err.kind(), KeyErrorKind::Unavailable);
         let key_error = KeyError::from(err);
         assert!(std::error::Error::source(&key_error).is_some());
+    }
+
+    #[test]
+    fn messages_name_the_step_and_leave_the_cause_to_source() {
+        let sentinel = || std::io::Error::other("SENTINEL");
+        let errors = [
+            Error::ModuleMissing {
+                path: "/m.so".into(),
+                source: sentinel(),
+            },
+            Error::PinSource {
+                token: "t".into(),
+                source_path: "/pin".into(),
+                source: sentinel(),
+            },
+            Error::WriteTurn {
+                module: "/m.so".into(),
+                source: sentinel(),
+            },
+        ];
+        for error in errors {
+            assert!(!error.to_string().contains("SENTINEL"), "{error}");
+            assert!(std::error::Error::source(&error).is_some());
+        }
+        let key_error = KeyError::from(Error::PinSource {
+            token: "t".into(),
+            source_path: "/pin".into(),
+            source: sentinel(),
+        });
+        assert!(!key_error.to_string().contains("SENTINEL"), "{key_error}");
     }
 }

@@ -35,6 +35,7 @@ use sigv4_core::{DateStamp, RootKey, RootSecret, SoftwareRootKey};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::Error;
+use crate::error::Step;
 use crate::module::Module;
 use crate::objects::{self, ACCESS_KEY_ID_APPLICATION, KEY_CHECK_MESSAGE, KeyCheck};
 use crate::token::{self, Token};
@@ -161,7 +162,7 @@ pub fn prepare_import(
     let session = module
         .ctx
         .open_rw_session(token.slot)
-        .map_err(|e| Error::token(&token.label, "C_OpenSession", e))?;
+        .map_err(|e| Error::token(&token.label, Step::OpenSession, e))?;
     token::login(&session, &token, pin.as_ref())?;
     let t = token.label.as_str();
 
@@ -241,7 +242,7 @@ impl PreparedImport {
                 Attribute::Value(value),
             ])
             .map(drop)
-            .map_err(|e| Error::token(t, "C_CreateObject (access key id)", e))
+            .map_err(|e| Error::token(t, Step::CreateRecord, e))
     }
 }
 
@@ -280,7 +281,7 @@ fn create_key(
     ]);
     session
         .create_object(&template.0)
-        .map_err(|e| Error::token(t, "C_CreateObject (key)", e))
+        .map_err(|e| Error::token(t, Step::CreateKey, e))
 }
 
 /// Step 2 of the module docs: the token's HMAC with the new key must equal the software one.
@@ -299,7 +300,7 @@ fn check_import(
     let device = Zeroizing::new(
         session
             .sign(&Mechanism::Sha256Hmac, key, date.as_bytes())
-            .map_err(|e| Error::token(t, "C_Sign (checking the import)", e))?,
+            .map_err(|e| Error::token(t, Step::SignImportCheck, e))?,
     );
     let reference = SoftwareRootKey::new(secret.clone())
         .date_key(&date)
@@ -315,7 +316,7 @@ fn check_import(
     }
     let mac = session
         .sign(&Mechanism::Sha256Hmac, key, KEY_CHECK_MESSAGE)
-        .map_err(|e| Error::token(t, "C_Sign (key check value)", e))?;
+        .map_err(|e| Error::token(t, Step::SignKeyCheckValue, e))?;
     objects::key_check(&mac).ok_or_else(failed)
 }
 
@@ -356,7 +357,7 @@ fn conflicts(session: &Session, t: &str, label: &[u8], id: &[u8]) -> Result<Vec<
     let find = |template: &[Attribute]| {
         session
             .find_objects(template)
-            .map_err(|e| Error::token(t, "C_FindObjects", e))
+            .map_err(|e| Error::token(t, Step::FindObjects, e))
     };
     let mut handles = find(&[Attribute::Label(label.to_vec())])?;
     if !id.is_empty() {
@@ -383,7 +384,7 @@ fn conflicts(session: &Session, t: &str, label: &[u8], id: &[u8]) -> Result<Vec<
         // Replacing must not stop half-way on an object the token will not delete.
         let destroyable = session
             .get_attributes(handle, &[AttributeType::Destroyable])
-            .map_err(|e| Error::token(t, "C_GetAttributeValue", e))?
+            .map_err(|e| Error::token(t, Step::GetAttributeValue, e))?
             .into_iter()
             .all(|a| !matches!(a, Attribute::Destroyable(false)));
         out.push(Conflict {

@@ -35,7 +35,7 @@ use sigv4_core::{DateKey, DateStamp, KeyError, RootKey};
 use zeroize::Zeroizing;
 
 use crate::Error;
-use crate::error::rv;
+use crate::error::{Step, rv};
 use crate::module::Module;
 use crate::objects::{self, FoundKey};
 use crate::token::{self, Token};
@@ -212,7 +212,7 @@ impl Pkcs11RootKey {
         let session = module
             .ctx
             .open_ro_session_no_drop(token.slot)
-            .map_err(|e| Error::token(&token.label, "C_OpenSession", e))?;
+            .map_err(|e| Error::token(&token.label, Step::OpenSession, e))?;
         let setup = (|| {
             token::login(&session, &token, pin.as_ref())?;
             let found = objects::resolve_uri_key(&session, &token.label, uri)?;
@@ -327,7 +327,7 @@ impl Pkcs11RootKey {
                     tracing::debug!(token = %self.token_label(), ?fault, error = %error, "repairing PKCS#11 state");
                     self.repair(fault, seen)?;
                 }
-                _ => return Err(Error::token(&self.token_label(), "C_Sign", error)),
+                _ => return Err(Error::token(&self.token_label(), Step::Sign, error)),
             }
         }
     }
@@ -414,7 +414,7 @@ impl Pkcs11RootKey {
         if fault == Fault::LibraryReset {
             self.module
                 .initialize()
-                .map_err(|e| Error::module(&self.module.path, "C_Initialize", e))?;
+                .map_err(|e| Error::module(&self.module.path, Step::Initialize, e))?;
         }
         if fault.sessions_lost() {
             // Sessions vanish together when the library was reset or the token re-inserted,
@@ -427,7 +427,7 @@ impl Pkcs11RootKey {
                 .module
                 .ctx
                 .open_ro_session_no_drop(state.token.slot)
-                .map_err(|e| Error::token(&state.token.label, "C_OpenSession", e))?,
+                .map_err(|e| Error::token(&state.token.label, Step::OpenSession, e))?,
         };
         let found = (|| {
             token::login(&session, &state.token, self.pin.as_ref())?;

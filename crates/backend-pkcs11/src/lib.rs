@@ -15,7 +15,7 @@ mod objects;
 mod token;
 pub mod uri;
 
-pub use error::Error;
+pub use error::{Error, Step};
 pub use import::{ImportOptions, PreparedImport, import_key, prepare_import};
 pub use key::{OpenOptions, Pkcs11RootKey};
 pub use objects::ACCESS_KEY_ID_APPLICATION;

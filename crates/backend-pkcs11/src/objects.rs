@@ -16,6 +16,7 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::Session;
 
 use crate::Error;
+use crate::error::Step;
 use crate::uri::{ObjectType, Pkcs11Uri, hex_digit};
 
 /// CKA_APPLICATION of the CKO_DATA object that holds a key's access key id.
@@ -68,7 +69,7 @@ fn find(
 ) -> Result<Vec<ObjectHandle>, Error> {
     session
         .find_objects(template)
-        .map_err(|e| Error::token(token, "C_FindObjects", e))
+        .map_err(|e| Error::token(token, Step::FindObjects, e))
 }
 
 /// What identifies an object: its class, label, id and (for data objects) application.
@@ -95,7 +96,7 @@ pub(crate) fn identity(
                 AttributeType::Application,
             ],
         )
-        .map_err(|e| Error::token(token, "C_GetAttributeValue", e))?;
+        .map_err(|e| Error::token(token, Step::GetAttributeValue, e))?;
     let mut found = Identity {
         class: ObjectClass::DATA,
         label: vec![],
@@ -147,7 +148,7 @@ fn device_check(
         {
             Ok(None)
         }
-        Err(e) => Err(Error::token(token, "C_Sign (key check value)", e)),
+        Err(e) => Err(Error::token(token, Step::SignKeyCheckValue, e)),
     }
 }
 
@@ -227,7 +228,7 @@ pub(crate) fn read_record(
 ) -> Result<Record, Error> {
     let value = session
         .get_attributes(handle, &[AttributeType::Value])
-        .map_err(|e| Error::token(token, "C_GetAttributeValue", e))?
+        .map_err(|e| Error::token(token, Step::GetAttributeValue, e))?
         .into_iter()
         .find_map(|a| match a {
             Attribute::Value(v) => Some(v),
@@ -406,7 +407,7 @@ pub(crate) fn check_key(
     ];
     let attrs = session
         .get_attributes(key.handle, &WANTED)
-        .map_err(|e| Error::token(token, "C_GetAttributeValue", e))?;
+        .map_err(|e| Error::token(token, Step::GetAttributeValue, e))?;
     let (mut key_type, mut sign, mut sensitive) = (None, None, None);
     // The usages the token reported as off.
     let mut off = Vec::new();

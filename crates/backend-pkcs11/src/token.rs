@@ -13,7 +13,7 @@ use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use crate::Error;
-use crate::error::rv;
+use crate::error::{Step, rv};
 use crate::module::Module;
 use crate::uri::Pkcs11Uri;
 
@@ -89,7 +89,7 @@ pub(crate) fn find_token(module: &Module, uri: &Pkcs11Uri) -> Result<Token, Erro
 /// One listing of the module's tokens, selecting by the URI; counts the tokens that could
 /// not be read in `unreadable`.
 fn select(module: &Module, uri: &Pkcs11Uri, unreadable: &mut usize) -> Result<Token, Error> {
-    let module_error = |source| Error::module(&module.path, "listing tokens", source);
+    let module_error = |source| Error::module(&module.path, Step::ListTokens, source);
     let _listing = module.slots_lock();
     let info = module.ctx.get_library_info().map_err(module_error)?;
     let library_matches = same(&uri.library_manufacturer, info.manufacturer_id())
@@ -300,7 +300,7 @@ pub(crate) fn login(
             token: label,
             code: "CKR_PIN_EXPIRED",
         }),
-        _ => Err(Error::token(&token.label, "C_Login", error)),
+        _ => Err(Error::token(&token.label, Step::Login, error)),
     }
 }
 

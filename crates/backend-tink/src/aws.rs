@@ -274,20 +274,22 @@ impl Inner {
             SdkError::TimeoutError(_)
             | SdkError::DispatchFailure(_)
             | SdkError::ResponseError(_) => {
+                let reason = match &error {
+                    SdkError::TimeoutError(_) => "the call timed out",
+                    SdkError::DispatchFailure(_) => "the request could not be sent",
+                    _ => "the reply could not be read",
+                };
                 return Error::KmsUnavailable {
                     uri,
                     operation,
-                    reason: error_chain(&error),
+                    reason: reason.to_owned(),
                     source: Some(Box::new(error)),
                 };
             }
             _ => {
                 return Error::KmsSetup {
                     uri,
-                    reason: format!(
-                        "could not build the {operation} request: {}",
-                        error_chain(&error)
-                    ),
+                    reason: format!("could not build the {operation} request"),
                     source: Some(Box::new(error)),
                 };
             }
@@ -386,19 +388,6 @@ fn xml_error(body: &[u8]) -> Option<(String, String)> {
         Some(text[start..end].trim().to_owned())
     };
     Some((element("Code")?, element("Message").unwrap_or_default()))
-}
-
-/// An error and its causes on one line (the SDK's top-level text is often just "dispatch
-/// failure").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Tink's encryption context for `associated_data`: none when empty.

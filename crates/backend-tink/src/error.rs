@@ -259,7 +259,7 @@ pub enum Error {
     },
 
     /// Reading or writing a keyset file failed.
-    #[error("could not {operation} keyset file {}: {source}", path.display())]
+    #[error("could not {operation} keyset file {}", path.display())]
     Io {
         /// `read` or `write`.
         operation: &'static str,
@@ -306,7 +306,11 @@ impl Error {
 
 impl From<Error> for KeyError {
     fn from(error: Error) -> Self {
-        KeyError::with_source(error.kind(), error.to_string(), error)
+        KeyError::with_source(
+            error.kind(),
+            "the Tink keyset could not compute kDate",
+            error,
+        )
     }
 }
 

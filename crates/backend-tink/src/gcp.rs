@@ -141,12 +141,7 @@ impl GcpKmsAead {
                     Some(Box::new(e)),
                 )
             })?
-            .map_err(|e| {
-                setup(
-                    format!("could not build the client: {e}"),
-                    Some(Box::new(e)),
-                )
-            })?;
+            .map_err(|e| setup("could not build the client".to_owned(), Some(Box::new(e))))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 uri: key_uri.to_owned(),
@@ -287,10 +282,17 @@ impl Inner {
                     message: error.to_string(),
                 };
             }
+            let reason = if error.is_timeout() {
+                "the call timed out"
+            } else if error.is_connect() {
+                "could not connect"
+            } else {
+                "the call got no answer"
+            };
             return Error::KmsUnavailable {
                 uri,
                 operation,
-                reason: error.to_string(),
+                reason: reason.to_owned(),
                 source: Some(Box::new(error)),
             };
         };
@@ -324,7 +326,7 @@ impl Inner {
                 uri,
                 operation,
                 reason: format!("{code}: {message}"),
-                source: Some(Box::new(error)),
+                source: None,
             },
             _ => Error::Kms {
                 uri,

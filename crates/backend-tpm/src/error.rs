@@ -244,7 +244,7 @@ impl TpmError {
 impl From<TpmError> for KeyError {
     fn from(error: TpmError) -> Self {
         let kind = error.kind();
-        KeyError::with_source(kind, error.to_string(), error)
+        KeyError::with_source(kind, "the TPM could not compute kDate", error)
     }
 }
 

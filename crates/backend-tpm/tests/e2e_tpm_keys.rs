@@ -90,8 +90,9 @@ fn persistent_key_with_password_signs_and_refuses_a_wrong_password() {
         .date_key(&date("20150830"))
         .expect_err("wrong password");
     assert_eq!(err.kind(), KeyErrorKind::Denied);
-    assert!(err.to_string().contains("password"), "{err}");
-    assert!(!err.to_string().contains("wrong"), "{err}");
+    let text = test_support::chain(&err);
+    assert!(text.contains("password"), "{text}");
+    assert!(!text.contains("wrong"), "{text}");
 
     let err = tpm
         .import(&root_secret(), &options)
@@ -128,7 +129,8 @@ fn pcr_policy_key_stops_working_when_the_pcr_changes() {
 
     let err = key.date_key(&date("20150830")).expect_err("PCR 16 moved");
     assert_eq!(err.kind(), KeyErrorKind::Denied);
-    assert!(err.to_string().contains("PCRs [16]"), "{err}");
+    let text = test_support::chain(&err);
+    assert!(text.contains("PCRs [16]"), "{text}");
 }
 
 #[test]
@@ -164,7 +166,8 @@ fn pcr_and_password_policy_needs_both() {
         .date_key(&date("20150830"))
         .expect_err("policy required");
     assert_eq!(err.kind(), KeyErrorKind::Denied, "{err}");
-    assert!(err.to_string().contains("only its policy"), "{err}");
+    let text = test_support::chain(&err);
+    assert!(text.contains("only its policy"), "{text}");
     tpm.evict_persistent(handle).expect("evict");
 }
 

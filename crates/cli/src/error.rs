@@ -38,7 +38,7 @@ pub enum CliError {
     },
 
     /// A key could not be opened (module, token, TPM, key file, keyset, login).
-    #[error("could not open the key {key}: {source}")]
+    #[error("could not open the key {key}")]
     Open {
         /// The `--key` value (no PIN).
         key: String,
@@ -48,7 +48,7 @@ pub enum CliError {
     },
 
     /// Importing into the device failed.
-    #[error("importing into the {backend} failed: {source}")]
+    #[error("importing into the {backend} failed")]
     Import {
         /// The backend's name.
         backend: &'static str,
@@ -82,11 +82,11 @@ pub enum CliError {
     },
 
     /// The device failed to compute kDate while signing.
-    #[error("signing failed: {0}")]
+    #[error("signing failed")]
     Sign(#[source] sigv4_core::SignError),
 
     /// A file could not be read or written.
-    #[error("could not {op} {}: {source}", path.display())]
+    #[error("could not {op} {}", path.display())]
     Io {
         /// "read", "write", "create".
         op: &'static str,
@@ -152,8 +152,12 @@ pub enum CliError {
     },
 
     /// Writing to stdout failed (a closed pipe).
-    #[error("could not write the output: {0}")]
+    #[error("could not write the output")]
     Output(#[source] std::io::Error),
+
+    /// The async runtime the network calls run on could not start.
+    #[error("could not start the async runtime")]
+    Runtime(#[source] std::io::Error),
 
     /// Some `keyhold doctor` checks failed (each was printed with its fix).
     #[error("{failed} of {total} checks failed (see above for the fix)")]
@@ -183,17 +187,21 @@ impl CliError {
     }
 }
 
-/// The error and its causes on one line, skipping causes whose text the message already
-/// contains (many backend messages quote their cause).
+/// The error and its causes on one line, joined by ": ": keyhold's errors name their step
+/// and leave the cause to `source()`. A link whose text the link before it already holds
+/// is skipped: some foreign errors (tss-esapi's, cryptoki's library-loading one, Google's)
+/// print their own source in their message.
 pub fn one_line(error: &(dyn StdError + 'static)) -> String {
     let mut line = error.to_string();
+    let mut previous = line.clone();
     let mut cause = error.source();
     while let Some(c) = cause {
         let text = c.to_string();
-        if !text.is_empty() && !line.contains(&text) {
+        if !text.is_empty() && !previous.contains(&text) {
             line.push_str(": ");
             line.push_str(&text);
         }
+        previous = text;
         cause = c.source();
     }
     line.replace('\n', " ")
@@ -204,14 +212,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_line_skips_causes_already_quoted() {
+    fn one_line_joins_each_link_once() {
         let io = std::io::Error::other("disk on fire");
-        let quoted = CliError::Io {
+        let error = CliError::Io {
             op: "read",
             path: "/x".into(),
             source: io,
         };
-        assert_eq!(one_line(&quoted), "could not read /x: disk on fire");
+        assert_eq!(
+            error.to_string(),
+            "could not read /x",
+            "the step, not the cause"
+        );
+        assert_eq!(one_line(&error), "could not read /x: disk on fire");
+        // A foreign error that prints its own source: the source is not repeated.
+        #[derive(Debug, thiserror::Error)]
+        #[error("wrapper: {0}")]
+        struct Echoing(#[source] std::io::Error);
+        let echoing = CliError::Open {
+            key: "k".into(),
+            source: Box::new(Echoing(std::io::Error::other("inner"))),
+        };
+        assert_eq!(
+            one_line(&echoing),
+            "could not open the key k: wrapper: inner"
+        );
         let unquoted = CliError::SecretRead {
             from: "standard input".into(),
             source: std::io::Error::other("closed\nearly"),

@@ -84,11 +84,7 @@ fn run(command: &Command) -> Result<(), CliError> {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| {
-                CliError::Output(std::io::Error::other(format!(
-                    "could not start the async runtime: {e}"
-                )))
-            })
+            .map_err(CliError::Runtime)
     };
     match command {
         Command::Import(args) => commands::import::run(args, &runtime()?),

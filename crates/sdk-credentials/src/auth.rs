@@ -62,7 +62,7 @@ pub enum DeviceSignError {
     #[error("could not read the request to sign it: {0}")]
     Request(String),
     /// Signing failed (the device failed, or the request is unusual).
-    #[error("signing with the device key failed: {0}")]
+    #[error("signing with the device key failed")]
     Sign(#[from] sigv4_core::SignError),
 }
 

@@ -161,7 +161,8 @@ impl KeyError {
         }
     }
 
-    /// An error with a message and the underlying cause (kept as `source`).
+    /// An error with a message and the underlying cause (kept as `source`). The message
+    /// names the step that failed, never the cause's text: callers print the chain.
     pub fn with_source(
         kind: KeyErrorKind,
         message: impl Into<String>,

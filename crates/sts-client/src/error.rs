@@ -164,7 +164,7 @@ pub enum StsError {
     Service(Box<ServiceError>),
     /// STS could not be reached (connection refused, reset, DNS, TLS), after every attempt.
     #[error(
-        "could not reach STS at {endpoint} for {action} after {attempts} attempt(s): {source}; check the endpoint URL, the network and any proxy"
+        "could not reach STS at {endpoint} for {action} after {attempts} attempt(s) (check the endpoint URL, the network and any proxy)"
     )]
     Transport {
         /// The STS action.
@@ -219,7 +219,7 @@ pub enum StsError {
         reason: &'static str,
     },
     /// The device (or software key) could not sign the request.
-    #[error("could not sign the STS {action} request: {source}")]
+    #[error("could not sign the STS {action} request")]
     Signing {
         /// The STS action.
         action: &'static str,

@@ -15,3 +15,16 @@ pub mod fuzz;
 pub mod local_server;
 #[cfg(feature = "bench")]
 pub mod rounds;
+
+/// An error and its causes, joined by ": ", as the `keyhold` CLI prints them: for asserting
+/// on a cause that errors leave to `source()`.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}

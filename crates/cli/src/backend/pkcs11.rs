@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use backend_pkcs11::{
-    Error, ImportOptions, OpenOptions, Pkcs11RootKey, Pkcs11Uri, PreparedImport, prepare_import,
+    Error, ImportOptions, OpenOptions, Pkcs11RootKey, Pkcs11Uri, PreparedImport, Step,
+    prepare_import,
 };
 use secrecy::SecretString;
 use sigv4_core::RootSecret;
@@ -146,8 +147,13 @@ fn link_of(error: &Error) -> usize {
         | Error::PinSource { .. }
         | Error::PinIncorrect { .. }
         | Error::PinLocked { .. } => 2,
-        Error::Token { operation, .. } if operation.contains("Login") => 2,
-        Error::Token { operation, .. } if operation.contains("OpenSession") => 1,
+        Error::Token {
+            step: Step::Login, ..
+        } => 2,
+        Error::Token {
+            step: Step::OpenSession,
+            ..
+        } => 1,
         _ => 3,
     }
 }
