@@ -19,6 +19,7 @@ mod key_ref;
 mod logging;
 mod output;
 mod process;
+mod report;
 mod secret_input;
 mod signals;
 mod sts;

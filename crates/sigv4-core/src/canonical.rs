@@ -87,12 +87,8 @@ impl<'a> SignableRequest<'a> {
         uri: &'a http::Uri,
         headers: &'a http::HeaderMap,
     ) -> Self {
+        // The authority as sent, without a port that is the scheme's default.
         let host = uri.authority().map(|authority| {
-            // Most authorities are a bare host name: nothing to strip, no port to parse.
-            let bytes = authority.as_str().as_bytes();
-            if !has_byte(bytes, b':') && !has_byte(bytes, b'@') {
-                return authority.as_str();
-            }
             let default_port = matches!(
                 (uri.scheme_str(), uri.port_u16()),
                 (Some("http"), Some(80)) | (Some("https"), Some(443))
@@ -444,13 +440,6 @@ fn collect_headers<'r>(
     Ok(())
 }
 
-/// Whether `bytes` holds `wanted`. A scan without early exit, which the compiler turns
-/// into vector compares: for the short strings of a request (host names, header values)
-/// that is a few instructions, where `memchr`'s set-up costs dozens per call.
-fn has_byte(bytes: &[u8], wanted: u8) -> bool {
-    bytes.iter().fold(false, |found, &b| found | (b == wanted))
-}
-
 /// RFC 9110 token characters, the only ones a header name may hold.
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -459,15 +448,6 @@ fn is_token_byte(b: u8) -> bool {
 /// Writes a header value with leading and trailing spaces removed and runs of spaces made
 /// one. Only the space character: S3 and AWS's SDKs leave tabs alone.
 fn write_trimmed(out: &mut Vec<u8>, value: &[u8]) {
-    // Most values have no space at all.
-    let clean = !has_byte(value, b' ')
-        || (value.first() != Some(&b' ')
-            && value.last() != Some(&b' ')
-            && !value.windows(2).any(|w| w == b"  "));
-    if clean {
-        out.extend_from_slice(value);
-        return;
-    }
     let mut pending_space = false;
     let mut started = false;
     for &b in value {

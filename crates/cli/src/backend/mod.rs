@@ -10,9 +10,9 @@ use std::sync::Arc;
 use sigv4_core::{DateStamp, RootKey, RootSecret, SoftwareRootKey};
 
 use crate::args::{ImportArgs, KeyArgs};
-use crate::doctor::Link;
 use crate::error::CliError;
 use crate::key_ref::KeyRef;
+use crate::report::Link;
 use crate::signals;
 
 #[cfg(feature = "pkcs11")]

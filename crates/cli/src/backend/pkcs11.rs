@@ -14,9 +14,9 @@ use sigv4_core::RootSecret;
 
 use super::OpenedKey;
 use crate::args::{ImportArgs, KeyArgs};
-use crate::doctor::{Link, chain};
 use crate::error::CliError;
 use crate::key_ref::KeyRef;
+use crate::report::{Link, chain};
 
 /// The environment variable a PIN may come from.
 pub const PIN_ENV: &str = "KEYHOLD_PKCS11_PIN";

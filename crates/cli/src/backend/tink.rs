@@ -21,9 +21,9 @@ use sigv4_core::RootSecret;
 use super::OpenedKey;
 use crate::args::{ImportArgs, KeyArgs};
 use crate::atomic_file::{StagedFile, refuse_unwritable};
-use crate::doctor::{Link, chain};
 use crate::error::{CliError, one_line};
 use crate::key_ref::KeyRef;
+use crate::report::{Link, chain};
 
 /// Appended to the keyset's path to name the file holding its access key id.
 const ACCESS_KEY_ID_SUFFIX: &str = ".access-key-id";

@@ -17,9 +17,9 @@ use zeroize::Zeroizing;
 use super::OpenedKey;
 use crate::args::{ImportArgs, KeyArgs};
 use crate::atomic_file::{StagedFile, refuse_unwritable};
-use crate::doctor::{Link, chain};
 use crate::error::CliError;
 use crate::key_ref::KeyRef;
+use crate::report::{Link, chain};
 
 /// The environment variable a key password may come from.
 pub const PASSWORD_ENV: &str = "KEYHOLD_TPM_PASSWORD";
