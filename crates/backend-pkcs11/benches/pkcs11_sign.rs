@@ -21,8 +21,7 @@
 //! `KEYHOLD_TEST_PKCS11_MODULE`; `cargo xtask bench` sets both. It creates its own token.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use test_support::softhsm as common;
 
 use std::hint::black_box;
 use std::sync::Mutex;

@@ -3,7 +3,7 @@
 //! read out, a key without its access key id.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use test_support::softhsm as common;
 
 use backend_pkcs11::uri::ObjectType;
 use backend_pkcs11::{Error, OpenOptions, Pkcs11RootKey, Pkcs11Uri};

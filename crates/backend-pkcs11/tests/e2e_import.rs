@@ -2,7 +2,7 @@
 //! refusing to overwrite, and replacing when asked.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use test_support::softhsm as common;
 
 use backend_pkcs11::{
     ACCESS_KEY_ID_APPLICATION, Error, ImportOptions, OpenOptions, Pkcs11RootKey, import_key,

@@ -5,7 +5,7 @@
 //! One test, run in order: closing all sessions and finalising act on the whole process.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use test_support::softhsm as common;
 
 use std::sync::{Arc, Barrier};
 

@@ -3,7 +3,7 @@
 //! cache on, the token is called once per scope per day.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use test_support::softhsm as common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! under any wrapping key, and not by `pkcs11-tool --read-object`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use test_support::softhsm as common;
 
 use std::process::Command;
 

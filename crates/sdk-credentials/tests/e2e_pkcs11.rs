@@ -5,8 +5,7 @@
 mod common;
 // The backend's own SoftHSM test helpers: one place that knows how to make a token while
 // other test processes make theirs.
-#[path = "../../backend-pkcs11/tests/common/mod.rs"]
-mod pkcs11;
+use test_support::softhsm as pkcs11;
 
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! and the typed errors for a wrong secret and a role the caller may not assume.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use test_support::moto as common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,8 +3,6 @@
 //! replies that are not STS documents (malformed, truncated, wrong content type).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

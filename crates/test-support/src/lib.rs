@@ -7,14 +7,20 @@
 //!   runs every target for a bounded number of inputs from its corpus in `testdata/fuzz/`;
 //! - `rounds` (feature `bench`): how every criterion bench in the workspace runs its rows;
 //! - `local_server` (feature `local-server`): a loopback HTTP server with canned replies,
-//!   for the STS client's and the SDK provider's tests.
+//!   for the STS client's and the SDK provider's tests;
+//! - `softhsm` (feature `softhsm`): the SoftHSM module and fresh tokens;
+//! - `moto` (feature `moto`): the local AWS (moto) and signed calls to it.
 
 pub mod env;
 pub mod fuzz;
 #[cfg(feature = "local-server")]
 pub mod local_server;
+#[cfg(feature = "moto")]
+pub mod moto;
 #[cfg(feature = "bench")]
 pub mod rounds;
+#[cfg(feature = "softhsm")]
+pub mod softhsm;
 
 /// An error and its causes, joined by ": ", as the `keyhold` CLI prints them: for asserting
 /// on a cause that errors leave to `source()`.

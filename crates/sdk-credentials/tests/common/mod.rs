@@ -2,8 +2,7 @@
 //! tests, SDK clients on moto (plain HTTP), and the per-backend scenario every e2e file runs.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../../sts-client/tests/common/mod.rs"]
-pub mod sts;
+pub use test_support::moto as sts;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

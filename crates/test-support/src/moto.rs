@@ -1,7 +1,7 @@
 //! Shared by the sts-client tests: the moto environment `cargo xtask e2e` sets, signed IAM
 //! calls to moto (to make extra users). The local HTTP server with canned replies is
 //! `test_support::local_server`.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,14 +20,14 @@ pub fn env(name: &str) -> String {
 
 /// The moto endpoint (every service, region us-east-1).
 pub fn moto() -> String {
-    env(test_support::env::MOTO_ENDPOINT)
+    env(crate::env::MOTO_ENDPOINT)
 }
 
 /// The test user's key, in software.
 pub fn user_key() -> (String, Arc<dyn RootKey>) {
-    let secret = env(test_support::env::AWS_SECRET_ACCESS_KEY);
+    let secret = env(crate::env::AWS_SECRET_ACCESS_KEY);
     (
-        env(test_support::env::AWS_ACCESS_KEY_ID),
+        env(crate::env::AWS_ACCESS_KEY_ID),
         Arc::new(SoftwareRootKey::from_secret_access_key(&secret)),
     )
 }
@@ -148,7 +148,7 @@ pub async fn assumable_role(also_trusted: &[&str]) -> String {
 
 /// Makes role `name` (allow-all permissions) trusting the test user and `also_trusted`.
 pub async fn create_role(name: &str, also_trusted: &[&str]) -> String {
-    let mut principals = vec![format!("\"{}\"", env(test_support::env::USER_ARN))];
+    let mut principals = vec![format!("\"{}\"", env(crate::env::USER_ARN))];
     principals.extend(also_trusted.iter().map(|p| format!("\"{p}\"")));
     let trust = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":[{}]}},"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]}}]}}"#,

@@ -1,5 +1,5 @@
-//! Shared setup for the SoftHSM tests and benches (this crate's, and sdk-credentials' PKCS#11
-//! test, which includes this file): where the module is, and a fresh token.
+//! SoftHSM for the PKCS#11 tests and benches (backend-pkcs11's and sdk-credentials'): where
+//! the module is, and a fresh token. Feature `softhsm`.
 //!
 //! `cargo xtask e2e` exports `SOFTHSM2_CONF` (a private token directory) and
 //! `KEYHOLD_TEST_PKCS11_MODULE` (the SoftHSM module). Each test makes its own token with a
@@ -9,7 +9,7 @@
 //! `C_InitToken` change its slot table without a lock, so a test creating a token while
 //! another lists slots can abort the process. nextest runs each test in its own process, so
 //! this only matters under plain `cargo test`.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -25,17 +25,19 @@ use secrecy::SecretString;
 use sigv4_core::RootSecret;
 use zeroize::Zeroizing;
 
-/// Test PINs: these tokens hold test keys only.
+/// The security officer's PIN of test tokens (they hold test keys only).
 pub const SO_PIN: &str = "so-pin-for-tests";
+/// The user PIN of test tokens.
 pub const USER_PIN: &str = "user-pin-for-tests";
 
 /// The secret access key of the AWS SigV4 test suite, and its access key id.
 pub const SUITE_SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+/// The access key id of the AWS SigV4 test suite.
 pub const SUITE_ACCESS_KEY_ID: &str = "AKIDEXAMPLE";
 
 /// The SoftHSM module path, or a panic saying how to run these tests.
 pub fn module_path() -> PathBuf {
-    for var in ["SOFTHSM2_CONF", test_support::env::PKCS11_MODULE] {
+    for var in ["SOFTHSM2_CONF", crate::env::PKCS11_MODULE] {
         if std::env::var_os(var).is_none() {
             panic!(
                 "{var} is not set: run the PKCS#11 tests through `cargo xtask e2e`, which points \
@@ -43,7 +45,7 @@ pub fn module_path() -> PathBuf {
             );
         }
     }
-    PathBuf::from(std::env::var_os(test_support::env::PKCS11_MODULE).unwrap())
+    PathBuf::from(std::env::var_os(crate::env::PKCS11_MODULE).unwrap())
 }
 
 /// A cryptoki context on the module, initialised (or already initialised by this process).
@@ -57,7 +59,9 @@ pub fn context() -> Pkcs11 {
 
 /// A freshly initialised token of this test's own.
 pub struct TestToken {
+    /// The token's unique label.
     pub label: String,
+    /// A cryptoki context on the module.
     pub ctx: Pkcs11,
 }
 
