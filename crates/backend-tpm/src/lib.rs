@@ -12,6 +12,7 @@ mod keyfile;
 mod policy;
 mod templates;
 mod tpm;
+mod transport;
 
 #[cfg(feature = "duplicate")]
 pub use duplicate::{EkPublic, wrap_for_tpm};
@@ -23,7 +24,7 @@ pub use policy::{PcrSelection, PolicyAuthorizer};
 pub use templates::{hmac_key as hmac_key_template, storage_primary as storage_primary_template};
 pub use tpm::{
     EK_ECCP256_HANDLE, EK_RSA2048_HANDLE, EkAlgorithm, SessionEncryption, Tpm, parse_hex,
-    resolve_tcti,
 };
+pub use transport::resolve_tcti;
 /// The tss-esapi this crate is built on, for [`PolicyAuthorizer`] implementations.
 pub use tss_esapi;

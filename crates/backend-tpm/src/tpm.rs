@@ -24,9 +24,10 @@ use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{CapabilityData, Digest, Nonce, Public, SymmetricDefinition};
 use tss_esapi::tcti_ldr::TctiNameConf;
 
-use crate::error::{StackCode, TpmError, is_transport_error, response_code};
+use crate::error::{TpmError, is_transport_error};
 use crate::keyfile::OWNER_STANDARD_PRIMARY;
 use crate::templates;
+use crate::transport::{probe_transport, resolve_tcti, stack_error, transport_hint};
 
 /// The TCG's recommended persistent handle of the RSA 2048 endorsement key.
 pub const EK_RSA2048_HANDLE: u32 = 0x8101_0001;
@@ -97,16 +98,6 @@ struct Shared {
     encryption: SessionEncryption,
     connection: Mutex<Option<Connection>>,
     next_key_id: AtomicU64,
-}
-
-/// The TCTI to use: the one given, else `TPM2TOOLS_TCTI`, else `TCTI`, else the kernel's
-/// resource manager `device:/dev/tpmrm0`.
-pub fn resolve_tcti(explicit: Option<&str>) -> String {
-    explicit
-        .map(str::to_owned)
-        .or_else(|| std::env::var("TPM2TOOLS_TCTI").ok())
-        .or_else(|| std::env::var("TCTI").ok())
-        .unwrap_or_else(|| "device:/dev/tpmrm0".to_owned())
 }
 
 impl Tpm {
@@ -249,67 +240,6 @@ fn flush_leftovers(shared: &Shared) {
                 let _ = ctx.flush_context(object);
             }
         }
-    }
-}
-
-/// What to check when nothing answers at `tcti`, by kind of TCTI.
-fn transport_hint(tcti: &str) -> &'static str {
-    match tcti.split_once(':').map_or(tcti, |(name, _)| name) {
-        "swtpm" | "mssim" => "is it running?",
-        "device" => "is there a TPM, and may this user open it (group tss)?",
-        _ => "is it running, and may this user use it?",
-    }
-}
-
-/// Checks that something answers at a socket TCTI's host and port, or that a device TCTI's
-/// device opens, before libtss2 tries: its own failure would print several log lines to
-/// stderr and end in a bare response code. Other TCTIs are left to libtss2.
-fn probe_transport(tcti: &str) -> std::io::Result<()> {
-    use std::net::{TcpStream, ToSocketAddrs};
-    let (name, conf) = tcti.split_once(':').unwrap_or((tcti, ""));
-    match name {
-        "swtpm" | "mssim" => {
-            // libtss2's defaults for both: localhost, port 2321.
-            let (mut host, mut port) = ("localhost", "2321");
-            for pair in conf.split(',') {
-                match pair.split_once('=') {
-                    Some(("host", h)) => host = h,
-                    Some(("port", p)) => port = p,
-                    _ => {}
-                }
-            }
-            let Ok(port) = port.parse::<u16>() else {
-                return Ok(()); // libtss2 reports its own parse error
-            };
-            let mut last = None;
-            for addr in (host, port).to_socket_addrs()? {
-                match TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3)) {
-                    Ok(_) => return Ok(()),
-                    Err(e) => last = Some(e),
-                }
-            }
-            Err(last.unwrap_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::NotFound, "the host has no address")
-            }))
-        }
-        "device" => {
-            let path = if conf.is_empty() { "/dev/tpm0" } else { conf };
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(path)
-                .map(drop)
-        }
-        _ => Ok(()),
-    }
-}
-
-/// A TSS stack error as the cause of [`TpmError::Unreachable`]: its response code in one
-/// line when it has one, else the error itself.
-fn stack_error(error: tss_esapi::Error) -> Box<dyn std::error::Error + Send + Sync> {
-    match response_code(&error) {
-        Some(code) => Box::new(StackCode(code)),
-        None => Box::new(error),
     }
 }
 

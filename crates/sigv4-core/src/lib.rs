@@ -29,6 +29,7 @@ mod encoding;
 mod hmac256;
 mod key;
 mod names;
+mod output;
 mod query;
 mod settings;
 mod signer;
@@ -41,10 +42,11 @@ mod x509;
 pub use cache::{CachePolicy, DerivedKeyCache};
 pub use canonical::{CanonicalRequest, Redacted, SignableRequest};
 pub use key::{DateKey, DateStamp, KeyError, KeyErrorKind, RootKey, RootSecret, SoftwareRootKey};
+pub use output::{Addition, SigningOutput};
 pub use settings::{PathEncoding, SessionTokenMode, SigningSettings};
 pub use signer::{
-    Addition, MAX_PRESIGN_EXPIRY, Payload, SignError, SignatureLocation, Signer, SigningOutput,
-    SigningParams, UNSIGNED_PAYLOAD,
+    MAX_PRESIGN_EXPIRY, Payload, SignError, SignatureLocation, Signer, SigningParams,
+    UNSIGNED_PAYLOAD,
 };
 pub use stages::{Algorithm, AmzDate, Scope, Signature, StringToSign};
 pub use x509::{X509Error, X509Key, X509KeyKind, X509Signer};

@@ -23,10 +23,11 @@ use base64::Engine as _;
 use crate::canonical::SignableRequest;
 use crate::key::KeyError;
 use crate::names;
+use crate::output::SigningOutput;
 use crate::settings::SigningSettings;
 use crate::signer::{
-    Identity, Payload, SignError, SignatureLocation, SigningOutput, SigningParams,
-    canonical_and_string_to_sign, sign_in_headers,
+    Identity, Payload, SignError, SignatureLocation, SigningParams, canonical_and_string_to_sign,
+    sign_in_headers,
 };
 use crate::stages::{Algorithm, Scope, Signature};
 

@@ -4,6 +4,8 @@
 //! credential_process is keyhold.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod tink;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
