@@ -5,6 +5,8 @@
 //! KMS replies are quoted (they never echo plaintext), keyset contents are described by key
 //! id, type URL and parameters only.
 
+use std::fmt;
+
 use sigv4_core::{KeyError, KeyErrorKind};
 
 /// A boxed underlying cause.
@@ -241,10 +243,10 @@ pub enum Error {
     },
 
     /// Tink itself failed (building the MAC primitive, computing the MAC).
-    #[error("Tink failed to {operation}: {message}")]
+    #[error("Tink failed to {step}: {message}")]
     Tink {
         /// What keyhold was doing.
-        operation: &'static str,
+        step: TinkStep,
         /// Tink's error, as text.
         message: String,
     },
@@ -295,12 +297,36 @@ impl Error {
         }
     }
 
-    /// A Tink failure while doing `operation`.
-    pub(crate) fn tink(operation: &'static str, error: &tink_core::TinkError) -> Self {
+    /// A Tink failure during `step`.
+    pub(crate) fn tink(step: TinkStep, error: &tink_core::TinkError) -> Self {
         Self::Tink {
-            operation,
+            step,
             message: error.to_string(),
         }
+    }
+}
+
+/// What keyhold asked of Tink when it failed, typed so that callers can tell a keyset Tink
+/// cannot read from a key that cannot compute an HMAC. (Tink's errors are text, and not
+/// `Sync`, so the message is kept as text.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TinkStep {
+    /// Reading the decrypted keyset into a keyset handle.
+    LoadKeyset,
+    /// Building the MAC primitive from the handle.
+    BuildPrimitive,
+    /// Computing HMAC-SHA256 (kDate).
+    ComputeHmac,
+}
+
+impl fmt::Display for TinkStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::LoadKeyset => "load the keyset",
+            Self::BuildPrimitive => "build the HMAC primitive",
+            Self::ComputeHmac => "compute HMAC-SHA256",
+        })
     }
 }
 

@@ -13,6 +13,7 @@ use sigv4_core::{DateKey, DateStamp, KeyError, RootKey, RootSecret};
 use tink_core::keyset::Handle;
 use zeroize::Zeroizing;
 
+use crate::error::TinkStep;
 use crate::keyset::{self, EncryptedKeysetJson};
 use crate::{Error, MasterKey};
 
@@ -124,7 +125,7 @@ impl TinkRootKey {
         // The keyset moves into the handle (no copy). `new_handle` only refuses an empty
         // keyset, and a checked keyset has exactly one key.
         let handle = tink_core::keyset::insecure::new_handle(keyset)
-            .map_err(|e| Error::tink("load the keyset", &e))?;
+            .map_err(|e| Error::tink(TinkStep::LoadKeyset, &e))?;
         let key = Self { handle, key_id };
         key.mac()?;
         Ok(key)
@@ -137,7 +138,7 @@ impl TinkRootKey {
 
     /// A fresh Tink MAC primitive on the handle.
     fn mac(&self) -> Result<Box<dyn tink_core::Mac>, Error> {
-        tink_mac::new(&self.handle).map_err(|e| Error::tink("build the HMAC primitive", &e))
+        tink_mac::new(&self.handle).map_err(|e| Error::tink(TinkStep::BuildPrimitive, &e))
     }
 }
 
@@ -160,7 +161,7 @@ impl RootKey for TinkRootKey {
         let mac = self.mac()?;
         let tag = Zeroizing::new(
             mac.compute_mac(date.as_bytes())
-                .map_err(|e| Error::tink("compute HMAC-SHA256", &e))?,
+                .map_err(|e| Error::tink(TinkStep::ComputeHmac, &e))?,
         );
         DateKey::from_slice(&tag)
     }

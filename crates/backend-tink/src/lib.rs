@@ -24,7 +24,7 @@ mod runtime;
 
 #[cfg(feature = "aws-kms")]
 pub use aws::{AwsKmsAead, AwsKmsOptions};
-pub use error::Error;
+pub use error::{Error, TinkStep};
 #[cfg(feature = "gcp-kms")]
 pub use gcp::{GcpKmsAead, GcpKmsOptions};
 #[cfg(feature = "insecure-cleartext-keyset")]

@@ -15,7 +15,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use backend_tink::{Error, MasterKey, TinkRootKey, create_keyset};
+use backend_tink::{Error, MasterKey, TinkRootKey, TinkStep, create_keyset};
 use sigv4_core::RootSecret;
 
 use super::OpenedKey;
@@ -278,10 +278,18 @@ fn diagnose(error: &Error) -> (usize, &'static str) {
             2,
             "the keyset file is damaged: restore it from a backup, or import the secret again",
         ),
+        Error::Tink {
+            step: TinkStep::BuildPrimitive | TinkStep::ComputeHmac,
+            ..
+        } => (3, HMAC_FIX),
         Error::NoPrimaryKey { .. }
         | Error::NotHmac { .. }
         | Error::UnsuitableHmacKey { .. }
-        | Error::KeysetDecode { .. } => (
+        | Error::KeysetDecode { .. }
+        | Error::Tink {
+            step: TinkStep::LoadKeyset,
+            ..
+        } => (
             2,
             "this keyset does not hold an AWS secret as keyhold needs it: create one with `keyhold import --key tink:PATH`",
         ),
@@ -398,6 +406,18 @@ fn encrypted_keyset_primary(json: &[u8]) -> Result<u64, KeysetFileProblem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tink_failures_land_on_the_link_they_break() {
+        let tink = |step| Error::Tink {
+            step,
+            message: "x".into(),
+        };
+        assert_eq!(diagnose(&tink(TinkStep::ComputeHmac)), (3, HMAC_FIX));
+        assert_eq!(diagnose(&tink(TinkStep::BuildPrimitive)).0, 3);
+        assert_eq!(diagnose(&tink(TinkStep::LoadKeyset)).0, 2);
+        assert_eq!(links(3, HMAC_FIX)[3], (HMAC, HMAC_FIX));
+    }
 
     #[test]
     fn the_access_key_id_lives_next_to_the_keyset() {
