@@ -448,6 +448,7 @@ pub(crate) fn check_key(
             "CKA_SIGN is false, so the token will not compute an HMAC with it".into(),
         ));
     }
+    warn_if_changeable(session, token, key);
     if allow_extractable {
         return Ok(());
     }
@@ -464,6 +465,36 @@ pub(crate) fn check_key(
         key: key.describe(),
         reason,
     })
+}
+
+/// Warns when a key (imported by another tool: keyhold's own have both false) is modifiable
+/// or copyable: whoever holds the PIN could then switch a usage such as CKA_DERIVE on, or
+/// copy the key with CKA_EXTRACTABLE true, and move its value out. Not refused, since many
+/// tools create keys so, but named with the repair. A token that does not report these
+/// attributes (CKA_COPYABLE is PKCS#11 2.40) is taken at its word.
+fn warn_if_changeable(session: &Session, token: &str, key: &FoundKey) {
+    let wanted = [AttributeType::Modifiable, AttributeType::Copyable];
+    let Ok(attrs) = session.get_attributes(key.handle, &wanted) else {
+        return;
+    };
+    let changeable: Vec<&str> = attrs
+        .iter()
+        .filter_map(|attr| match attr {
+            Attribute::Modifiable(true) => Some("CKA_MODIFIABLE"),
+            Attribute::Copyable(true) => Some("CKA_COPYABLE"),
+            _ => None,
+        })
+        .collect();
+    if !changeable.is_empty() {
+        tracing::warn!(
+            token,
+            key = %key.describe(),
+            attributes = %changeable.join(", "),
+            "the key is modifiable or copyable: whoever holds the PIN could switch CKA_DERIVE \
+             or CKA_EXTRACTABLE on and move its value out; import the secret again with \
+             `keyhold import --replace`, which makes keys that are neither"
+        );
+    }
 }
 
 /// AWS access key ids are word characters (`[A-Za-z0-9_]`), at most 128 of them.

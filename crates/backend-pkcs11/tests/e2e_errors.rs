@@ -339,3 +339,66 @@ fn uri_that_cannot_name_a_keyhold_key() {
         "{err}"
     );
 }
+
+/// What the backend logs while `f` runs, as text.
+fn logged(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = buffer.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn a_modifiable_or_copyable_key_opens_with_a_warning_naming_the_repair() {
+    let _serial = common::serial();
+    let token = TestToken::new("changeable");
+    let base = [
+        Attribute::Sign(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+    ];
+    raw_key(
+        &token,
+        "modifiable",
+        1,
+        &[&base[..], &[Attribute::Modifiable(true)]].concat(),
+    );
+    raw_key(
+        &token,
+        "fixed",
+        2,
+        &[
+            &base[..],
+            &[Attribute::Modifiable(false), Attribute::Copyable(false)],
+        ]
+        .concat(),
+    );
+    let options = || OpenOptions::new().access_key_id(SUITE_ACCESS_KEY_ID);
+    let log = logged(|| {
+        Pkcs11RootKey::open_with(&token.uri("modifiable"), options()).expect("opens");
+    });
+    assert!(
+        log.contains("CKA_MODIFIABLE") && log.contains("keyhold import --replace"),
+        "{log}"
+    );
+    let log = logged(|| {
+        Pkcs11RootKey::open_with(&token.uri("fixed"), options()).expect("opens");
+    });
+    assert!(!log.contains("modifiable or copyable"), "{log}");
+}
