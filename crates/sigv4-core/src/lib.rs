@@ -21,6 +21,25 @@
 //! assert!(request.headers()["authorization"].to_str()?.starts_with("AWS4-HMAC-SHA256 "));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Each step of SigV4 is a type whose `Display` is exactly what AWS's documentation writes:
+//! [`CanonicalRequest`], [`StringToSign`] (with its [`Scope`]) and [`Signature`], all in the
+//! [`SigningOutput`] a signature returns:
+//!
+//! ```
+//! # use sigv4_core::{Signer, SigningParams, SoftwareRootKey};
+//! # let signer = Signer::new("AKIDEXAMPLE", SoftwareRootKey::from_secret_access_key("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"));
+//! # let mut request = http::Request::get("https://example.amazonaws.com/").body("").unwrap();
+//! # let time = time::macros::datetime!(2015-08-30 12:36:00 UTC);
+//! let out = signer.sign_request(&mut request, &SigningParams::new("us-east-1", "service").at(time))?;
+//! assert_eq!(out.canonical_request().signed_headers(), "host;x-amz-date");
+//! assert_eq!(out.string_to_sign().scope().to_string(), "20150830/us-east-1/service/aws4_request");
+//! assert!(out.string_to_sign().to_string().starts_with("AWS4-HMAC-SHA256\n20150830T123600Z\n"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! IAM Roles Anywhere signs the same steps with a certificate's private key:
+//! [`X509Signer`], with the key behind the [`X509Key`] seam as [`RootKey`] holds a secret.
 #![forbid(unsafe_code)]
 
 mod cache;
