@@ -27,7 +27,7 @@ use aws_sdk_kms::primitives::Blob;
 use zeroize::Zeroizing;
 
 use crate::Error;
-use crate::endpoint::check_endpoint;
+use crate::endpoint::{CALLER, check_endpoint};
 use crate::runtime::KmsRuntime;
 
 /// The URI scheme of AWS KMS keys in Tink.
@@ -114,14 +114,6 @@ impl AwsKmsAead {
             reason: reason.to_owned(),
             source,
         };
-        let refused = |from: &str, reason: String| Error::KmsEndpointRefused {
-            uri: key_uri.to_owned(),
-            from: from.to_owned(),
-            reason,
-        };
-        if let Some(url) = &options.endpoint_url {
-            check_endpoint(url, options.allow_insecure_http).map_err(|why| refused(CALLER, why))?;
-        }
         let runtime = KmsRuntime::new()
             .map_err(|e| setup("could not start its tokio runtime", Some(Box::new(e))))?;
         let region = parsed.region.clone();
@@ -139,8 +131,7 @@ impl AwsKmsAead {
         let mut config = aws_sdk_kms::config::Builder::from(&sdk_config);
         match resolve_endpoint(&options, &sdk_config) {
             Some((url, from)) => {
-                check_endpoint(&url, options.allow_insecure_http)
-                    .map_err(|why| refused(&from, why))?;
+                check_endpoint(key_uri, &url, &from, options.allow_insecure_http)?;
                 tracing::info!(endpoint = %url, from = %from, "KMS endpoint");
                 config = config.endpoint_url(url);
             }
@@ -328,9 +319,6 @@ fn resolve_endpoint(
         );
     Some((url, from))
 }
-
-/// Where an endpoint given in [`AwsKmsOptions::endpoint_url`] came from.
-const CALLER: &str = "set by the caller";
 
 /// Sorts a KMS error code into the error that says what to do.
 fn classify(uri: String, operation: &'static str, code: String, message: String) -> Error {

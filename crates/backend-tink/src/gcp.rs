@@ -18,7 +18,7 @@ use google_cloud_kms_v1::client::KeyManagementService;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::Error;
-use crate::endpoint::check_endpoint;
+use crate::endpoint::{CALLER, check_endpoint};
 use crate::runtime::KmsRuntime;
 
 /// The URI scheme of Google Cloud KMS keys in Tink.
@@ -98,13 +98,7 @@ impl GcpKmsAead {
             source,
         };
         if let Some(endpoint) = &options.endpoint {
-            check_endpoint(endpoint, options.allow_insecure_http).map_err(|reason| {
-                Error::KmsEndpointRefused {
-                    uri: key_uri.to_owned(),
-                    from: "set by the caller".to_owned(),
-                    reason,
-                }
-            })?;
+            check_endpoint(key_uri, endpoint, CALLER, options.allow_insecure_http)?;
         }
         tracing::info!(
             endpoint = options

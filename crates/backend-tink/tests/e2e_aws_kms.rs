@@ -9,6 +9,7 @@ use backend_tink::{
 };
 use base64::Engine as _;
 use common::{SUITE_SECRET, assert_signs_like_software, moto, suite_secret};
+use test_support::http::answer_every_request;
 
 #[test]
 fn created_keyset_is_standard_json_and_signs_like_the_software_key() {
@@ -306,9 +307,9 @@ impl CreateOutside for common::Moto {
 #[test]
 fn a_redirect_is_not_followed() {
     let moto = moto();
-    let (target, reached) = common::answer_every_request(200, "");
+    let (target, reached) = answer_every_request(common::reply(200, ""));
     let (redirecting, asked) =
-        common::answer_every_request(307, &format!("location: {target}/\r\n"));
+        answer_every_request(common::reply(307, &format!("location: {target}/\r\n")));
     let aead = backend_tink::AwsKmsAead::new(
         &moto.missing_key_uri(),
         backend_tink::AwsKmsOptions::new()

@@ -362,10 +362,9 @@ fn replies_failing_integrity_checks_are_refused() {
 #[test]
 fn a_redirect_is_not_followed() {
     let kms = KmsDouble::start();
-    let (redirecting, asked) = common::answer_every_request(
-        307,
-        &format!("location: {}/v1/{KEY}:encrypt\r\n", kms.endpoint),
-    );
+    let location = format!("location: {}/v1/{KEY}:encrypt\r\n", kms.endpoint);
+    let (redirecting, asked) =
+        test_support::http::answer_every_request(common::reply(307, &location));
     let aead = GcpKmsAead::new(
         &format!("gcp-kms://{KEY}"),
         GcpKmsOptions::new()

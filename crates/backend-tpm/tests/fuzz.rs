@@ -20,8 +20,7 @@ fn fuzz_tss2_key_file() {
         &[0x02, 0x04, 0x40, 0x00, 0x00, 0x01],
         &[0x04, 0x00],
     ];
-    let parsed = std::cell::Cell::new(0);
-    fuzz::run(
+    let parsed = fuzz::run(
         "tss2-key-file",
         0x5eed_0004,
         fuzz::runs(20_000),
@@ -29,12 +28,13 @@ fn fuzz_tss2_key_file() {
         |input| {
             let from_pem = TpmKeyFile::from_pem(&String::from_utf8_lossy(input));
             let files = [from_pem.ok(), TpmKeyFile::from_der(input).ok()];
+            let accepted = files.iter().any(Option::is_some);
             for file in files.into_iter().flatten() {
-                parsed.set(parsed.get() + 1);
                 let again = TpmKeyFile::from_der(&file.to_der()).expect("our own DER parses");
                 assert_eq!(again.to_der(), file.to_der());
             }
+            accepted
         },
     );
-    assert!(parsed.get() > 10, "only {} inputs parsed", parsed.get());
+    assert!(parsed > 10, "only {parsed} inputs parsed");
 }

@@ -298,13 +298,15 @@ mod tests {
         let runs = test_support::fuzz::runs(20_000);
         test_support::fuzz::run("key-ref", 0x5eed_0006, runs, dictionary, |input| {
             let text = String::from_utf8_lossy(input);
-            if let Ok(key) = text.parse::<KeyRef>() {
-                let printed = key.to_string();
-                let again: KeyRef = printed.parse().unwrap_or_else(|e| {
-                    panic!("{text:?} printed as {printed:?}, which fails: {e}")
-                });
-                assert_eq!(again.to_string(), printed, "{text:?}");
-            }
+            let Ok(key) = text.parse::<KeyRef>() else {
+                return false;
+            };
+            let printed = key.to_string();
+            let again: KeyRef = printed
+                .parse()
+                .unwrap_or_else(|e| panic!("{text:?} printed as {printed:?}, which fails: {e}"));
+            assert_eq!(again.to_string(), printed, "{text:?}");
+            true
         });
     }
 

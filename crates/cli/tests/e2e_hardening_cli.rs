@@ -10,11 +10,11 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
+use test_support::http::{answer_every_request, silent_server};
 
 /// A SoftHSM key holding the test user's secret.
 fn imported_key(name: &str) -> String {
@@ -120,17 +120,8 @@ fn presigned_urls_with_bodies_are_the_ones_aws_sigv4_makes() {
         ("GET", "https://api.example.com/", &[], ""),
     ];
     for (method, url, headers, body) in cases {
-        let mut cmd = keyhold();
-        cmd.args([
-            "sign",
-            "--key",
-            &key,
-            "--region",
-            "us-east-1",
-            "--service",
-            "execute-api",
-        ])
-        .args(["--presign", "--expires", "300", "-X", method]);
+        let mut cmd = sign_for(&key, "execute-api");
+        cmd.args(["--presign", "--expires", "300", "-X", method]);
         for (name, value) in *headers {
             cmd.args(["-H", &format!("{name}: {value}")]);
         }
@@ -143,33 +134,13 @@ fn presigned_urls_with_bodies_are_the_ones_aws_sigv4_makes() {
     }
 }
 
-/// A one-request-at-a-time HTTP server on loopback answering every request with `reply`;
-/// counts requests.
-fn serve(reply: String) -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = Arc::clone(&count);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(&stream);
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                line.clear();
-            }
-            seen.fetch_add(1, Ordering::SeqCst);
-            let _ = (&stream).write_all(reply.as_bytes());
-        }
-    });
-    (url, count)
-}
-
 #[test]
 fn send_follows_no_redirect_without_location_and_never_shows_a_presigned_url() {
     let key = imported_key("send-redirect");
-    let (target, reached) =
-        serve("HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\narrived".into());
-    let (redirecting, _) = serve(format!(
+    let (target, reached) = answer_every_request(
+        "HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\narrived".into(),
+    );
+    let (redirecting, _) = answer_every_request(format!(
         "HTTP/1.1 307 Temporary Redirect\r\nlocation: {target}/elsewhere\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
     ));
     let sign = |extra: &[&str], url: &str| run(sign_s3(&key).arg("--send").args(extra).arg(url));
@@ -198,13 +169,7 @@ fn send_follows_no_redirect_without_location_and_never_shows_a_presigned_url() {
 #[test]
 fn max_time_gives_up_on_a_silent_server() {
     let key = imported_key("send-silent");
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let held: Vec<_> = listener.incoming().flatten().take(4).collect();
-        std::thread::sleep(Duration::from_secs(60));
-        drop(held);
-    });
+    let (url, _) = silent_server();
     let started = Instant::now();
     let out = run(sign_s3(&key).args(["--send", "--max-time", "1.5", &url]));
     assert_eq!(out.code, 1, "{}", out.stderr);
@@ -282,7 +247,7 @@ fn import_verify_proves_the_pair_with_sts() {
 #[test]
 fn doctor_fails_on_a_server_error_and_reports_json() {
     let key = imported_key("doctor-500");
-    let (url, _) = serve(
+    let (url, _) = answer_every_request(
         "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
             .into(),
     );

@@ -194,13 +194,6 @@ fn sign_prints_headers_presigns_and_sends() {
     let key = softhsm_key("sign", "aws", &dir);
     import(&key, &access_key_id(), &secret(), &[]).ok();
     let common = [
-        "sign",
-        "--key",
-        &key,
-        "--region",
-        "us-east-1",
-        "--service",
-        "sts",
         "-X",
         "POST",
         "-H",
@@ -209,7 +202,7 @@ fn sign_prints_headers_presigns_and_sends() {
         "Action=GetCallerIdentity&Version=2011-06-15",
     ];
     let endpoint = format!("{}/", moto());
-    let headers = run(keyhold().args(common).arg(&endpoint)).ok();
+    let headers = run(sign_for(&key, "sts").args(common).arg(&endpoint)).ok();
     let authorization = headers
         .stdout
         .lines()
@@ -226,7 +219,7 @@ fn sign_prints_headers_presigns_and_sends() {
     );
 
     // --send: moto checks the signature and answers with the identity.
-    let sent = run(keyhold()
+    let sent = run(sign_for(&key, "sts")
         .args(common)
         .args(["--send", "-i", "--fail"])
         .arg(&endpoint))
@@ -245,16 +238,7 @@ fn sign_prints_headers_presigns_and_sends() {
     // A presigned URL (query signing). moto cannot check query signatures (it answers 500
     // without an Authorization header), so this checks the URL's form; sigv4-core's tests
     // check presigned signatures against the AWS suite.
-    let presigned = run(keyhold()
-        .args([
-            "sign",
-            "--key",
-            &key,
-            "--region",
-            "us-east-1",
-            "--service",
-            "s3",
-        ])
+    let presigned = run(sign_s3(&key)
         .args(["--presign", "--expires", "300"])
         .arg(format!("{}/bucket/report.pdf", moto())))
     .ok();
@@ -288,18 +272,8 @@ fn sign_prints_headers_presigns_and_sends() {
     // --fail turns an HTTP error into exit 1 (a wrong secret: 403).
     let wrong_key = softhsm_key("signwrong", "aws", &dir);
     import(&wrong_key, &access_key_id(), &wrong_secret(), &[]).ok();
-    let common_wrong: Vec<&str> = common
-        .iter()
-        .map(|a| {
-            if *a == key.as_str() {
-                wrong_key.as_str()
-            } else {
-                a
-            }
-        })
-        .collect();
-    let failed = run(keyhold()
-        .args(&common_wrong)
+    let failed = run(sign_for(&wrong_key, "sts")
+        .args(common)
         .args(["--send", "--fail"])
         .arg(&endpoint));
     assert_eq!(failed.code, 1);

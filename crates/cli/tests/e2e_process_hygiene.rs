@@ -6,13 +6,13 @@
 mod common;
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
+use test_support::http::silent_server;
 
 #[test]
 fn no_core_dumps_and_sigint_ends_the_process_as_the_default_action_would() {
@@ -52,23 +52,6 @@ fn no_core_dumps_and_sigint_ends_the_process_as_the_default_action_would() {
     assert_eq!(status.signal(), Some(2), "{status:?}");
     // Nothing was created: a later import needs no --replace.
     import(&key, &access_key_id(), &secret(), &[]).ok();
-}
-
-/// A loopback server that accepts connections and never answers; returns its URL and how
-/// many connections it has accepted.
-fn silent_server() -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = Arc::clone(&count);
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
-            seen.fetch_add(1, Ordering::SeqCst);
-        }
-    });
-    (url, count)
 }
 
 /// How many times `needle` occurs in the memory of process `pid`, from a core snapshot
@@ -135,13 +118,7 @@ fn a_secret_from_a_pipe_or_a_terminal_leaves_no_copy_in_memory_and_is_never_echo
                 .map(|a| format!("'{a}'"))
                 .collect();
             let mut script = std::process::Command::new("script");
-            for (name, value) in keyhold().get_envs() {
-                match value {
-                    Some(value) => script.env(name, value),
-                    None => script.env_remove(name),
-                };
-            }
-            let mut child = script
+            let mut child = keyhold_environment(&mut script)
                 .args(["-q", "-e", "-c", &quoted.join(" "), "/dev/null"])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -258,13 +235,7 @@ fn a_process_holding_a_secret_is_not_dumpable() {
     let dir = scratch("not-dumpable");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let mut keyhold_cmd = as_nobody(env!("CARGO_BIN_EXE_keyhold"));
-    for (name, value) in keyhold().get_envs() {
-        match value {
-            Some(value) => keyhold_cmd.env(name, value),
-            None => keyhold_cmd.env_remove(name),
-        };
-    }
-    let mut child = keyhold_cmd
+    let mut child = keyhold_environment(&mut keyhold_cmd)
         .env("HOME", &dir)
         .env("AWS_CONFIG_FILE", dir.join("none"))
         .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("none"))

@@ -296,17 +296,7 @@ fn doctor_passes_every_link_and_names_the_broken_one_with_its_fix() {
     let keyset = dir.join("aws.keyset.json");
     let key = format!("tink:{}", keyset.display());
     import_tink(&kms, &key, &kek_uri, &secret(), &[]).ok();
-    let doctor = |key: &str, kek_uri: &str| {
-        run(kms.keyhold().args([
-            "doctor",
-            "--key",
-            key,
-            "--kek-uri",
-            kek_uri,
-            "--endpoint-url",
-            &moto(),
-        ]))
-    };
+    let doctor = |key: &str, kek_uri: &str| tink_command(&kms, "doctor", key, kek_uri);
 
     let out = doctor(&key, &kek_uri).ok();
     let marks: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with('[')).collect();

@@ -11,7 +11,7 @@ use crate::canonical::CanonicalRequest;
 use crate::encoding::percent_encode_into;
 use crate::names;
 use crate::signer::SignError;
-use crate::stages::{Signature, StringToSign};
+use crate::stages::{Signature, StringToSign, credential_parts};
 
 /// Everything one signature produced: the three steps, and what goes on the request.
 #[derive(Clone)]
@@ -126,7 +126,7 @@ impl SigningOutput {
 
     /// `Credential=` of the `Authorization` header: `id/yyyymmdd/region/service/aws4_request`.
     pub fn credential(&self) -> String {
-        format!("{}/{}", self.credential_id, self.string_to_sign.scope())
+        credential_parts(&self.credential_id, self.string_to_sign.scope()).concat()
     }
 
     /// Whether this is a presigned-URL signature.
@@ -141,17 +141,14 @@ impl SigningOutput {
             return None;
         };
         let algorithm = self.string_to_sign.algorithm().as_str();
-        let scope = self.string_to_sign.scope().parts();
+        let credential = credential_parts(&self.credential_id, self.string_to_sign.scope());
         let signed_headers = self.canonical_request.signed_headers();
-        let head = [algorithm, " Credential=", &self.credential_id, "/"];
+        let head = [algorithm, " Credential="];
         let tail = [", SignedHeaders=", signed_headers, ", Signature="];
-        let length = head.iter().chain(&tail).map(|p| p.len()).sum::<usize>()
-            + scope.iter().map(|p| p.len()).sum::<usize>()
-            + 2 * self.signature.as_bytes().len();
+        let parts = || head.iter().chain(&credential).chain(&tail);
+        let length = parts().map(|p| p.len()).sum::<usize>() + 2 * self.signature.as_bytes().len();
         let mut out = String::with_capacity(length);
-        head.iter().for_each(|part| out.push_str(part));
-        scope.iter().for_each(|part| out.push_str(part));
-        tail.iter().for_each(|part| out.push_str(part));
+        parts().for_each(|part| out.push_str(part));
         self.signature.push_hex(&mut out);
         Some(out)
     }

@@ -10,6 +10,7 @@ use crate::canonical::Placement;
 use crate::encoding::{percent_encode_into, reencode_form_into};
 use crate::names;
 use crate::settings::{SessionTokenMode, SigningSettings};
+use crate::stages::credential_parts;
 
 /// One `key=value` of the canonical query: where its encoded key and value sit in the
 /// buffer, and whether the value is the session token (redacted in logs).
@@ -83,8 +84,7 @@ pub(crate) fn write_query(
         let mut digits = [0; 20];
         let expires = decimal_into(&mut digits, *expires_secs);
         let token = session_token.filter(|_| settings.session_token == SessionTokenMode::Signed);
-        let credential: SmallVec<[&str; 9]> =
-            [&**id, "/"].into_iter().chain(scope.parts()).collect();
+        let credential = credential_parts(id, scope);
         let parameters: [(&str, &[&str], bool); 6] = [
             (query::ALGORITHM, &[algorithm], false),
             (query::CREDENTIAL, &credential, false),

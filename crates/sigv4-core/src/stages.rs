@@ -126,6 +126,14 @@ impl Scope {
     }
 }
 
+/// The parts of a credential, `ID/yyyymmdd/region/service/aws4_request`: the access key id
+/// (or a certificate's serial number), then the scope. The one definition of its layout,
+/// for the `Authorization` header and a presigned URL's `X-Amz-Credential` alike.
+pub(crate) fn credential_parts<'a>(id: &'a str, scope: &'a Scope) -> [&'a str; 9] {
+    let [date, s1, region, s2, service, s3, terminator] = scope.parts();
+    [id, "/", date, s1, region, s2, service, s3, terminator]
+}
+
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.parts().iter().try_for_each(|part| f.write_str(part))

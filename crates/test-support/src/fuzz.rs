@@ -1,7 +1,7 @@
 //! A seeded mutation fuzzer on stable Rust, for the parsers that read files or the network.
 //!
-//! A target is a function over bytes that must return (an `Ok` or an `Err`) and never
-//! panic. [`run`] feeds it every file of its corpus (`testdata/fuzz/TARGET/`), then
+//! A target is a function over bytes that must return and never panic; it says whether
+//! its parser accepted the input, so that a run can show it reached past the first check. [`run`] feeds it every file of its corpus (`testdata/fuzz/TARGET/`), then
 //! mutations of them: bit flips, byte changes, truncations, duplicated and deleted runs,
 //! splices of two inputs, and tokens from the target's dictionary. The mutations are drawn
 //! from a fixed seed, so a failure repeats; its message holds the input, in hex, to add to
@@ -97,9 +97,15 @@ pub fn runs(default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Runs `target` on its corpus, then on `runs` mutations of it (seed `seed`). A panic in
-/// the target fails with the input that caused it.
-pub fn run(target: &str, seed: u64, runs: usize, dictionary: &[&[u8]], check: impl Fn(&[u8])) {
+/// Runs `target` on its corpus, then on `runs` mutations of it (seed `seed`); returns how
+/// many inputs `check` accepted. A panic in the target fails with the input that caused it.
+pub fn run(
+    target: &str,
+    seed: u64,
+    runs: usize,
+    dictionary: &[&[u8]],
+    check: impl Fn(&[u8]) -> bool,
+) -> usize {
     let dir = corpus_dir(target);
     let mut corpus: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("fuzz corpus {}: {e}", dir.display()))
@@ -112,20 +118,23 @@ pub fn run(target: &str, seed: u64, runs: usize, dictionary: &[&[u8]], check: im
     corpus.sort();
     assert!(!corpus.is_empty(), "fuzz corpus {} is empty", dir.display());
     let try_one = |input: &[u8], what: &str| {
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(input)));
-        if outcome.is_err() {
-            let hex: String = input.iter().map(|b| format!("{b:02x}")).collect();
-            panic!("fuzz target {target} panicked on {what}; input (hex): {hex}");
-        }
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(input))).unwrap_or_else(
+            |_| {
+                let hex: String = input.iter().map(|b| format!("{b:02x}")).collect();
+                panic!("fuzz target {target} panicked on {what}; input (hex): {hex}");
+            },
+        )
     };
+    let mut accepted = 0;
     for (path, bytes) in &corpus {
-        try_one(bytes, &path.display().to_string());
+        accepted += usize::from(try_one(bytes, &path.display().to_string()));
     }
     let mut rng = SplitMix(seed);
     for i in 0..runs {
         let base = &corpus[rng.below(corpus.len())].1;
         let other = &corpus[rng.below(corpus.len())].1;
         let input = mutate(&mut rng, base, other, dictionary);
-        try_one(&input, &format!("mutation {i} of seed {seed}"));
+        accepted += usize::from(try_one(&input, &format!("mutation {i} of seed {seed}")));
     }
+    accepted
 }

@@ -5,6 +5,7 @@
 //! - [`fuzz`]: a small, seeded mutation fuzzer for the parsers that read files or the
 //!   network. It needs no nightly toolchain (none can be installed here); `cargo xtask ci`
 //!   runs every target for a bounded number of inputs from its corpus in `testdata/fuzz/`;
+//! - [`http`]: loopback servers that answer every request alike, or never;
 //! - `rounds` (feature `bench`): how every criterion bench in the workspace runs its rows;
 //! - `local_server` (feature `local-server`): a loopback HTTP server with canned replies,
 //!   for the STS client's and the SDK provider's tests;
@@ -13,6 +14,7 @@
 
 pub mod env;
 pub mod fuzz;
+pub mod http;
 #[cfg(feature = "local-server")]
 pub mod local_server;
 #[cfg(feature = "moto")]

@@ -162,32 +162,11 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A loopback HTTP server that answers every request with `status` and `headers` (and an
-/// empty JSON body), one connection at a time; returns its URL and how many requests it
-/// has read. For redirects: `status` 307 with a `location` header.
-pub fn answer_every_request(
-    status: u16,
-    headers: &str,
-) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let seen = count.clone();
-    let reply = format!(
+/// A whole HTTP/1.1 response with `status`, extra `headers` (each ending in CRLF) and an
+/// empty JSON body, for `test_support::http::answer_every_request`.
+pub fn reply(status: u16, headers: &str) -> String {
+    format!(
         "HTTP/1.1 {status} X\r\n{headers}content-type: application/json\r\n\
          content-length: 2\r\nconnection: close\r\n\r\n{{}}"
-    );
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(&stream);
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                line.clear();
-            }
-            seen.fetch_add(1, Ordering::SeqCst);
-            let _ = (&stream).write_all(reply.as_bytes());
-        }
-    });
-    (url, count)
+    )
 }

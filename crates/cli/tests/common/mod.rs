@@ -62,11 +62,18 @@ pub fn without_host_credentials(cmd: &mut Command) -> &mut Command {
     cmd
 }
 
-/// The built `keyhold`, with the environment cleared of AWS settings the host may have and
-/// of the test user's secret (which `cargo xtask` hands the tests, not keyhold).
+/// The built `keyhold`, in [`keyhold_environment`].
 pub fn keyhold() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyhold"));
-    without_host_credentials(&mut cmd);
+    keyhold_environment(&mut cmd);
+    cmd
+}
+
+/// The environment keyhold runs in, for `cmd` (keyhold, or a program that starts it):
+/// cleared of AWS settings the host may have and of the test user's secret (which
+/// `cargo xtask` hands the tests, not keyhold).
+pub fn keyhold_environment(cmd: &mut Command) -> &mut Command {
+    without_host_credentials(cmd);
     for var in [
         "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_STS",
@@ -371,8 +378,9 @@ pub fn wrong_secret() -> String {
     s
 }
 
-/// `keyhold sign --key KEY --region us-east-1 --service s3` (the URL and flags to add).
-pub fn sign_s3(key: &str) -> Command {
+/// `keyhold sign --key KEY --region us-east-1 --service SERVICE` (the URL and flags to
+/// add).
+pub fn sign_for(key: &str, service: &str) -> Command {
     let mut cmd = keyhold();
     cmd.args([
         "sign",
@@ -381,9 +389,14 @@ pub fn sign_s3(key: &str) -> Command {
         "--region",
         "us-east-1",
         "--service",
-        "s3",
+        service,
     ]);
     cmd
+}
+
+/// [`sign_for`] S3.
+pub fn sign_s3(key: &str) -> Command {
+    sign_for(key, "s3")
 }
 
 /// The temporary files keyhold left beside `path` (`.NAME.keyhold-tmp.PID.N`).

@@ -87,9 +87,10 @@ pub fn import_tink(
     )
 }
 
-pub fn whoami_tink(kms: &KmsIdentity, key: &str, kek_uri: &str) -> Run {
+/// `keyhold COMMAND --key KEY --kek-uri URI --endpoint-url MOTO` with `kms`'s identity.
+pub fn tink_command(kms: &KmsIdentity, command: &str, key: &str, kek_uri: &str) -> Run {
     run(kms.keyhold().args([
-        "whoami",
+        command,
         "--key",
         key,
         "--kek-uri",
@@ -97,4 +98,8 @@ pub fn whoami_tink(kms: &KmsIdentity, key: &str, kek_uri: &str) -> Run {
         "--endpoint-url",
         &moto(),
     ]))
+}
+
+pub fn whoami_tink(kms: &KmsIdentity, key: &str, kek_uri: &str) -> Run {
+    tink_command(kms, "whoami", key, kek_uri)
 }
