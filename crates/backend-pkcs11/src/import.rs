@@ -36,7 +36,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::Error;
 use crate::error::Step;
-use crate::module::Module;
+use crate::module::{self, Module};
 use crate::objects::{self, ACCESS_KEY_ID_APPLICATION, KEY_CHECK_MESSAGE, KeyCheck};
 use crate::token::{self, Token};
 use crate::uri::{ObjectType, Pkcs11Uri};
@@ -107,7 +107,8 @@ pub fn import_key(
 
 /// An import checked as far as it can be without the secret: the token is found, the PIN
 /// works, and the label and id are free (or may be replaced). It holds this machine's turn
-/// to write through the module until it is used or dropped.
+/// to write through the module until it is dropped: keep it while the new key is opened
+/// and proved, since those log in, and a login rewrites SoftHSM's token file.
 pub struct PreparedImport {
     token: Token,
     session: Session,
@@ -153,10 +154,12 @@ pub fn prepare_import(
     }
     let id = uri.id.clone().unwrap_or_default();
 
-    let module = Module::for_uri(uri)?;
-    // Taken before the token is read: another import's login rewrites SoftHSM's token
-    // file, which then reads as absent or fails a login.
-    let turn = module.write_turn()?;
+    // Taken before the module is loaded: SoftHSM reads its token files then, and another
+    // import's login rewrites them; a token read mid-rewrite stays unreadable for the life
+    // of this process, not just for a moment.
+    let path = module::resolve(uri)?;
+    let turn = Module::write_turn(&path)?;
+    let module = Module::load(&path)?;
     let token = token::find_token(&module, uri)?;
     let pin = token::pin_for(uri, options.pin, &token.label)?;
     let session = module
@@ -201,7 +204,7 @@ pub fn prepare_import(
 impl PreparedImport {
     /// Writes the key in the order the module docs give, checks it, and returns the URI that
     /// opens it (with no `pin-value`).
-    pub fn import(self, secret: &RootSecret) -> Result<Pkcs11Uri, Error> {
+    pub fn import(&self, secret: &RootSecret) -> Result<Pkcs11Uri, Error> {
         if secret.expose().len() <= 4 {
             return Err(Error::InvalidImport {
                 reason: "the secret access key is empty".to_owned(),
@@ -223,7 +226,7 @@ impl PreparedImport {
                 tracing::warn!(token = t, object = %old.shown, error = %e, "could not delete a replaced object");
             }
         }
-        Ok(self.uri)
+        Ok(self.uri.clone())
     }
 
     /// Step 3 of the module docs: a record naming the new key, newer than any in place.

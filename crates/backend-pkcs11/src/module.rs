@@ -73,12 +73,18 @@ impl Module {
     /// the file returned is dropped: an exclusive `flock` on the module file itself, which
     /// every keyhold process using the module can open, and which no one writes. Two
     /// imports of one label at once would otherwise both find it free and leave two keys.
-    pub(crate) fn write_turn(&self) -> Result<std::fs::File, Error> {
+    pub(crate) fn write_turn(path: &Path) -> Result<std::fs::File, Error> {
         let failed = |source: std::io::Error| Error::WriteTurn {
-            module: self.path.clone(),
+            module: path.to_owned(),
             source,
         };
-        let file = std::fs::File::open(&self.path).map_err(failed)?;
+        let file = std::fs::File::open(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => Error::ModuleMissing {
+                path: path.to_owned(),
+                source,
+            },
+            _ => failed(source),
+        })?;
         rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
             .map_err(|e| failed(e.into()))?;
         Ok(file)

@@ -117,14 +117,10 @@ fn objects_labelled(key: &str, kind: &str, label: &str) -> usize {
     let out = Command::new("pkcs11-tool")
         .args(["--module", &env(test_support::env::PKCS11_MODULE)])
         .args(["--token-label", uri.token.as_deref().unwrap()])
-        .args([
-            "--login",
-            "--pin",
-            pin.trim(),
-            "--list-objects",
-            "--type",
-            kind,
-        ])
+        // The PIN through the environment, never argv (pkcs11-tool reads `env:NAME`).
+        .args(["--login", "--pin", "env:KEYHOLD_TEST_PIN"])
+        .args(["--list-objects", "--type", kind])
+        .env("KEYHOLD_TEST_PIN", pin.trim())
         .output()
         .expect("pkcs11-tool (apt-get install opensc)");
     assert!(
@@ -238,7 +234,7 @@ fn two_imports_of_one_new_label_at_once_leave_one_key() {
             let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
             let code = out.status.code().unwrap();
             if code != 0 {
-                assert!(stderr.contains("already holds"), "{stderr}");
+                assert!(stderr.contains("already holds"), "round {round}: {stderr}");
             }
             codes.push(code);
         }

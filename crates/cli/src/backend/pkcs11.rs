@@ -111,7 +111,8 @@ pub fn import(
     let Prepared { target, import } = prepared;
     tracing::info!(key = %target, "importing into the PKCS#11 token");
     let key_uri = import.import(secret).map_err(import_error)?;
-    // Open it as later commands will (PIN as given, access key id as stored) and prove it.
+    // Open it as later commands will (PIN as given, access key id as stored) and prove it,
+    // still holding the import's turn (`import` lives to the end).
     let mut reopen = key_uri.clone();
     reopen.pin_value = target.pin_value.clone();
     let key = Pkcs11RootKey::open_with(&reopen, open_options(&args.key, &reopen))
