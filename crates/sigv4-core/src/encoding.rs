@@ -3,6 +3,7 @@
 //! the caller's buffer.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use crate::key::DateStamp;
 
@@ -60,31 +61,75 @@ fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
-/// Appends `input`, an `application/x-www-form-urlencoded` component, decoded (`+` is a
-/// space, `%XY` a byte, a `%` not followed by two hex digits stays as it is) and then
-/// percent-encoded as [`percent_encode_into`] does, byte by byte, without a decoded copy.
-pub(crate) fn reencode_form_into(out: &mut Vec<u8>, input: &[u8]) {
-    let mut i = 0;
-    while i < input.len() {
-        let (byte, used) = match input[i] {
-            b'+' => (b' ', 1),
-            b'%' if i + 2 < input.len() => {
-                match (hex_value(input[i + 1]), hex_value(input[i + 2])) {
-                    (Some(hi), Some(lo)) => (hi << 4 | lo, 3),
-                    _ => (b'%', 1),
+/// Appends the pairs of `query`, an `application/x-www-form-urlencoded` string (`key=value`
+/// joined by `&`), to `out`: each key and value decoded (`+` is a space, `%XY` a byte, a `%`
+/// not followed by two hex digits stays as it is) and percent-encoded again as
+/// [`percent_encode_into`] does. `pair(key, value)` gets where each pair sits in `out`; a
+/// pair without `=` has an empty value, and empty pairs (`&&`) are skipped.
+///
+/// One pass over the bytes, without a decoded copy: runs of unreserved bytes, most of a
+/// query, are copied in one go, and `&`, `=`, `+` and `%` all end a run, as they are not
+/// unreserved (bench row `shape-many-query-params`: splitting first, then re-encoding each
+/// part, took 3.0 us against 2.6 us).
+pub(crate) fn reencode_form_pairs_into(
+    out: &mut Vec<u8>,
+    query: &[u8],
+    mut pair: impl FnMut(Range<usize>, Range<usize>),
+) {
+    let mut rest = query;
+    // Where the current pair began in `query` (to skip empty ones) and in `out`.
+    let mut pair_input = rest.len();
+    let mut key_start = out.len();
+    let mut value_start = None;
+    loop {
+        let run = rest
+            .iter()
+            .position(|&b| !UNRESERVED[usize::from(b)])
+            .unwrap_or(rest.len());
+        out.extend_from_slice(&rest[..run]);
+        rest = &rest[run..];
+        let used = match rest.first() {
+            None | Some(b'&') => {
+                if rest.len() != pair_input {
+                    let value_start = value_start.unwrap_or(out.len());
+                    pair(key_start..value_start, value_start..out.len());
                 }
+                let Some(rest_after) = rest.get(1..) else {
+                    return;
+                };
+                pair_input = rest_after.len();
+                key_start = out.len();
+                value_start = None;
+                1
             }
-            b => (b, 1),
+            Some(b'=') if value_start.is_none() => {
+                value_start = Some(out.len());
+                1
+            }
+            Some(&first) => {
+                let (byte, used) = match first {
+                    b'+' => (b' ', 1),
+                    b'%' => match (
+                        rest.get(1).copied().and_then(hex_value),
+                        rest.get(2).copied().and_then(hex_value),
+                    ) {
+                        (Some(hi), Some(lo)) => (hi << 4 | lo, 3),
+                        _ => (b'%', 1),
+                    },
+                    b => (b, 1),
+                };
+                match UNRESERVED[usize::from(byte)] {
+                    true => out.push(byte),
+                    false => out.extend_from_slice(&[
+                        b'%',
+                        HEX[usize::from(byte >> 4)],
+                        HEX[usize::from(byte & 15)],
+                    ]),
+                }
+                used
+            }
         };
-        match UNRESERVED[usize::from(byte)] {
-            true => out.push(byte),
-            false => out.extend_from_slice(&[
-                b'%',
-                HEX[usize::from(byte >> 4)],
-                HEX[usize::from(byte & 15)],
-            ]),
-        }
-        i += used;
+        rest = &rest[used..];
     }
 }
 
@@ -198,19 +243,47 @@ mod tests {
         assert_eq!(encode("ሴ", false), "%E1%88%B4");
     }
 
+    fn reencode_pairs(query: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut ranges = Vec::new();
+        reencode_form_pairs_into(&mut out, query.as_bytes(), |k, v| ranges.push((k, v)));
+        let text = |r: Range<usize>| String::from_utf8(out[r].to_vec()).unwrap();
+        ranges
+            .into_iter()
+            .map(|(k, v)| (text(k), text(v)))
+            .collect()
+    }
+
     #[test]
     fn form_components_are_decoded_by_the_urlencoded_rules_then_encoded() {
-        let reencode = |input: &[u8]| {
-            let mut out = Vec::new();
-            reencode_form_into(&mut out, input);
-            String::from_utf8(out).unwrap()
+        let reencode = |input: &str| {
+            let pairs = reencode_pairs(input);
+            assert_eq!(pairs.len(), 1, "{input}");
+            pairs[0].0.clone()
         };
-        assert_eq!(reencode(b"a+b%20c"), "a%20b%20c");
-        assert_eq!(reencode(b"%zz%4"), "%25zz%254");
-        assert_eq!(reencode(b"%e1%88%B4"), "%E1%88%B4");
-        assert_eq!(reencode(b"100%"), "100%25");
-        assert_eq!(reencode(b"%7e%2F"), "~%2F");
-        assert_eq!(reencode(b"plain-text_1.0~"), "plain-text_1.0~");
+        assert_eq!(reencode("a+b%20c"), "a%20b%20c");
+        assert_eq!(reencode("%zz%4"), "%25zz%254");
+        assert_eq!(reencode("%e1%88%B4"), "%E1%88%B4");
+        assert_eq!(reencode("100%"), "100%25");
+        assert_eq!(reencode("%"), "%25");
+        assert_eq!(reencode("%7e%2F"), "~%2F");
+        assert_eq!(reencode("%26%3d"), "%26%3D");
+        assert_eq!(reencode("plain-text_1.0~"), "plain-text_1.0~");
+    }
+
+    #[test]
+    fn form_pairs_split_on_the_first_equals_and_skip_empty_pairs() {
+        let pairs = |query| {
+            reencode_pairs(query)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pairs("a=1&&b&=x&c=d=e&"), ["a=1", "b=", "=x", "c=d%3De"]);
+        assert_eq!(pairs("&"), Vec::<String>::new());
+        assert_eq!(pairs(""), Vec::<String>::new());
+        assert_eq!(pairs("="), ["="]);
+        assert_eq!(pairs("k%3D=v%26w"), ["k%3D=v%26w"]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::ops::Range;
 use smallvec::SmallVec;
 
 use crate::canonical::Placement;
-use crate::encoding::{percent_encode_into, reencode_form_into};
+use crate::encoding::{percent_encode_into, reencode_form_pairs_into};
 use crate::names;
 use crate::settings::{SessionTokenMode, SigningSettings};
 use crate::stages::credential_parts;
@@ -57,21 +57,14 @@ pub(crate) fn write_query(
     };
     out.reserve(2 * (3 * (query.len() + extra)));
     let mut pairs: SmallVec<[QueryPair; 24]> = SmallVec::new();
-    for pair in query.as_bytes().split(|&b| b == b'&') {
-        if pair.is_empty() {
-            continue;
-        }
-        let (key, value) = match pair.iter().position(|&b| b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &b""[..]),
-        };
-        // The request's own parameters are form-encoded: decoded first.
-        let key_start = out.len();
-        reencode_form_into(out, key);
-        let value_start = out.len();
-        reencode_form_into(out, value);
-        pairs.push(QueryPair::ending_at(out, key_start, value_start, false));
-    }
+    // The request's own parameters are form-encoded: decoded first.
+    reencode_form_pairs_into(out, query.as_bytes(), |key, value| {
+        pairs.push(QueryPair {
+            key,
+            value,
+            is_token: false,
+        })
+    });
     if let Placement::Query {
         algorithm,
         amz_date,
