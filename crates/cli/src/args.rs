@@ -9,6 +9,11 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::key_ref::KeyRef;
 
+mod credential_process;
+
+use credential_process::CREDENTIAL_PROCESS_EXAMPLES;
+pub use credential_process::CredentialProcessArgs;
+
 const ABOUT: &str =
     "Use AWS with a secret access key kept in a PKCS#11 token, a TPM or a KMS-wrapped Tink keyset";
 
@@ -77,7 +82,10 @@ pub enum Command {
     #[command(after_long_help = WHOAMI_EXAMPLES)]
     Whoami(WhoamiArgs),
     /// Print temporary credentials as AWS credential_process JSON (for ~/.aws/config).
-    #[command(after_long_help = CREDENTIAL_PROCESS_EXAMPLES)]
+    #[command(
+        after_long_help = CREDENTIAL_PROCESS_EXAMPLES,
+        mut_arg("key", |a| a.required(false))
+    )]
     CredentialProcess(CredentialProcessArgs),
     /// Check each link from the device to STS, and say how to fix the first broken one.
     #[command(after_long_help = DOCTOR_EXAMPLES)]
@@ -100,8 +108,8 @@ impl Command {
     pub fn process_needs(&self) -> crate::process::Needs {
         let key = self.key_args();
         crate::process::Needs {
-            quiet_tss2: key.key.is_tpm(),
-            nesting_marker: key.key.is_tink() && key.kek_uri_is_aws(),
+            quiet_tss2: key.key.as_ref().is_some_and(KeyRef::is_tpm),
+            nesting_marker: key.key.as_ref().is_some_and(KeyRef::is_tink) && key.kek_uri_is_aws(),
         }
     }
 }
@@ -114,8 +122,14 @@ pub struct KeyArgs {
     ///
     /// A PKCS#11 PIN comes from the URI's pin-source=file:PATH, else from the
     /// KEYHOLD_PKCS11_PIN environment variable.
-    #[arg(long, env = "KEYHOLD_KEY", value_name = "KEY", hide_env_values = true)]
-    pub key: KeyRef,
+    #[arg(
+        long,
+        env = "KEYHOLD_KEY",
+        value_name = "KEY",
+        hide_env_values = true,
+        required = true
+    )]
+    pub key: Option<KeyRef>,
 
     /// The AWS access key id of the secret. Default: the one stored with the key at import
     /// (for a Tink keyset, in the file <keyset>.access-key-id next to it).
@@ -140,6 +154,14 @@ pub struct KeyArgs {
 }
 
 impl KeyArgs {
+    /// The `--key` value. Every command requires it, except `credential-process` with
+    /// `--certificate`, which never opens an HMAC key.
+    pub fn key(&self) -> &KeyRef {
+        self.key
+            .as_ref()
+            .expect("clap requires --key unless credential-process runs with --certificate")
+    }
+
     /// Whether the key is a Tink keyset under an AWS KMS key (whose client may run an AWS
     /// profile's credential_process).
     pub fn kek_uri_is_aws(&self) -> bool {
@@ -213,8 +235,10 @@ pub struct StsArgs {
     pub region: Option<String>,
 
     /// The STS endpoint (default: AWS_ENDPOINT_URL_STS, else AWS_ENDPOINT_URL, else the
-    /// region's STS endpoint). Plain http only to loopback, unless --allow-insecure-http;
-    /// -v logs which endpoint is used and where it came from.
+    /// region's STS endpoint); with --certificate, the Roles Anywhere endpoint (default:
+    /// AWS_ENDPOINT_URL_ROLESANYWHERE, else AWS_ENDPOINT_URL, else the trust anchor
+    /// region's). Plain http only to loopback, unless --allow-insecure-http; -v logs which
+    /// endpoint is used and where it came from.
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
 }
@@ -425,72 +449,6 @@ pub struct WhoamiArgs {
     /// Where STS is.
     #[command(flatten)]
     pub sts: StsArgs,
-}
-
-const CREDENTIAL_PROCESS_EXAMPLES: &str = "\
-Examples (in ~/.aws/config; the line is split like a shell's, without a shell):
-  [profile deploy]
-  credential_process = keyhold credential-process --key tpm:file=/etc/keyhold/aws.pem --role-arn arn:aws:iam::123456789012:role/deploy --duration-seconds 3600
-  region = us-east-1
-
-  [profile me]
-  credential_process = keyhold credential-process --key 'pkcs11:token=aws;object=prod?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/keyhold/pin' --get-session-token
-  region = us-east-1
-
-Prints {\"Version\": 1, \"AccessKeyId\", \"SecretAccessKey\", \"SessionToken\", \"Expiration\"}.
-On failure it prints one line on stderr and exits 1, which the AWS CLI and SDKs show.";
-
-/// `keyhold credential-process`.
-#[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("credentials").required(true).args(["role_arn", "get_session_token"]))]
-pub struct CredentialProcessArgs {
-    /// The signing key.
-    #[command(flatten)]
-    pub key: KeyArgs,
-
-    /// Where STS is.
-    #[command(flatten)]
-    pub sts: StsArgs,
-
-    /// Assume this role (STS AssumeRole).
-    #[arg(long, env = "KEYHOLD_ROLE_ARN", value_name = "ARN")]
-    pub role_arn: Option<String>,
-
-    /// The role session name (default: keyhold-<unix time>).
-    #[arg(
-        long,
-        env = "KEYHOLD_ROLE_SESSION_NAME",
-        value_name = "NAME",
-        conflicts_with = "get_session_token"
-    )]
-    pub role_session_name: Option<String>,
-
-    /// The external id the role's trust policy asks for.
-    #[arg(
-        long,
-        env = "KEYHOLD_EXTERNAL_ID",
-        value_name = "ID",
-        conflicts_with = "get_session_token",
-        hide_env_values = true
-    )]
-    pub external_id: Option<String>,
-
-    /// Get session credentials for the key's own identity (STS GetSessionToken) instead of
-    /// assuming a role.
-    #[arg(long, alias = "session-token", conflicts_with = "role_arn")]
-    pub get_session_token: bool,
-
-    /// How long the credentials last: seconds, or with a unit (15m, 1h, 12h). 900 s to
-    /// 12 h for a role (and at most the role's maximum), to 36 h for --get-session-token.
-    #[arg(
-        long = "duration-seconds",
-        visible_alias = "duration",
-        env = "KEYHOLD_DURATION",
-        value_name = "DURATION",
-        default_value = "3600",
-        value_parser = parse_duration
-    )]
-    pub duration: Duration,
 }
 
 fn parse_max_time(text: &str) -> Result<f64, String> {

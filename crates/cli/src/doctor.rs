@@ -42,7 +42,7 @@ pub fn run(args: &DoctorArgs, runtime: &tokio::runtime::Runtime) -> Result<(), C
         Ok(())
     };
     if !args.json {
-        writeln!(stdout, "keyhold doctor: {}", args.key.key).map_err(CliError::Output)?;
+        writeln!(stdout, "keyhold doctor: {}", args.key.key()).map_err(CliError::Output)?;
     }
     let (links, key) = backend::doctor(&args.key);
     for link in links {
@@ -54,7 +54,7 @@ pub fn run(args: &DoctorArgs, runtime: &tokio::runtime::Runtime) -> Result<(), C
     let failed = all.iter().filter(|l| l.status() == Status::Fail).count();
     if args.json {
         let report = serde_json::json!({
-            "key": args.key.key.to_string(),
+            "key": args.key.key().to_string(),
             "ok": failed == 0,
             "checks": all,
         });

@@ -109,6 +109,10 @@ pub enum CliError {
     #[error(transparent)]
     Sts(sts_client::StsError),
 
+    /// IAM Roles Anywhere gave no credentials (its message says which step failed).
+    #[error(transparent)]
+    RolesAnywhere(rolesanywhere::RolesAnywhereError),
+
     /// STS did not accept the access key id or its signature.
     #[error("access key id {access_key_id} ({from}) was rejected by STS")]
     Rejected {

@@ -30,6 +30,7 @@ use clap::Parser;
 
 use crate::args::{Cli, Command};
 use crate::error::{CliError, one_line};
+use crate::key_ref::KeyRef;
 
 fn main() -> ExitCode {
     process::disable_core_dumps();
@@ -48,7 +49,13 @@ fn main() -> ExitCode {
         }
     };
     logging::init(cli.verbose);
-    if cli.command.key_args().key.has_visible_secret() {
+    if cli
+        .command
+        .key_args()
+        .key
+        .as_ref()
+        .is_some_and(KeyRef::has_visible_secret)
+    {
         eprintln!(
             "keyhold: warning: the --key URI holds the PIN (pin-value=), which every user of \
              this machine can read in the process list; use pin-source=file:PATH or \

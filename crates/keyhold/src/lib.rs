@@ -28,3 +28,7 @@ pub use sts_client as sts;
 /// Credentials provider and direct-signing auth scheme for the AWS SDK for Rust (feature `sdk`).
 #[cfg(feature = "sdk")]
 pub use sdk_credentials as sdk;
+
+/// IAM Roles Anywhere: temporary credentials from an X.509 certificate and its private key.
+#[cfg(feature = "rolesanywhere")]
+pub use rolesanywhere;

@@ -6,7 +6,9 @@
 //! loopback address (a local test server, a sidecar), unless the caller opts in with a flag
 //! named for the danger (`--allow-insecure-http`).
 
+use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::time::Duration;
 
 /// Whether `host` (as in a URL: `localhost`, `127.0.0.1`, `[::1]`) is this machine.
 ///
@@ -45,4 +47,27 @@ pub fn check_scheme(uri: &http::Uri, allow_insecure_http: bool) -> Result<(), St
             "{uri} must start with https:// (or http:// for loopback)"
         )),
     }
+}
+
+/// The wait before retry number `retry` (1-based) of a keyhold client: `base × 2^(retry−1)`,
+/// capped at `max`, then "equal jitter" (half the cap, plus a random part of the other
+/// half), so that clients that failed together do not retry together.
+///
+/// ```
+/// use std::time::Duration;
+/// use sigv4_core::transport::retry_backoff;
+/// let (base, max) = (Duration::from_millis(100), Duration::from_millis(350));
+/// for (retry, cap) in [(1, 100), (2, 200), (3, 350), (40, 350)] {
+///     let wait = retry_backoff(base, max, retry);
+///     let cap = Duration::from_millis(cap);
+///     assert!(wait >= cap / 2 && wait <= cap);
+/// }
+/// ```
+pub fn retry_backoff(base: Duration, max: Duration, retry: u32) -> Duration {
+    let cap = base
+        .saturating_mul(1u32 << retry.saturating_sub(1).min(16))
+        .min(max);
+    let random = std::collections::hash_map::RandomState::new().hash_one(retry);
+    let fraction = (random >> 11) as f64 / (1u64 << 53) as f64;
+    cap / 2 + cap.mul_f64(fraction / 2.0)
 }

@@ -115,6 +115,12 @@ impl X509Signer {
         self
     }
 
+    /// The serial number of the DER certificate `certificate` in decimal, as `Credential=`
+    /// carries it; the same check [`X509Signer::new`] makes.
+    pub fn serial_number_of(certificate: &[u8]) -> Result<String, X509Error> {
+        serial_number(certificate)
+    }
+
     /// The certificate's serial number in decimal, as `Credential=` carries it.
     pub fn serial_number(&self) -> &str {
         &self.serial_number

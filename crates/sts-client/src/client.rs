@@ -6,7 +6,6 @@
 //! the client's clock to the server's `Date` and retries once more. The call timeout covers
 //! every attempt and every wait.
 
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::time::Duration;
@@ -474,14 +473,7 @@ impl StsClient {
     /// The wait before retry number `retry` (1-based): exponential, capped, jittered.
     fn backoff(&self, retry: u32) -> Duration {
         let inner = &*self.inner;
-        let exp = inner
-            .backoff_base
-            .saturating_mul(1u32 << retry.saturating_sub(1).min(16));
-        let cap = exp.min(inner.backoff_max);
-        // Equal jitter: half the cap, plus a random part of the other half.
-        let random = std::collections::hash_map::RandomState::new().hash_one(retry);
-        let fraction = (random >> 11) as f64 / (1u64 << 53) as f64;
-        cap / 2 + cap.mul_f64(fraction / 2.0)
+        sigv4_core::transport::retry_backoff(inner.backoff_base, inner.backoff_max, retry)
     }
 }
 

@@ -10,7 +10,9 @@
 //! - `local_server` (feature `local-server`): a loopback HTTP server with canned replies,
 //!   for the STS client's and the SDK provider's tests;
 //! - `softhsm` (feature `softhsm`): the SoftHSM module and fresh tokens;
-//! - `moto` (feature `moto`): the local AWS (moto) and signed calls to it.
+//! - `moto` (feature `moto`): the local AWS (moto) and signed calls to it;
+//! - `rolesanywhere` (feature `moto`): the local IAM Roles Anywhere endpoint that verifies
+//!   what it receives and mints credentials from moto, and its test PKI.
 
 pub mod env;
 pub mod fuzz;
@@ -19,6 +21,8 @@ pub mod http;
 pub mod local_server;
 #[cfg(feature = "moto")]
 pub mod moto;
+#[cfg(feature = "moto")]
+pub mod rolesanywhere;
 #[cfg(feature = "bench")]
 pub mod rounds;
 #[cfg(feature = "softhsm")]

@@ -33,7 +33,7 @@ pub struct OpenedKey {
 /// Opens the key `--key` names. The login (which SoftHSM answers by rewriting its token
 /// file) and every later device call run with SIGINT and SIGTERM deferred.
 pub fn open(args: &KeyArgs) -> Result<OpenedKey, CliError> {
-    let opened = signals::critical(|| match &args.key {
+    let opened = signals::critical(|| match args.key() {
         #[cfg(feature = "pkcs11")]
         KeyRef::Pkcs11(uri) => pkcs11::open(uri, args),
         #[cfg(feature = "tpm")]
@@ -78,7 +78,7 @@ pub fn import(
     secret: &RootSecret,
     akid: &str,
 ) -> Result<KeyRef, CliError> {
-    signals::critical(|| match (prepared, &args.key.key) {
+    signals::critical(|| match (prepared, args.key.key()) {
         #[cfg(feature = "pkcs11")]
         (Prepared::Pkcs11(prepared), _) => pkcs11::import(*prepared, args, secret),
         #[cfg(all(feature = "pkcs11", any(feature = "tpm", feature = "tink")))]
@@ -96,7 +96,7 @@ pub fn import(
 /// user a second paste).
 #[cfg_attr(not(feature = "pkcs11"), allow(unused_variables))] // akid: PKCS#11's check
 pub fn preflight_import(args: &ImportArgs, akid: &str) -> Result<Prepared, CliError> {
-    match &args.key.key {
+    match args.key.key() {
         #[cfg(feature = "pkcs11")]
         KeyRef::Pkcs11(uri) => signals::critical(|| {
             pkcs11::preflight_import(uri, args, akid).map(|p| Prepared::Pkcs11(Box::new(p)))
@@ -113,7 +113,7 @@ pub fn preflight_import(args: &ImportArgs, akid: &str) -> Result<Prepared, CliEr
 /// The device's links for `keyhold doctor`, in order, ending with one HMAC; and the key, if
 /// every link held.
 pub fn doctor(args: &KeyArgs) -> (Vec<Link>, Option<OpenedKey>) {
-    signals::critical(|| match &args.key {
+    signals::critical(|| match args.key() {
         #[cfg(feature = "pkcs11")]
         KeyRef::Pkcs11(uri) => pkcs11::doctor(uri, args),
         #[cfg(feature = "tpm")]
@@ -136,7 +136,7 @@ pub fn access_key_id(
         .filter(|id| !id.is_empty())
         .map(str::to_owned)
         .ok_or_else(|| CliError::NoAccessKeyId {
-            key: args.key.to_string(),
+            key: args.key().to_string(),
             hint,
         })
 }

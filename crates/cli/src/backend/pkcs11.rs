@@ -42,7 +42,7 @@ fn open_key(uri: &Pkcs11Uri, args: &KeyArgs) -> Result<Pkcs11RootKey, Error> {
 }
 
 pub fn open(uri: &Pkcs11Uri, args: &KeyArgs) -> Result<OpenedKey, CliError> {
-    let key = open_key(uri, args).map_err(|e| CliError::open(&args.key, e))?;
+    let key = open_key(uri, args).map_err(|e| CliError::open(args.key(), e))?;
     let access_key_id = key.access_key_id().to_owned();
     Ok(OpenedKey {
         root_key: Arc::new(key),

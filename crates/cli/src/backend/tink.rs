@@ -49,7 +49,7 @@ fn kek_uri(args: &KeyArgs) -> Result<&str, CliError> {
                 "the Tink key {} needs the KMS key its keyset is encrypted under: add --kek-uri \
                  aws-kms://arn:aws:kms:REGION:ACCOUNT:key/ID (or \
                  gcp-kms://projects/P/locations/L/keyRings/R/cryptoKeys/K), or set KEYHOLD_KEK_URI",
-                args.key
+                args.key()
             ))
         })
 }
@@ -61,7 +61,7 @@ fn master_key(args: &KeyArgs) -> Result<MasterKey, CliError> {
     MasterKey::from_uri_with(uri, args.allow_insecure_http).map_err(|e| match e {
         Error::InvalidKeyUri { .. } => CliError::Usage(format!("--kek-uri: {e}")),
         Error::KmsEndpointRefused { .. } => CliError::Usage(e.to_string()),
-        e => CliError::open(&args.key, e),
+        e => CliError::open(args.key(), e),
     })
 }
 
@@ -142,7 +142,7 @@ pub fn open(path: &Path, args: &KeyArgs) -> Result<OpenedKey, CliError> {
     let master_key = master_key(args)?;
     let key = json
         .and_then(|json| open_key(path, &json, &master_key))
-        .map_err(|e| CliError::open(&args.key, e))?;
+        .map_err(|e| CliError::open(args.key(), e))?;
     Ok(OpenedKey {
         root_key: Arc::new(key),
         access_key_id,

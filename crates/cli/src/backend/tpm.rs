@@ -77,7 +77,7 @@ fn key_auth(password: Option<Zeroizing<Vec<u8>>>, pcrs: Option<PcrSelection>) ->
 }
 
 fn load(tpm: &Tpm, args: &KeyArgs, auth: KeyAuth) -> Result<TpmRootKey, TpmError> {
-    match &args.key {
+    match args.key() {
         KeyRef::TpmFile(path) => tpm.load_pem_file(path, auth),
         KeyRef::TpmHandle(handle) => tpm.load_persistent(*handle, auth),
         #[allow(unreachable_patterns)] // other backends, when built
@@ -100,15 +100,15 @@ fn opened(args: &KeyArgs, key: TpmRootKey) -> Result<OpenedKey, CliError> {
 
 pub fn open(args: &KeyArgs) -> Result<OpenedKey, CliError> {
     let auth = auth(args)?;
-    let tpm = connect(args).map_err(|e| CliError::open(&args.key, e))?;
-    let key = load(&tpm, args, auth).map_err(|e| CliError::open(&args.key, e))?;
+    let tpm = connect(args).map_err(|e| CliError::open(args.key(), e))?;
+    let key = load(&tpm, args, auth).map_err(|e| CliError::open(args.key(), e))?;
     opened(args, key)
 }
 
 /// The key file import will write: the `tpm:file=` key itself, or `--tpm-pem-out` for a
 /// handle (never both: [`preflight_import`] refuses that).
 fn file_to_write(args: &ImportArgs) -> Option<(&'static str, &Path)> {
-    match &args.key.key {
+    match args.key.key() {
         KeyRef::TpmFile(path) => Some(("--key tpm:file=", path.as_path())),
         _ => args
             .tpm_pem_out
@@ -119,7 +119,7 @@ fn file_to_write(args: &ImportArgs) -> Option<(&'static str, &Path)> {
 
 /// The persistent handle import will fill: the `tpm:handle=` key, or `--tpm-persist-at`.
 fn handle_to_fill(args: &ImportArgs) -> Option<u32> {
-    match &args.key.key {
+    match args.key.key() {
         KeyRef::TpmHandle(handle) => Some(*handle),
         _ => args.tpm_persist_at,
     }
@@ -151,7 +151,7 @@ pub fn preflight_import(args: &ImportArgs) -> Result<(), CliError> {
                 .into(),
         ));
     }
-    match &args.key.key {
+    match args.key.key() {
         KeyRef::TpmHandle(_) if args.tpm_persist_at.is_some() => {
             return Err(CliError::Usage(
                 "--tpm-persist-at is for tpm:file= keys; this key is already a handle".into(),
@@ -205,7 +205,7 @@ pub fn import(args: &ImportArgs, secret: &RootSecret, akid: &str) -> Result<KeyR
     let imported = tpm.import(secret, &options).map_err(import_failed)?;
     // A file reference is made absolute: credential_process runs from another directory.
     #[allow(unreachable_patterns)] // other backends' variants, when built
-    let reference = match &args.key.key {
+    let reference = match args.key.key() {
         KeyRef::TpmFile(path) => KeyRef::TpmFile(absolute(path)),
         other => other.clone(),
     };
@@ -257,7 +257,7 @@ pub fn import(args: &ImportArgs, secret: &RootSecret, akid: &str) -> Result<KeyR
         tracing::info!(path = %path.display(), "wrote the TSS2 key file");
     }
     if let Some(handle) = handle
-        && !matches!(args.key.key, KeyRef::TpmHandle(_))
+        && !matches!(args.key.key(), KeyRef::TpmHandle(_))
     {
         eprintln!("note: the key is also persistent at tpm:handle={handle:#010x}");
     }
@@ -351,7 +351,7 @@ pub fn doctor(args: &KeyArgs) -> (Vec<Link>, Option<OpenedKey>) {
         Ok(opened) => opened,
         Err(e) => return (chain(&LINKS, &details, Some((2, &e))), None),
     };
-    details.push(format!("{} ({})", args.key, opened.access_key_id));
+    details.push(format!("{} ({})", args.key(), opened.access_key_id));
     if let Err(e) = super::one_hmac(opened.root_key.as_ref()) {
         let failed = if e.kind() == KeyErrorKind::Denied {
             3

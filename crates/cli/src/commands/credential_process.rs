@@ -44,6 +44,9 @@ pub fn run(
     args: &CredentialProcessArgs,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<(), CliError> {
+    if args.roles_anywhere.certificate.is_some() {
+        return super::roles_anywhere::run(args, runtime);
+    }
     let endpoint = sts::endpoint(&args.sts, &args.key)?;
     check_duration(args)?;
     if let Some(role_arn) = &args.role_arn {
@@ -83,21 +86,32 @@ pub fn run(
                 .map_err(failure)?
         }
     };
-    let expiration = credentials.expiration.format(&Rfc3339).map_err(|e| {
+    print(
+        &credentials.access_key_id,
+        credentials.secret_access_key.expose_secret(),
+        credentials.session_token.expose_secret(),
+        credentials.expiration,
+    )
+}
+
+/// Prints temporary credentials as the credential_process document.
+pub fn print(
+    access_key_id: &str,
+    secret_access_key: &str,
+    session_token: &str,
+    expiration: time::OffsetDateTime,
+) -> Result<(), CliError> {
+    let expiration = expiration.format(&Rfc3339).map_err(|e| {
         CliError::Output(std::io::Error::other(format!(
-            "STS returned an expiration that cannot be written as RFC 3339: {e}"
+            "the expiration received cannot be written as RFC 3339: {e}"
         )))
     })?;
-    tracing::info!(
-        access_key_id = %credentials.access_key_id,
-        %expiration,
-        "temporary credentials received"
-    );
+    tracing::info!(%access_key_id, %expiration, "temporary credentials received");
     output::print_json(&ProcessCredentials {
         version: 1,
-        access_key_id: &credentials.access_key_id,
-        secret_access_key: credentials.secret_access_key.expose_secret(),
-        session_token: credentials.session_token.expose_secret(),
+        access_key_id,
+        secret_access_key,
+        session_token,
         expiration,
     })
 }

@@ -72,7 +72,7 @@ fn verify(
     runtime: &tokio::runtime::Runtime,
 ) -> Result<(), CliError> {
     let key_args = KeyArgs {
-        key: reference.clone(),
+        key: Some(reference.clone()),
         ..args.key.clone()
     };
     let key = backend::open(&key_args)?;

@@ -5,5 +5,6 @@
 
 pub mod credential_process;
 pub mod import;
+pub mod roles_anywhere;
 pub mod sign;
 pub mod whoami;

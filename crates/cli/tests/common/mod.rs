@@ -260,11 +260,19 @@ pub struct AwsProfile {
 
 impl AwsProfile {
     pub fn new(dir: &Path, key: &str, extra: &str, role_arn: &str, session_name: &str) -> Self {
+        let arguments = format!(
+            "--key '{key}' {extra} --role-arn {role_arn} --role-session-name {session_name} --endpoint-url {}",
+            moto()
+        );
+        Self::with_arguments(dir, &arguments)
+    }
+
+    /// A profile whose credential_process is `keyhold credential-process ARGUMENTS`.
+    pub fn with_arguments(dir: &Path, arguments: &str) -> Self {
         let config = dir.join("aws-config");
         let line = format!(
-            "{} credential-process --key '{key}' {extra} --role-arn {role_arn} --role-session-name {session_name} --endpoint-url {}",
-            env!("CARGO_BIN_EXE_keyhold"),
-            moto()
+            "{} credential-process {arguments}",
+            env!("CARGO_BIN_EXE_keyhold")
         );
         std::fs::write(
             &config,

@@ -1,0 +1,140 @@
+//! The local IAM Roles Anywhere endpoint (`python/rolesanywhere_endpoint.py`) and its test
+//! PKI: no Roles Anywhere service runs here, so tests talk to one that follows the documented
+//! protocol, verifies every request it receives, and answers with real credentials from moto.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::env;
+use crate::moto;
+
+/// The trust anchor the endpoint accepts (any ARN of the right form works; it only compares).
+pub const TRUST_ANCHOR_ARN: &str = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/7a1c6c4b-0f2e-4a55-9d4e-5a0a1e4c2b10";
+/// The profile the endpoint accepts.
+pub const PROFILE_ARN: &str =
+    "arn:aws:rolesanywhere:us-east-1:123456789012:profile/3f0e5b8d-61c4-4c0f-8d35-2b8f8a7e9c21";
+
+/// The moto role the endpoint mints credentials for.
+pub fn role_arn() -> String {
+    moto::env(env::ROLE_ARN)
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("python/rolesanywhere_endpoint.py")
+}
+
+/// The virtualenv's Python (`KEYHOLD_TEST_PYTHON_BIN` is its `bin/`).
+fn python() -> PathBuf {
+    Path::new(&moto::env(env::PYTHON_BIN)).join("python")
+}
+
+/// A fresh directory under the system's temp dir, for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("keyhold-ra-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A test PKI made by the endpoint script: `ca.pem`, `leaf.pem`, `leaf.key`,
+/// `full-chain.pem` (and `intermediate.pem`) in `dir`.
+pub struct Pki {
+    /// Where the files are.
+    pub dir: PathBuf,
+    /// The leaf's serial number in decimal.
+    pub serial: String,
+}
+
+impl Pki {
+    /// Runs `pki --dir DIR ARGS...` (see the script's usage).
+    pub fn make(dir: &Path, args: &[&str]) -> Self {
+        Self::make_with_password(dir, args, "")
+    }
+
+    /// As [`make`](Self::make), encrypting the key (`--key-format encrypted`) with `password`.
+    pub fn make_with_password(dir: &Path, args: &[&str], password: &str) -> Self {
+        let out = Command::new(python())
+            .env("KEYHOLD_TEST_KEY_PASSWORD", password)
+            .arg(script())
+            .args(["pki", "--dir"])
+            .arg(dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pki {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self {
+            dir: dir.to_owned(),
+            serial: String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+        }
+    }
+
+    /// A file of the PKI.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// The endpoint, serving on loopback until dropped.
+pub struct Endpoint {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    stderr: PathBuf,
+}
+
+impl Endpoint {
+    /// Starts an endpoint trusting `anchor` (a CA PEM) for the test ARNs; the first
+    /// `fail_first` verified requests get a 503.
+    pub fn start(anchor: &Path, fail_first: u32) -> Self {
+        let stderr = anchor.with_extension(format!("endpoint-{}.log", std::process::id()));
+        let mut child = Command::new(python())
+            .arg(script())
+            .arg("serve")
+            .arg("--anchor")
+            .arg(anchor)
+            .args(["--trust-anchor-arn", TRUST_ANCHOR_ARN])
+            .args(["--profile-arn", PROFILE_ARN])
+            .args(["--role-arn", &role_arn()])
+            .args(["--region", "us-east-1"])
+            .args(["--sts", &moto::moto()])
+            .args(["--fail-first", &fail_first.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line.trim().parse().unwrap_or_else(|_| {
+            panic!(
+                "the endpoint did not start: {}",
+                std::fs::read_to_string(&stderr).unwrap_or_default()
+            )
+        });
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            stderr,
+        }
+    }
+
+    /// The reasons the endpoint refused requests, one per line.
+    pub fn refusals(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
