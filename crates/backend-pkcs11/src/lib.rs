@@ -5,6 +5,8 @@
 //! - [`uri`]: RFC 7512 PKCS#11 URIs.
 //! - [`import_key`]: put `"AWS4" + secret` into a token.
 //! - [`Pkcs11RootKey`]: sigv4-core's [`RootKey`](sigv4_core::RootKey) on that key.
+//! - [`Pkcs11X509Key`]: sigv4-core's [`X509Key`](sigv4_core::X509Key) on a private key, for
+//!   IAM Roles Anywhere.
 #![forbid(unsafe_code)]
 
 mod error;
@@ -14,9 +16,11 @@ mod module;
 mod objects;
 mod token;
 pub mod uri;
+mod x509;
 
 pub use error::{Error, Step};
 pub use import::{ImportOptions, PreparedImport, import_key, prepare_import};
 pub use key::{OpenOptions, Pkcs11RootKey};
 pub use objects::ACCESS_KEY_ID_APPLICATION;
 pub use uri::Pkcs11Uri;
+pub use x509::Pkcs11X509Key;

@@ -62,7 +62,7 @@ fn object_selector(label: Option<&[u8]>, id: Option<&[u8]>) -> String {
     .to_string()
 }
 
-fn find(
+pub(crate) fn find(
     session: &Session,
     token: &str,
     template: &[Attribute],

@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::*;
 use test_support::rolesanywhere::{Endpoint, PROFILE_ARN, Pki, TRUST_ANCHOR_ARN, role_arn};
 
@@ -147,7 +149,11 @@ fn mistakes_are_named_with_the_flag_and_refusals_with_the_service_reason() {
         pki.path("leaf.key").to_str().unwrap(),
         other.path("leaf.key").to_str().unwrap(),
     );
-    fails(&mismatched, 2, "is not the private key of --certificate");
+    fails(
+        &mismatched,
+        2,
+        "--private-key: the private key is not the certificate's",
+    );
     // An expired certificate: named, with its date.
     let expired = arguments(&expired, "leaf.pem", &endpoint, "x1");
     fails(&expired, 2, "--certificate: the certificate expired on");
@@ -174,4 +180,145 @@ fn mistakes_are_named_with_the_flag_and_refusals_with_the_service_reason() {
             .refusals()
             .contains("Untrusted signing certificate")
     );
+}
+
+/// A key pair made inside a fresh SoftHSM token (`pkcs11-tool --keypairgen`, label `ra`, id
+/// 01), its certificate issued by a test CA for the token's public key and written back to
+/// the token. Returns the PKI and the token's URI for `ra` (without a type).
+fn token_key_and_certificate(name: &str, key_type: &str, dir: &Path) -> (Pki, String) {
+    let uri = softhsm_key(name, "ra", dir);
+    let label = uri
+        .split(';')
+        .next()
+        .and_then(|t| t.strip_prefix("pkcs11:token="))
+        .unwrap()
+        .to_owned();
+    let module = env(test_support::env::PKCS11_MODULE);
+    let tool = |args: &[&str]| {
+        // Token writes take turns with other tests' (see softhsm_key).
+        let conf = std::path::PathBuf::from(env("SOFTHSM2_CONF"));
+        let lock = std::fs::File::create(conf.with_file_name("token-init.lock")).unwrap();
+        lock.lock().unwrap();
+        let out = std::process::Command::new("pkcs11-tool")
+            .args(["--module", &module, "--token-label", &label])
+            .args(["--login", "--pin", "env:RA_TEST_PIN"])
+            .env("RA_TEST_PIN", "user-pin-for-tests")
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "pkcs11-tool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    tool(&[
+        "--keypairgen",
+        "--key-type",
+        key_type,
+        "--id",
+        "01",
+        "--label",
+        "ra",
+    ]);
+    let pki = match key_type.strip_prefix("EC:") {
+        // pkcs11-tool can't export a P-384 public key with OpenSSL 3 ("cannot create
+        // EVP_PKEY"): the test CA certifies the point it lists instead.
+        Some(curve) => {
+            let listed = tool(&["--list-objects", "--type", "pubkey"]);
+            let point = listed
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("EC_POINT:"))
+                .unwrap()
+                .trim()
+                .to_owned();
+            let key = if curve == "secp384r1" { "p384" } else { "p256" };
+            Pki::make(&dir.join("pki"), &["--key", key, "--ec-point", &point])
+        }
+        None => {
+            let public = dir.join("public.der");
+            tool(&[
+                "--read-object",
+                "--type",
+                "pubkey",
+                "--id",
+                "01",
+                "-o",
+                public.to_str().unwrap(),
+            ]);
+            Pki::make(
+                &dir.join("pki"),
+                &["--public-key", public.to_str().unwrap()],
+            )
+        }
+    };
+    let der = pki.path("leaf.der");
+    tool(&[
+        "--write-object",
+        der.to_str().unwrap(),
+        "--type",
+        "cert",
+        "--id",
+        "01",
+        "--label",
+        "ra",
+    ]);
+    (pki, uri)
+}
+
+#[test]
+fn the_aws_cli_works_with_keys_made_in_a_pkcs11_token() {
+    let role_name = role_arn().rsplit('/').next().unwrap().to_owned();
+    for (kind, key_type) in [
+        ("rsa", "rsa:2048"),
+        ("p256", "EC:prime256v1"),
+        ("p384", "EC:secp384r1"),
+    ] {
+        let dir = scratch(&format!("ra-p11-{kind}"));
+        let (pki, uri) = token_key_and_certificate(&format!("ra{kind}"), key_type, &dir);
+        let endpoint = Endpoint::start(&pki.path("ca.pem"), 0);
+        let ra = format!(
+            "--trust-anchor-arn {TRUST_ANCHOR_ARN} --profile-arn {PROFILE_ARN} --role-arn {} \
+             --endpoint-url {}",
+            role_arn(),
+            endpoint.url
+        );
+        // As AWS documents it for a YubiKey: only the certificate's URI; the key is the
+        // token's private key with the certificate's CKA_ID.
+        let certificate = uri.replacen("object=ra", "object=ra;type=cert", 1);
+        let session = format!("ra-p11-{kind}");
+        let profile = AwsProfile::with_arguments(
+            &dir,
+            &format!("--certificate '{certificate}' {ra} --role-session-name {session}"),
+        );
+        let identity = profile.aws(&["sts", "get-caller-identity"]);
+        let expected = format!(
+            "arn:aws:sts::{}:assumed-role/{role_name}/{session}",
+            account()
+        );
+        assert_eq!(identity["Arn"], expected.as_str(), "{kind}: {identity}");
+
+        // The certificate from a file, the key on the token.
+        let private = uri.replacen("object=ra", "object=ra;type=private", 1);
+        let out = credential_process(&format!(
+            "--certificate {} --private-key {private} {ra}",
+            pki.path("leaf.pem").display()
+        ))
+        .ok();
+        let document: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert!(
+            document["AccessKeyId"]
+                .as_str()
+                .unwrap()
+                .starts_with("ASIA"),
+            "{kind}"
+        );
+        assert!(
+            endpoint.refusals().is_empty(),
+            "{kind}: {}",
+            endpoint.refusals()
+        );
+    }
 }

@@ -55,6 +55,18 @@ pub enum CertificateError {
         /// The certificate's kind.
         certificate: X509KeyKind,
     },
+    /// The private key's signature does not verify with the certificate's public key.
+    #[error(
+        "the private key is not the certificate's: a signature it made does not verify with \
+         the certificate's public key ({public_key})"
+    )]
+    KeyMismatch {
+        /// The certificate's key.
+        public_key: PublicKeyKind,
+    },
+    /// The private key could not sign the test message.
+    #[error("the private key could not sign (checking that it is the certificate's)")]
+    KeySign(#[source] sigv4_core::KeyError),
     /// The leaf's serial number can't be written in `Credential=`.
     #[error("the certificate's serial number can't be used")]
     Serial(#[source] sigv4_core::X509Error),
@@ -285,6 +297,52 @@ impl CertificateChain {
             state,
             subject: self.info.subject.clone(),
         })
+    }
+
+    /// Proves that `key` is the certificate's private key: it signs a fixed message as it
+    /// would sign a request, and the certificate's public key verifies the signature. Works
+    /// for any backend, since it needs nothing but the signature.
+    pub fn check_key(&self, key: &dyn X509Key) -> Result<(), CertificateError> {
+        use ecdsa::signature::hazmat::PrehashVerifier;
+        use pkcs1::der::Decode as _;
+        use rsa::pkcs8::DecodePublicKey;
+        use sha2::{Digest, Sha256};
+
+        const MESSAGE: &[u8] = b"keyhold: is this the certificate's private key?";
+        let kind = self.info.public_key;
+        let mismatch = || CertificateError::KeyMismatch { public_key: kind };
+        if key.kind() != kind.x509_kind() {
+            return Err(CertificateError::KeyKindMismatch {
+                key: key.kind(),
+                certificate: kind.x509_kind(),
+            });
+        }
+        let signature = key.sign(MESSAGE).map_err(CertificateError::KeySign)?;
+        let digest = Sha256::digest(MESSAGE);
+        let spki = &self.public_key[..];
+        let verified = match kind {
+            PublicKeyKind::Rsa(_) => rsa::RsaPublicKey::from_public_key_der(spki)
+                .map_err(|_| mismatch())?
+                .verify(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest, &signature)
+                .is_ok(),
+            PublicKeyKind::P256 => {
+                let verifier =
+                    p256::ecdsa::VerifyingKey::from_public_key_der(spki).map_err(|_| mismatch())?;
+                p256::ecdsa::DerSignature::from_der(&signature)
+                    .ok()
+                    .and_then(|s| p256::ecdsa::Signature::try_from(s).ok())
+                    .is_some_and(|s| verifier.verify_prehash(&digest, &s).is_ok())
+            }
+            PublicKeyKind::P384 => {
+                let verifier =
+                    p384::ecdsa::VerifyingKey::from_public_key_der(spki).map_err(|_| mismatch())?;
+                p384::ecdsa::DerSignature::from_der(&signature)
+                    .ok()
+                    .and_then(|s| p384::ecdsa::Signature::try_from(s).ok())
+                    .is_some_and(|s| verifier.verify_prehash(&digest, &s).is_ok())
+            }
+        };
+        verified.then_some(()).ok_or_else(mismatch)
     }
 
     /// A signer for this chain with its private key `key` (of the certificate's kind).

@@ -251,15 +251,11 @@ impl RolesAnywhereClient {
         attempts: &AtomicU32,
     ) -> Result<Credentials, RolesAnywhereError> {
         let inner = &*self.inner;
-        let target: http::Uri = format!("{}?{}", inner.sessions, request.query())
-            .parse()
-            .map_err(|_| RolesAnywhereError::Config("the request URL is not valid".into()))?;
-        let body = request.body();
         let mut retries = 0;
         loop {
             let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
             let can_retry = attempt < inner.max_attempts;
-            let signed = self.signed_request(target.clone(), body.clone()).await?;
+            let signed = self.signed_request(request).await?;
             let response = match inner.http.execute(signed).await {
                 Ok(response) => response,
                 Err(e) if can_retry => {
@@ -321,26 +317,41 @@ impl RolesAnywhereClient {
         }
     }
 
-    /// The POST for `target`, signed on the blocking pool (the device may block).
+    /// `request` as the HTTP request sent to this client's endpoint, signed at `at`: what
+    /// [`create_session`](Self::create_session) sends (with the time of sending). Calls the
+    /// device, so it may block.
+    pub fn sign_at(
+        &self,
+        request: &CreateSession,
+        at: OffsetDateTime,
+    ) -> Result<http::Request<Vec<u8>>, RolesAnywhereError> {
+        let inner = &*self.inner;
+        let target = format!("{}?{}", inner.sessions, request.query());
+        let mut http = http::Request::post(target)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(request.body())
+            .map_err(|e| RolesAnywhereError::Config(format!("could not build the request: {e}")))?;
+        let params = SigningParams::new(&inner.region, SERVICE).at(at);
+        inner
+            .signer
+            .sign_request(&mut http, &params)
+            .map_err(RolesAnywhereError::Signing)?;
+        Ok(http)
+    }
+
+    /// `request`, signed now on the blocking pool (the device may block).
     async fn signed_request(
         &self,
-        target: http::Uri,
-        body: Vec<u8>,
+        request: &CreateSession,
     ) -> Result<reqwest::Request, RolesAnywhereError> {
-        let inner = &*self.inner;
-        let mut request = http::Request::post(target)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .map_err(|e| RolesAnywhereError::Config(format!("could not build the request: {e}")))?;
-        let signer = Arc::clone(&inner.signer);
-        let region = inner.region.clone();
+        let client = self.clone();
+        let request = request.clone();
         let signed = tokio::task::spawn_blocking(move || {
-            let params = SigningParams::new(&region, SERVICE).at(OffsetDateTime::now_utc());
-            signer.sign_request(&mut request, &params).map(|_| request)
+            client.sign_at(&request, OffsetDateTime::now_utc())
         })
         .await;
         let request = match signed {
-            Ok(result) => result.map_err(RolesAnywhereError::Signing)?,
+            Ok(result) => result?,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(_) => {
                 return Err(RolesAnywhereError::Config(

@@ -25,9 +25,9 @@ Usage:
       prints the port, then serves on 127.0.0.1 until killed)
   rolesanywhere_endpoint.py pki --dir D --key rsa2048|rsa3072|rsa4096|p256|p384 [--intermediate]
       [--expired | --not-yet-valid] [--high-bit-serial] [--key-format pkcs8|sec1|pkcs1|encrypted]
-      [--public-key PUB.pem] [--ca-dir OTHER]
-      (writes ca.pem/ca.key, intermediate.pem, leaf.pem, leaf.key, full-chain.pem; with
-      --public-key, certifies that key instead of making one; with --ca-dir, reuses its CA)
+      [--public-key PUB.pem | --ec-point HEX] [--ca-dir OTHER]
+      (writes ca.pem/ca.key, intermediate.pem, leaf.pem, leaf.der, leaf.key, full-chain.pem;
+      with --public-key (PEM or DER), certifies that key instead of making one; with --ca-dir, reuses its CA)
 """
 
 import argparse
@@ -334,8 +334,19 @@ def pki(args):
         inter = certificate(name("keyhold test intermediate"), inter_key.public_key(), ca.subject, ca_key, True)
         write(os.path.join(args.dir, "intermediate.pem"), pem(inter))
         issuer, issuer_key, chain = inter, inter_key, [inter]
-    if args.public_key:
-        public_key = serialization.load_pem_public_key(open(args.public_key, "rb").read())
+    if args.ec_point:
+        # CKA_EC_POINT as pkcs11-tool prints it: a DER OCTET STRING around the point.
+        point = bytes.fromhex(args.ec_point)
+        if len(point) > 2 and point[1] == len(point) - 2:
+            point = point[2:]
+        curve = {"p256": ec.SECP256R1(), "p384": ec.SECP384R1()}[args.key]
+        public_key = ec.EllipticCurvePublicKey.from_encoded_point(curve, point)
+    elif args.public_key:
+        data = open(args.public_key, "rb").read()
+        if data.startswith(b"-----BEGIN"):
+            public_key = serialization.load_pem_public_key(data)
+        else:
+            public_key = serialization.load_der_public_key(data)
     else:
         key = new_key(args.key)
         public_key = key.public_key()
@@ -358,6 +369,7 @@ def pki(args):
     serial = (0x80 << 120) | x509.random_serial_number() >> 40 if args.high_bit_serial else None
     leaf = certificate(name("keyhold test client"), public_key, issuer.subject, issuer_key, False, serial, start, end)
     write(os.path.join(args.dir, "leaf.pem"), pem(leaf))
+    write(os.path.join(args.dir, "leaf.der"), leaf.public_bytes(serialization.Encoding.DER))
     write(os.path.join(args.dir, "full-chain.pem"), pem(leaf) + b"".join(pem(c) for c in chain))
     print(leaf.serial_number)
 
@@ -382,6 +394,7 @@ def main():
     p.add_argument("--not-yet-valid", action="store_true")
     p.add_argument("--high-bit-serial", action="store_true")
     p.add_argument("--public-key")
+    p.add_argument("--ec-point", help="certify this EC point (hex CKA_EC_POINT) on the --key curve")
     p.add_argument("--ca-dir")
     args = parser.parse_args()
     serve(args) if args.command == "serve" else pki(args)

@@ -88,22 +88,24 @@ pub struct CredentialProcessArgs {
 /// `credential-process` through IAM Roles Anywhere: flag names as the AWS signing helper's.
 #[derive(Debug, Args)]
 pub struct RolesAnywhereArgs {
-    /// The certificate: a PEM file (the leaf first; intermediates after it are sent too) or
-    /// a DER file. Signs CreateSession instead of --key; needs --private-key,
-    /// --trust-anchor-arn, --profile-arn and --role-arn.
+    /// The certificate: a PEM file (the leaf first; intermediates after it are sent too), a
+    /// DER file, or a pkcs11: URI of a certificate on a token (type=cert), whose private key
+    /// (same CKA_ID) then signs without --private-key. Signs CreateSession instead of
+    /// --key; needs --trust-anchor-arn, --profile-arn and --role-arn.
     #[arg(
         long,
-        value_name = "FILE",
+        value_name = "FILE|URI",
         conflicts_with_all = ["key", "get_session_token", "external_id"],
-        requires_all = ["private_key", "trust_anchor_arn", "profile_arn", "role_arn"]
+        requires_all = ["trust_anchor_arn", "profile_arn", "role_arn"]
     )]
-    pub certificate: Option<PathBuf>,
+    pub certificate: Option<String>,
 
-    /// The certificate's private key: a PEM file (PKCS#8, encrypted PKCS#8, SEC1 or PKCS#1;
-    /// RSA, P-256 or P-384). An encrypted key's password comes from
-    /// --private-key-password-file or KEYHOLD_PRIVATE_KEY_PASSWORD, never from a flag.
-    #[arg(long, value_name = "FILE", requires = "certificate")]
-    pub private_key: Option<PathBuf>,
+    /// The certificate's private key: a pkcs11: URI (type=private; the PIN as for --key),
+    /// or a PEM file (PKCS#8, encrypted PKCS#8, SEC1 or PKCS#1; RSA, P-256 or P-384) whose
+    /// password, if encrypted, comes from --private-key-password-file or
+    /// KEYHOLD_PRIVATE_KEY_PASSWORD, never from a flag.
+    #[arg(long, value_name = "FILE|URI", requires = "certificate")]
+    pub private_key: Option<String>,
 
     /// A file holding the password of an encrypted --private-key.
     #[arg(long, value_name = "FILE", requires = "private_key")]

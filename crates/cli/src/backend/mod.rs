@@ -16,7 +16,7 @@ use crate::report::Link;
 use crate::signals;
 
 #[cfg(feature = "pkcs11")]
-mod pkcs11;
+pub mod pkcs11;
 #[cfg(feature = "tink")]
 mod tink;
 #[cfg(feature = "tpm")]

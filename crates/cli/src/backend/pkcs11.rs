@@ -202,3 +202,11 @@ pub fn doctor(uri: &Pkcs11Uri, args: &KeyArgs) -> (Vec<Link>, Option<OpenedKey>)
     };
     (chain(&LINKS, &details, None), Some(opened))
 }
+
+/// Opens a Roles Anywhere private key (`--private-key pkcs11:...`, or the key of
+/// `--certificate pkcs11:...;type=cert`), with the PIN as for HMAC keys.
+pub fn open_x509(uri: &Pkcs11Uri) -> Result<backend_pkcs11::Pkcs11X509Key, CliError> {
+    tracing::info!(key = %uri, "opening the PKCS#11 private key");
+    let pin = pin_from_env().or_else(|| uri.pin_value.clone());
+    backend_pkcs11::Pkcs11X509Key::open(uri, pin).map_err(|e| CliError::open(uri, e))
+}

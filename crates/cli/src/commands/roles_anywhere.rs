@@ -3,9 +3,11 @@
 //! `credential_process` JSON as the STS path.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rolesanywhere::{CertificateChain, CreateSession, FileKey, RolesAnywhereClient};
 use secrecy::ExposeSecret;
+use sigv4_core::X509Key;
 use zeroize::Zeroizing;
 
 use crate::args::CredentialProcessArgs;
@@ -44,15 +46,98 @@ fn password(args: &CredentialProcessArgs) -> Result<Option<Zeroizing<Vec<u8>>>, 
     Ok(std::env::var_os(PASSWORD_ENV).map(|value| Zeroizing::new(value.into_encoded_bytes())))
 }
 
+/// Where a certificate or private key is: a file, or a PKCS#11 token.
+enum Location<'a> {
+    File(&'a Path),
+    #[cfg(feature = "pkcs11")]
+    Pkcs11(Box<backend_pkcs11::Pkcs11Uri>),
+}
+
+fn location<'a>(text: &'a str, flag: &str) -> Result<Location<'a>, CliError> {
+    if text.starts_with("pkcs11:") {
+        #[cfg(feature = "pkcs11")]
+        return backend_pkcs11::Pkcs11Uri::parse(text)
+            .map(|uri| Location::Pkcs11(Box::new(uri)))
+            .map_err(|e| usage(flag, e));
+        #[cfg(not(feature = "pkcs11"))]
+        return Err(usage(
+            flag,
+            "this keyhold was built without the pkcs11 feature",
+        ));
+    }
+    if text.starts_with("tpm:") {
+        return Err(usage(
+            flag,
+            "Roles Anywhere keys in a TPM are not supported by this version; give a pkcs11: \
+             URI or a PEM file",
+        ));
+    }
+    Ok(Location::File(Path::new(text)))
+}
+
+/// A private key from a PEM file, with its password if it is encrypted.
+fn file_key(args: &CredentialProcessArgs, path: &Path) -> Result<FileKey, CliError> {
+    let pem = Zeroizing::new(read(path)?);
+    let pem = std::str::from_utf8(&pem)
+        .map_err(|_| usage("--private-key", "the file is not PEM text"))?;
+    let password = password(args)?;
+    FileKey::from_pem(pem, password.as_ref().map(|p| p.as_slice()))
+        .map_err(|e| usage("--private-key", e))
+}
+
 /// Reads the certificate and key, checks they are a pair and in date, and returns the
 /// signer's pieces.
 fn certificate_and_key(
     args: &CredentialProcessArgs,
-) -> Result<(CertificateChain, FileKey), CliError> {
+) -> Result<(CertificateChain, Arc<dyn X509Key>), CliError> {
     let ra = &args.roles_anywhere;
-    let certificate_path = required(&ra.certificate, "--certificate");
-    let mut chain = CertificateChain::from_pem(&read(certificate_path)?)
-        .map_err(|e| usage("--certificate", crate::error::one_line(&e)))?;
+    let certificate = location(
+        required(&ra.certificate, "--certificate").as_str(),
+        "--certificate",
+    )?;
+    let private_key = ra
+        .private_key
+        .as_deref()
+        .map(|text| location(text, "--private-key"))
+        .transpose()?;
+    let from_file = |path: &Path| {
+        CertificateChain::from_pem(&read(path)?)
+            .map_err(|e| usage("--certificate", crate::error::one_line(&e)))
+    };
+    let (mut chain, key): (CertificateChain, Arc<dyn X509Key>) = match (certificate, private_key) {
+        (Location::File(certificate), Some(Location::File(key))) => {
+            (from_file(certificate)?, Arc::new(file_key(args, key)?))
+        }
+        (Location::File(_), None) => {
+            return Err(CliError::Usage(
+                "--certificate is a file, so --private-key is needed: a PEM file or a pkcs11: \
+                 URI"
+                .into(),
+            ));
+        }
+        #[cfg(feature = "pkcs11")]
+        (certificate, Some(Location::Pkcs11(uri))) => {
+            let key = crate::backend::pkcs11::open_x509(&uri)?;
+            let chain = match certificate {
+                Location::File(path) => from_file(path)?,
+                Location::Pkcs11(_) => token_certificate(&key)?,
+            };
+            (chain, Arc::new(key))
+        }
+        #[cfg(feature = "pkcs11")]
+        (Location::Pkcs11(uri), None) => {
+            let key = crate::backend::pkcs11::open_x509(&uri)?;
+            (token_certificate(&key)?, Arc::new(key))
+        }
+        #[cfg(feature = "pkcs11")]
+        (Location::Pkcs11(_), Some(Location::File(_))) => {
+            return Err(CliError::Usage(
+                "--certificate names a token and --private-key a file; keep the certificate \
+                 with its key (both files, or both on the token)"
+                    .into(),
+            ));
+        }
+    };
     if let Some(path) = &ra.intermediates {
         chain = chain
             .with_intermediates(&read(path)?)
@@ -61,21 +146,9 @@ fn certificate_and_key(
     chain
         .check_validity(time::OffsetDateTime::now_utc())
         .map_err(|e| usage("--certificate", e))?;
-    let key_path = required(&ra.private_key, "--private-key");
-    let pem = Zeroizing::new(read(key_path)?);
-    let pem = std::str::from_utf8(&pem)
-        .map_err(|_| usage("--private-key", "the file is not PEM text"))?;
-    let password = password(args)?;
-    let key = FileKey::from_pem(pem, password.as_ref().map(|p| p.as_slice()))
-        .map_err(|e| usage("--private-key", e))?;
-    if key.public_key_der() != chain.public_key_der() {
-        return Err(CliError::Usage(format!(
-            "--private-key {} is not the private key of --certificate {} (their public keys \
-             differ)",
-            key_path.display(),
-            certificate_path.display()
-        )));
-    }
+    chain
+        .check_key(key.as_ref())
+        .map_err(|e| usage("--private-key", crate::error::one_line(&e)))?;
     tracing::info!(
         subject = %chain.info().subject,
         serial = %chain.info().serial_number,
@@ -84,6 +157,20 @@ fn certificate_and_key(
         "certificate"
     );
     Ok((chain, key))
+}
+
+/// The certificate the token keeps with the key.
+#[cfg(feature = "pkcs11")]
+fn token_certificate(key: &backend_pkcs11::Pkcs11X509Key) -> Result<CertificateChain, CliError> {
+    let der = key.certificate_der().ok_or_else(|| {
+        usage(
+            "--certificate",
+            "the token holds no certificate with the private key's CKA_ID; put it there \
+             (pkcs11-tool --write-object cert.der --type cert --id ID) or give a file",
+        )
+    })?;
+    CertificateChain::from_der(der.to_vec(), Vec::new())
+        .map_err(|e| usage("--certificate", crate::error::one_line(&e)))
 }
 
 /// Gets the credentials through Roles Anywhere and prints them.

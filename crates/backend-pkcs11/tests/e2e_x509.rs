@@ -1,0 +1,183 @@
+//! Roles Anywhere private keys in SoftHSM (`Pkcs11X509Key`): made in the token, named by
+//! `type=private` or by their certificate (`type=cert`, same CKA_ID); their signatures
+//! verify with the public key the token holds; a logout by another session is repaired.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use backend_pkcs11::uri::ObjectType;
+use backend_pkcs11::{Pkcs11Uri, Pkcs11X509Key};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use ecdsa::signature::hazmat::PrehashVerifier;
+use sha2::{Digest, Sha256};
+use sigv4_core::{X509Key, X509KeyKind};
+use test_support::softhsm::TestToken;
+
+const MESSAGE: &[u8] = b"AWS4-X509-ECDSA-SHA256\n20261204T120000Z\n...";
+/// DER OIDs of the named curves (RFC 5480).
+const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+
+/// A key pair made inside the token, label `label`, id `id`; returns the public key.
+fn keypair(
+    session: &Session,
+    label: &str,
+    id: &[u8],
+    ec_params: Option<&[u8]>,
+    sign: bool,
+) -> ObjectHandle {
+    let common = |private: bool| {
+        let mut t = vec![
+            Attribute::Token(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.to_vec()),
+        ];
+        if private {
+            t.extend([
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Sign(sign),
+            ]);
+        } else {
+            t.push(Attribute::Verify(true));
+        }
+        t
+    };
+    let (mechanism, mut public) = match ec_params {
+        Some(params) => (
+            Mechanism::EccKeyPairGen,
+            vec![Attribute::EcParams(params.to_vec())],
+        ),
+        None => (
+            Mechanism::RsaPkcsKeyPairGen,
+            vec![
+                Attribute::ModulusBits(2048.into()),
+                Attribute::PublicExponent(vec![1, 0, 1]),
+            ],
+        ),
+    };
+    public.extend(common(false));
+    let (public, _) = session
+        .generate_key_pair(&mechanism, &public, &common(true))
+        .unwrap();
+    public
+}
+
+fn attribute(session: &Session, object: ObjectHandle, wanted: AttributeType) -> Vec<u8> {
+    match session.get_attributes(object, &[wanted]).unwrap().remove(0) {
+        Attribute::EcPoint(v) | Attribute::Modulus(v) | Attribute::PublicExponent(v) => v,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Checks `signature` over MESSAGE with the token's public key.
+fn verify(session: &Session, public: ObjectHandle, kind: &str, signature: &[u8]) {
+    let digest = Sha256::digest(MESSAGE);
+    match kind {
+        "rsa" => {
+            let n =
+                rsa::BigUint::from_bytes_be(&attribute(session, public, AttributeType::Modulus));
+            let e = rsa::BigUint::from_bytes_be(&attribute(
+                session,
+                public,
+                AttributeType::PublicExponent,
+            ));
+            rsa::RsaPublicKey::new(n, e)
+                .unwrap()
+                .verify(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest, signature)
+                .unwrap();
+        }
+        curve => {
+            // CKA_EC_POINT is a DER OCTET STRING around the point.
+            let point = attribute(session, public, AttributeType::EcPoint);
+            let point = &point[2..];
+            if curve == "p256" {
+                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).unwrap();
+                let sig = p256::ecdsa::Signature::from_der(signature).unwrap();
+                key.verify_prehash(&digest, &sig).unwrap();
+            } else {
+                let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(point).unwrap();
+                let sig = p384::ecdsa::Signature::from_der(signature).unwrap();
+                key.verify_prehash(&digest, &sig).unwrap();
+            }
+        }
+    }
+}
+
+fn uri(token: &TestToken, object: &str, object_type: ObjectType) -> Pkcs11Uri {
+    let mut uri = token.uri(object);
+    uri.object_type = Some(object_type);
+    uri
+}
+
+#[test]
+fn private_keys_made_in_the_token_sign_and_their_certificate_names_them() {
+    let token = TestToken::new("x509");
+    let session = token.user_session();
+    for (kind, params) in [("rsa", None), ("p256", Some(P256)), ("p384", Some(P384))] {
+        let id = kind.as_bytes();
+        let public = keypair(&session, kind, id, params, true);
+        let key = Pkcs11X509Key::open(&uri(&token, kind, ObjectType::Private), None).unwrap();
+        let expected = if kind == "rsa" {
+            X509KeyKind::Rsa
+        } else {
+            X509KeyKind::Ecdsa
+        };
+        assert_eq!(key.kind(), expected);
+        assert!(
+            key.certificate_der().is_none(),
+            "{kind}: no certificate yet"
+        );
+        verify(&session, public, kind, &key.sign(MESSAGE).unwrap());
+        assert!(!format!("{key:?}").contains("user-pin"), "{key:?}");
+
+        // A certificate object with the key's CKA_ID (its bytes are the token's to keep;
+        // the backend hands them back as they are): the key is found through it.
+        let certificate = format!("certificate of {kind}").into_bytes();
+        session
+            .create_object(&[
+                Attribute::Class(ObjectClass::CERTIFICATE),
+                Attribute::CertificateType(cryptoki::object::CertificateType::X_509),
+                Attribute::Token(true),
+                Attribute::Label(format!("{kind}-cert").into_bytes()),
+                Attribute::Id(id.to_vec()),
+                Attribute::Subject(vec![0x30, 0x00]),
+                Attribute::Value(certificate.clone()),
+            ])
+            .unwrap();
+        let by_cert = Pkcs11X509Key::open(
+            &uri(&token, &format!("{kind}-cert"), ObjectType::Cert),
+            None,
+        )
+        .unwrap();
+        assert_eq!(by_cert.certificate_der(), Some(&certificate[..]));
+        verify(&session, public, kind, &by_cert.sign(MESSAGE).unwrap());
+        let by_key = Pkcs11X509Key::open(&uri(&token, kind, ObjectType::Private), None).unwrap();
+        assert_eq!(by_key.certificate_der(), Some(&certificate[..]));
+    }
+}
+
+#[test]
+fn a_logout_by_another_session_is_repaired_and_unsuitable_keys_are_refused() {
+    let token = TestToken::new("x509-repair");
+    let session = token.user_session();
+    let public = keypair(&session, "ec", b"1", Some(P256), true);
+    let key = Pkcs11X509Key::open(&uri(&token, "ec", ObjectType::Private), None).unwrap();
+    verify(&session, public, "p256", &key.sign(MESSAGE).unwrap());
+    // Another session logs out: login state is the application's, so the key's session is
+    // logged out too. Its next signature logs in again by itself.
+    session.logout().unwrap();
+    assert_eq!(key.repairs(), 0);
+    let signature = key.sign(MESSAGE).unwrap();
+    assert_eq!(key.repairs(), 1, "the logout was seen and repaired");
+    verify(&token.user_session(), public, "p256", &signature);
+
+    keypair(&token.user_session(), "nosign", b"2", Some(P256), false);
+    let err = Pkcs11X509Key::open(&uri(&token, "nosign", ObjectType::Private), None).unwrap_err();
+    assert!(err.to_string().contains("CKA_SIGN is false"), "{err}");
+    let err = Pkcs11X509Key::open(&uri(&token, "missing", ObjectType::Private), None).unwrap_err();
+    assert!(err.to_string().contains("private key"), "{err}");
+    let err = Pkcs11X509Key::open(&uri(&token, "ec", ObjectType::SecretKey), None).unwrap_err();
+    assert!(err.to_string().contains("type=private"), "{err}");
+}
