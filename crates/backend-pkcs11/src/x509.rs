@@ -350,35 +350,14 @@ fn key_kind(
     kind.ok_or_else(|| unsuitable("the token did not say its CKA_KEY_TYPE".into()))
 }
 
-/// The DER `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }` of a raw `r‖s` (each
-/// half the length); `None` for an odd or empty input.
+/// The DER signature of a raw `r‖s` (each half the length); `None` for an odd or empty
+/// input.
 fn ecdsa_der(raw: &[u8]) -> Option<Vec<u8>> {
-    if raw.is_empty() || !raw.len().is_multiple_of(2) || raw.len() > 132 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) {
         return None;
     }
     let (r, s) = raw.split_at(raw.len() / 2);
-    let integer = |half: &[u8]| {
-        let trimmed = match half.iter().position(|&b| b != 0) {
-            Some(at) => &half[at..],
-            None => &half[half.len() - 1..],
-        };
-        let mut out = vec![0x02];
-        let pad = trimmed[0] & 0x80 != 0;
-        out.push((trimmed.len() + usize::from(pad)) as u8);
-        if pad {
-            out.push(0);
-        }
-        out.extend_from_slice(trimmed);
-        out
-    };
-    let body = [integer(r), integer(s)].concat();
-    let mut der = vec![0x30];
-    if body.len() >= 0x80 {
-        der.push(0x81);
-    }
-    der.push(body.len() as u8);
-    der.extend_from_slice(&body);
-    Some(der)
+    Some(sigv4_core::ecdsa_signature_der(r, s))
 }
 
 impl X509Key for Pkcs11X509Key {
@@ -396,18 +375,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn raw_ecdsa_signatures_become_der() {
-        // r with its high bit set gets a 0x00; s with leading zeros loses them.
-        let mut raw = vec![0x80; 32];
-        raw.extend([0u8; 31]);
-        raw.push(0x05);
-        let der = ecdsa_der(&raw).unwrap();
-        assert_eq!(&der[..5], &[0x30, 38, 0x02, 33, 0x00]);
-        assert_eq!(&der[der.len() - 3..], &[0x02, 1, 0x05]);
-        // P-384 halves with their high bits set: 2 × (2 + 1 + 48) = 102, the short form.
-        assert_eq!(&ecdsa_der(&[0xff; 96]).unwrap()[..3], &[0x30, 102, 0x02]);
-        // P-521's make the body 138 bytes: the long length form.
-        assert_eq!(&ecdsa_der(&[0xff; 132]).unwrap()[..3], &[0x30, 0x81, 138]);
+    fn raw_ecdsa_signatures_are_split_in_halves() {
+        let der = ecdsa_der(&[1, 2, 3, 4]).unwrap();
+        assert_eq!(der, [0x30, 8, 0x02, 2, 1, 2, 0x02, 2, 3, 4]);
         assert!(ecdsa_der(&[1, 2, 3]).is_none() && ecdsa_der(&[]).is_none());
     }
 }

@@ -104,6 +104,12 @@ pub enum TpmError {
         found: String,
     },
 
+    /// The object is not an RSA or ECC signing key Roles Anywhere takes.
+    #[error("the TPM object is not usable as a Roles Anywhere signing key: {reason}")]
+    UnsuitableSigningKey {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The object is not a keyhold HMAC key (type, scheme or attributes are wrong).
     #[error("the TPM object is not usable as a SigV4 root key: {reason}")]
     UnsuitableKey {
@@ -231,7 +237,9 @@ impl TpmError {
             | TpmError::PolicyRequired { .. }
             | TpmError::Lockout { .. }
             | TpmError::EkNameMismatch { .. } => KeyErrorKind::Denied,
-            TpmError::UnsuitableKey { .. } | TpmError::KeyFile { .. } => KeyErrorKind::Unsuitable,
+            TpmError::UnsuitableKey { .. }
+            | TpmError::UnsuitableSigningKey { .. }
+            | TpmError::KeyFile { .. } => KeyErrorKind::Unsuitable,
             TpmError::KeyNotFound { .. } => KeyErrorKind::NotFound,
             TpmError::Command { source, .. } if is_transport_error(source) => {
                 KeyErrorKind::Unavailable

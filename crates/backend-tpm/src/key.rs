@@ -91,13 +91,19 @@ enum Authorization {
     Custom(Arc<dyn PolicyAuthorizer>),
 }
 
-/// `"AWS4" + secret` inside a TPM. Implements [`RootKey`]: each `date_key` is one TPM2_HMAC.
-pub struct TpmRootKey {
+/// A key of this TPM, where it lives and how its use is authorized: the part an HMAC root
+/// key and a Roles Anywhere signing key share.
+pub(crate) struct LoadedKey {
     tpm: Tpm,
     id: u64,
     source: KeySource,
     authorization: Authorization,
     password: Option<Zeroizing<Vec<u8>>>,
+}
+
+/// `"AWS4" + secret` inside a TPM. Implements [`RootKey`]: each `date_key` is one TPM2_HMAC.
+pub struct TpmRootKey {
+    key: LoadedKey,
     access_key_id: Option<String>,
 }
 
@@ -113,15 +119,27 @@ impl Tpm {
         let public = public_from_tpm2b(&file.public)?;
         check_hmac_key(&public)?;
         let private = private_from_tpm2b(&file.private)?;
-        let steps = file
-            .policy
-            .iter()
-            .map(PolicyStep::from_command)
-            .collect::<Result<Vec<_>, _>>()?;
-        if auth.custom.is_none() && !steps.is_empty() {
-            check_policy_matches(&public, &steps)?;
-        }
-        let key = self.new_key(
+        let steps = file_policy(file, &public, &auth)?;
+        let key = TpmRootKey {
+            key: self.file_key(file, public, private, steps, auth)?,
+            access_key_id: file.access_key_id().map(str::to_owned),
+        };
+        // Load now so a key file from another TPM fails here, not at the first signature.
+        self.run(|c| key.key.handle_in(c).map(|_| ()))?;
+        Ok(key)
+    }
+
+    /// A key file's key, with its policy steps (checked against its authPolicy unless the
+    /// caller brings a policy of its own).
+    pub(crate) fn file_key(
+        &self,
+        file: &TpmKeyFile,
+        public: Public,
+        private: Private,
+        steps: Vec<PolicyStep>,
+        auth: KeyAuth,
+    ) -> Result<LoadedKey, TpmError> {
+        self.new_key(
             KeySource::File {
                 parent: file.parent,
                 public,
@@ -129,11 +147,7 @@ impl Tpm {
             },
             steps,
             auth,
-            file.access_key_id().map(str::to_owned),
-        )?;
-        // Load now so a key file from another TPM fails here, not at the first signature.
-        self.run(|c| key.handle_in(c).map(|_| ()))?;
-        Ok(key)
+        )
     }
 
     /// Reads a TSS2 PEM key file from disk and loads it ([`Tpm::load_key_file`]).
@@ -142,28 +156,35 @@ impl Tpm {
         path: impl AsRef<std::path::Path>,
         auth: KeyAuth,
     ) -> Result<TpmRootKey, TpmError> {
-        let path = path.as_ref();
-        let pem = std::fs::read_to_string(path).map_err(|source| TpmError::Io {
-            op: "read",
-            path: path.display().to_string(),
-            source,
-        })?;
-        self.load_key_file(&TpmKeyFile::from_pem(&pem)?, auth)
+        self.load_key_file(&read_key_file(path.as_ref())?, auth)
     }
 
     /// Uses a key at a persistent handle (0x81000000..=0x81ffffff), after checking its public
     /// area. Its authorization is not recorded in the TPM: pass the PCR policy it was
     /// imported with, if any.
     pub fn load_persistent(&self, handle: u32, auth: KeyAuth) -> Result<TpmRootKey, TpmError> {
-        let public = self.run(|c| {
+        let public = self.read_persistent_public(handle)?;
+        check_hmac_key(&public)?;
+        Ok(TpmRootKey {
+            key: self.persistent_key(handle, auth)?,
+            access_key_id: None,
+        })
+    }
+
+    /// The public area of the key at a persistent handle.
+    pub(crate) fn read_persistent_public(&self, handle: u32) -> Result<Public, TpmError> {
+        self.run(|c| {
             let object = c.persistent(handle)?;
             // Without a session: ReadPublic refuses a password session (TPM_RC_AUTH_CONTEXT).
             c.ctx
                 .execute_without_session(|ctx| ctx.read_public(object.into()))
                 .map(|(public, _, _)| public)
                 .map_err(|e| TpmError::tpm("TPM2_ReadPublic", e))
-        })?;
-        check_hmac_key(&public)?;
+        })
+    }
+
+    /// A persistent key, authorized by its password and the PCR policy `auth` names.
+    pub(crate) fn persistent_key(&self, handle: u32, auth: KeyAuth) -> Result<LoadedKey, TpmError> {
         let mut steps = Vec::new();
         if let Some(selection) = &auth.pcrs {
             steps.push(PolicyStep::Pcr {
@@ -174,7 +195,7 @@ impl Tpm {
                 steps.push(PolicyStep::AuthValue);
             }
         }
-        self.new_key(KeySource::Persistent(handle), steps, auth, None)
+        self.new_key(KeySource::Persistent(handle), steps, auth)
     }
 
     fn new_key(
@@ -182,8 +203,7 @@ impl Tpm {
         source: KeySource,
         steps: Vec<PolicyStep>,
         auth: KeyAuth,
-        access_key_id: Option<String>,
-    ) -> Result<TpmRootKey, TpmError> {
+    ) -> Result<LoadedKey, TpmError> {
         if auth
             .password
             .as_ref()
@@ -198,15 +218,42 @@ impl Tpm {
             (None, false) => Authorization::Steps(steps),
             (None, true) => Authorization::AuthValue,
         };
-        Ok(TpmRootKey {
+        Ok(LoadedKey {
             tpm: self.clone(),
             id: self.next_key_id(),
             source,
             authorization,
             password: auth.password,
-            access_key_id,
         })
     }
+}
+
+/// Reads and parses a TSS2 PEM key file.
+pub(crate) fn read_key_file(path: &std::path::Path) -> Result<TpmKeyFile, TpmError> {
+    let pem = std::fs::read_to_string(path).map_err(|source| TpmError::Io {
+        op: "read",
+        path: path.display().to_string(),
+        source,
+    })?;
+    TpmKeyFile::from_pem(&pem)
+}
+
+/// A key file's policy steps, checked against the key's authPolicy unless the caller brings
+/// a policy of its own.
+pub(crate) fn file_policy(
+    file: &TpmKeyFile,
+    public: &Public,
+    auth: &KeyAuth,
+) -> Result<Vec<PolicyStep>, TpmError> {
+    let steps = file
+        .policy
+        .iter()
+        .map(PolicyStep::from_command)
+        .collect::<Result<Vec<_>, _>>()?;
+    if auth.custom.is_none() && !steps.is_empty() {
+        check_policy_matches(public, &steps)?;
+    }
+    Ok(steps)
 }
 
 impl TpmRootKey {
@@ -215,9 +262,24 @@ impl TpmRootKey {
         self.access_key_id.as_deref()
     }
 
+    fn hmac_in(&self, c: &mut Connection, data: &[u8]) -> Result<Digest, TpmError> {
+        let buffer =
+            MaxBuffer::try_from(data.to_vec()).map_err(|e| TpmError::tpm("TPM2_HMAC", e))?;
+        self.key.authorized(c, "TPM2_HMAC", |ctx, handle| {
+            ctx.hmac(handle.into(), buffer, HashingAlgorithm::Sha256)
+        })
+    }
+}
+
+impl LoadedKey {
+    /// The TPM it is in.
+    pub(crate) fn tpm(&self) -> &Tpm {
+        &self.tpm
+    }
+
     /// The loaded key's handle: a persistent handle, or the key file loaded under its parent
     /// (kept loaded until another key needs the slot).
-    fn handle_in(&self, c: &mut Connection) -> Result<KeyHandle, TpmError> {
+    pub(crate) fn handle_in(&self, c: &mut Connection) -> Result<KeyHandle, TpmError> {
         let (parent, public, private) = match &self.source {
             KeySource::Persistent(handle) => return c.persistent(*handle).map(KeyHandle::from),
             KeySource::File {
@@ -238,7 +300,15 @@ impl TpmRootKey {
         Ok(handle)
     }
 
-    fn hmac_in(&self, c: &mut Connection, data: &[u8]) -> Result<Digest, TpmError> {
+    /// Runs `command` (`op`, for errors) on the key under the sessions its authorization
+    /// needs: its password, or its policy replayed on a policy session; the salted session
+    /// encrypts the parameters.
+    pub(crate) fn authorized<T>(
+        &self,
+        c: &mut Connection,
+        op: &'static str,
+        command: impl FnOnce(&mut tss_esapi::Context, KeyHandle) -> tss_esapi::Result<T>,
+    ) -> Result<T, TpmError> {
         let handle = self.handle_in(c)?;
         let password = self.password.as_ref().map_or(&[][..], |p| &p[..]);
         let auth = Auth::try_from(password.to_vec()).map_err(|e| TpmError::tpm("key auth", e))?;
@@ -264,36 +334,18 @@ impl TpmRootKey {
                 Some(session)
             }
         };
-        let buffer =
-            MaxBuffer::try_from(data.to_vec()).map_err(|e| TpmError::tpm("TPM2_HMAC", e))?;
         let sessions = c.secret_sessions(policy);
-        let result = c.ctx.execute_with_sessions(sessions, |ctx| {
-            ctx.hmac(handle.into(), buffer, HashingAlgorithm::Sha256)
-        });
+        let result = c
+            .ctx
+            .execute_with_sessions(sessions, |ctx| command(ctx, handle));
         if let Some(session) = policy {
             c.flush_session(session);
         }
-        result.map_err(|e| TpmError::tpm("TPM2_HMAC", e))
+        result.map_err(|e| TpmError::tpm(op, e))
     }
-}
 
-impl RootKey for TpmRootKey {
-    fn date_key(&self, date: &DateStamp) -> Result<DateKey, KeyError> {
-        let digest = self.tpm.run(|c| self.hmac_in(c, date.as_bytes()))?;
-        DateKey::from_slice(digest.value())
-    }
-}
-
-impl Drop for TpmRootKey {
-    fn drop(&mut self) {
-        if matches!(self.source, KeySource::File { .. }) {
-            self.tpm.forget_key(self.id);
-        }
-    }
-}
-
-impl fmt::Debug for TpmRootKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// Where the key is and how it is authorized, for `Debug`.
+    pub(crate) fn describe(&self) -> (String, String) {
         let source = match &self.source {
             KeySource::Persistent(h) => format!("persistent {h:#010x}"),
             KeySource::File { parent, .. } => format!("key file under {parent:#010x}"),
@@ -304,8 +356,30 @@ impl fmt::Debug for TpmRootKey {
             Authorization::Steps(steps) => format!("policy {steps:?}"),
             Authorization::Custom(custom) => format!("custom policy {custom:?}"),
         };
+        (source, authorization)
+    }
+}
+
+impl RootKey for TpmRootKey {
+    fn date_key(&self, date: &DateStamp) -> Result<DateKey, KeyError> {
+        let digest = self.key.tpm.run(|c| self.hmac_in(c, date.as_bytes()))?;
+        DateKey::from_slice(digest.value())
+    }
+}
+
+impl Drop for LoadedKey {
+    fn drop(&mut self) {
+        if matches!(self.source, KeySource::File { .. }) {
+            self.tpm.forget_key(self.id);
+        }
+    }
+}
+
+impl fmt::Debug for TpmRootKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (source, authorization) = self.key.describe();
         f.debug_struct("TpmRootKey")
-            .field("tpm", &self.tpm.tcti())
+            .field("tpm", &self.key.tpm.tcti())
             .field("key", &source)
             .field("authorization", &authorization)
             .field("access_key_id", &self.access_key_id)

@@ -10,6 +10,7 @@ mod import;
 mod key;
 mod keyfile;
 mod policy;
+mod signing;
 mod templates;
 mod tpm;
 mod transport;
@@ -21,6 +22,7 @@ pub use import::{ImportOptions, ImportedKey};
 pub use key::{KeyAuth, TpmRootKey};
 pub use keyfile::{KeyKind, OWNER_STANDARD_PRIMARY, PolicyCommand, TpmKeyFile};
 pub use policy::{PcrSelection, PolicyAuthorizer};
+pub use signing::TpmX509Key;
 pub use templates::{hmac_key as hmac_key_template, storage_primary as storage_primary_template};
 pub use tpm::{
     EK_ECCP256_HANDLE, EK_RSA2048_HANDLE, EkAlgorithm, SessionEncryption, Tpm, parse_hex,

@@ -31,22 +31,7 @@ fn tpm2_tools_key_file_signs_in_keyhold() {
         .open(dir.join("secret.bin"))
         .and_then(|mut f| std::io::Write::write_all(&mut f, root_secret().expose()))
         .expect("write secret file");
-    tpm2(
-        &tcti,
-        "tpm2_createprimary",
-        &[
-            "-C",
-            "o",
-            "-G",
-            "ecc",
-            "-g",
-            "sha256",
-            "-a",
-            "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt",
-            "-c",
-            &path("prim.ctx"),
-        ],
-    );
+    test_support::tpm::create_primary(&tcti, &path("prim.ctx"));
     tpm2(
         &tcti,
         "tpm2_import",

@@ -107,8 +107,14 @@ impl Command {
     /// What the process's environment must hold for this command's key.
     pub fn process_needs(&self) -> crate::process::Needs {
         let key = self.key_args();
+        // A Roles Anywhere key in a TPM (`--private-key tpm:...`) talks to the TPM too.
+        let roles_anywhere_tpm = matches!(
+            self,
+            Command::CredentialProcess(a)
+                if a.roles_anywhere.private_key.as_deref().is_some_and(|k| k.starts_with("tpm:"))
+        );
         crate::process::Needs {
-            quiet_tss2: key.key.as_ref().is_some_and(KeyRef::is_tpm),
+            quiet_tss2: key.key.as_ref().is_some_and(KeyRef::is_tpm) || roles_anywhere_tpm,
             nesting_marker: key.key.as_ref().is_some_and(KeyRef::is_tink) && key.kek_uri_is_aws(),
         }
     }

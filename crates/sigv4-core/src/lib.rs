@@ -68,7 +68,7 @@ pub use signer::{
     UNSIGNED_PAYLOAD,
 };
 pub use stages::{Algorithm, AmzDate, Scope, Signature, StringToSign};
-pub use x509::{X509Error, X509Key, X509KeyKind, X509Signer};
+pub use x509::{X509Error, X509Key, X509KeyKind, X509Signer, ecdsa_signature_der};
 
 /// The workspace README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

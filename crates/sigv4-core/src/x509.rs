@@ -203,6 +203,52 @@ impl fmt::Debug for X509Signer {
     }
 }
 
+/// The DER `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }` (RFC 3279 2.2.3) of a
+/// signature's two halves as devices return them (big-endian, fixed width): what
+/// `AWS4-X509-ECDSA-SHA256` signatures are. Leading zeros go, and a 0x00 comes first where the
+/// high bit would make the INTEGER negative.
+///
+/// ```
+/// let der = sigv4_core::ecdsa_signature_der(&[0x00, 0x7f], &[0x80, 0x01]);
+/// assert_eq!(der, [0x30, 0x08, 0x02, 0x01, 0x7f, 0x02, 0x03, 0x00, 0x80, 0x01]);
+/// ```
+pub fn ecdsa_signature_der(r: &[u8], s: &[u8]) -> Vec<u8> {
+    fn integer(half: &[u8]) -> Vec<u8> {
+        let trimmed = match half.iter().position(|&b| b != 0) {
+            Some(at) => &half[at..],
+            None => &[0][..],
+        };
+        let pad = trimmed[0] & 0x80 != 0;
+        let mut out = vec![0x02];
+        push_length(&mut out, trimmed.len() + usize::from(pad));
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(trimmed);
+        out
+    }
+    let body = [integer(r), integer(s)].concat();
+    let mut der = vec![0x30];
+    push_length(&mut der, body.len());
+    der.extend_from_slice(&body);
+    der
+}
+
+/// A DER definite length (short form below 128, else long form).
+fn push_length(out: &mut Vec<u8>, length: usize) {
+    if length < 0x80 {
+        out.push(length as u8);
+    } else {
+        let bytes = length.to_be_bytes();
+        let first = bytes
+            .iter()
+            .position(|&b| b != 0)
+            .unwrap_or(bytes.len() - 1);
+        out.push(0x80 | (bytes.len() - first) as u8);
+        out.extend_from_slice(&bytes[first..]);
+    }
+}
+
 /// The serial number of a DER certificate, in decimal: `Certificate ::= SEQUENCE {
 /// tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber INTEGER, ... }, ... }`
 /// (RFC 5280 4.1). Negative serials are refused, as Go's crypto/x509 does.
@@ -282,6 +328,29 @@ fn decimal(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ecdsa_signatures_are_der_of_any_width() {
+        // P-256: r with its high bit set gets a 0x00; s of leading zeros loses them.
+        let der = ecdsa_signature_der(&[0x80; 32], &[&[0u8; 31][..], &[5]].concat());
+        assert_eq!(&der[..5], &[0x30, 38, 0x02, 33, 0x00]);
+        assert_eq!(&der[der.len() - 3..], &[0x02, 1, 0x05]);
+        // P-384 halves: 2 × (2 + 1 + 48) = 102, the short form.
+        assert_eq!(
+            &ecdsa_signature_der(&[0xff; 48], &[0xff; 48])[..3],
+            &[0x30, 102, 0x02]
+        );
+        // P-521's make the body 138 bytes: the long form.
+        assert_eq!(
+            &ecdsa_signature_der(&[0xff; 66], &[0xff; 66])[..3],
+            &[0x30, 0x81, 138]
+        );
+        // Zero is one 0x00 byte.
+        assert_eq!(
+            ecdsa_signature_der(&[0; 4], &[0; 4]),
+            [0x30, 6, 2, 1, 0, 2, 1, 0]
+        );
+    }
 
     #[test]
     fn serials_are_written_in_decimal() {

@@ -10,6 +10,7 @@
 //! - `local_server` (feature `local-server`): a loopback HTTP server with canned replies,
 //!   for the STS client's and the SDK provider's tests;
 //! - `softhsm` (feature `softhsm`): the SoftHSM module and fresh tokens;
+//! - [`tpm`]: tpm2-tools against swtpm, to make keys as users of other tools make them;
 //! - `moto` (feature `moto`): the local AWS (moto) and signed calls to it;
 //! - `rolesanywhere` (feature `moto`): the local IAM Roles Anywhere endpoint that verifies
 //!   what it receives and mints credentials from moto, and its test PKI.
@@ -27,6 +28,7 @@ pub mod rolesanywhere;
 pub mod rounds;
 #[cfg(feature = "softhsm")]
 pub mod softhsm;
+pub mod tpm;
 
 /// An error and its causes, joined by ": ", as the `keyhold` CLI prints them: for asserting
 /// on a cause that errors leave to `source()`.

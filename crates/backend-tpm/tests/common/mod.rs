@@ -63,21 +63,9 @@ pub fn handle(offset: u32) -> u32 {
     0x8100_0100 + offset
 }
 
-/// Runs a tpm2-tools command against `tcti` and returns its stdout; panics with its stderr.
-/// Callers disconnect keyhold first: the TPM serves one client at a time.
-pub fn tpm2(tcti: &str, tool: &str, args: &[&str]) -> Vec<u8> {
-    let out = std::process::Command::new(tool)
-        .args(args)
-        .env("TPM2TOOLS_TCTI", tcti)
-        .output()
-        .unwrap_or_else(|e| panic!("could not run {tool} (install tpm2-tools): {e}"));
-    assert!(
-        out.status.success(),
-        "{tool} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
+/// tpm2-tools against swtpm (shared with the other crates' TPM tests).
+#[allow(unused_imports)] // not every test binary runs tpm2-tools
+pub use test_support::tpm::tpm2;
 
 /// A fresh scratch directory for one test.
 pub fn scratch(name: &str) -> std::path::PathBuf {

@@ -20,7 +20,7 @@ pub mod pkcs11;
 #[cfg(feature = "tink")]
 mod tink;
 #[cfg(feature = "tpm")]
-mod tpm;
+pub mod tpm;
 
 /// A key ready to sign: the device key and the access key id that goes with it.
 pub struct OpenedKey {

@@ -364,3 +364,19 @@ pub fn doctor(args: &KeyArgs) -> (Vec<Link>, Option<OpenedKey>) {
     details.push("TPM2_HMAC".to_owned());
     (chain(&LINKS, &details, None), Some(opened))
 }
+
+/// Opens a Roles Anywhere signing key (`--private-key tpm:file=PATH|tpm:handle=0x81...`),
+/// with the TCTI, password and PCR options as for HMAC keys.
+pub fn open_x509(reference: &KeyRef, args: &KeyArgs) -> Result<backend_tpm::TpmX509Key, CliError> {
+    let auth = auth(args)?;
+    let tpm = connect(args).map_err(|e| CliError::open(reference, e))?;
+    let key = match reference {
+        KeyRef::TpmFile(path) => tpm.load_signing_pem_file(path, auth),
+        KeyRef::TpmHandle(handle) => tpm.load_signing_persistent(*handle, auth),
+        #[allow(unreachable_patterns)] // other backends, when built
+        _ => Err(TpmError::InvalidArgument {
+            reason: "not a TPM key reference".into(),
+        }),
+    };
+    key.map_err(|e| CliError::open(reference, e))
+}

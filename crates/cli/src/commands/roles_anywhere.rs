@@ -51,6 +51,8 @@ enum Location<'a> {
     File(&'a Path),
     #[cfg(feature = "pkcs11")]
     Pkcs11(Box<backend_pkcs11::Pkcs11Uri>),
+    #[cfg(feature = "tpm")]
+    Tpm(crate::key_ref::KeyRef),
 }
 
 fn location<'a>(text: &'a str, flag: &str) -> Result<Location<'a>, CliError> {
@@ -66,10 +68,15 @@ fn location<'a>(text: &'a str, flag: &str) -> Result<Location<'a>, CliError> {
         ));
     }
     if text.starts_with("tpm:") {
+        #[cfg(feature = "tpm")]
+        return text
+            .parse::<crate::key_ref::KeyRef>()
+            .map(Location::Tpm)
+            .map_err(|e| usage(flag, e));
+        #[cfg(not(feature = "tpm"))]
         return Err(usage(
             flag,
-            "Roles Anywhere keys in a TPM are not supported by this version; give a pkcs11: \
-             URI or a PEM file",
+            "this keyhold was built without the tpm feature",
         ));
     }
     Ok(Location::File(Path::new(text)))
@@ -115,19 +122,41 @@ fn certificate_and_key(
                 .into(),
             ));
         }
+        #[cfg(feature = "tpm")]
+        (Location::Tpm(_), _) => {
+            return Err(usage(
+                "--certificate",
+                "a TPM holds keys, not certificates: give the certificate as a file and the key \
+                 as --private-key tpm:file=PATH or tpm:handle=0x81...",
+            ));
+        }
         #[cfg(feature = "pkcs11")]
-        (certificate, Some(Location::Pkcs11(uri))) => {
+        (Location::File(certificate), Some(Location::Pkcs11(uri))) => {
             let key = crate::backend::pkcs11::open_x509(&uri)?;
-            let chain = match certificate {
-                Location::File(path) => from_file(path)?,
-                Location::Pkcs11(_) => token_certificate(&key)?,
-            };
-            (chain, Arc::new(key))
+            (from_file(certificate)?, Arc::new(key))
+        }
+        #[cfg(feature = "pkcs11")]
+        (Location::Pkcs11(_), Some(Location::Pkcs11(uri))) => {
+            let key = crate::backend::pkcs11::open_x509(&uri)?;
+            (token_certificate(&key)?, Arc::new(key))
         }
         #[cfg(feature = "pkcs11")]
         (Location::Pkcs11(uri), None) => {
             let key = crate::backend::pkcs11::open_x509(&uri)?;
             (token_certificate(&key)?, Arc::new(key))
+        }
+        #[cfg(feature = "tpm")]
+        (Location::File(certificate), Some(Location::Tpm(reference))) => {
+            let key = crate::backend::tpm::open_x509(&reference, &args.key)?;
+            (from_file(certificate)?, Arc::new(key))
+        }
+        #[cfg(all(feature = "pkcs11", feature = "tpm"))]
+        (Location::Pkcs11(_), Some(Location::Tpm(_))) => {
+            return Err(CliError::Usage(
+                "--certificate names a PKCS#11 token and --private-key a TPM; keep the \
+                 certificate with its key"
+                    .into(),
+            ));
         }
         #[cfg(feature = "pkcs11")]
         (Location::Pkcs11(_), Some(Location::File(_))) => {

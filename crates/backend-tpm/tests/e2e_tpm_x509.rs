@@ -1,0 +1,128 @@
+//! Roles Anywhere signing keys in swtpm (`TpmX509Key`): RSA-2048, P-256 and P-384 keys made
+//! by tpm2-tools (`tpm2_create` + `tpm2_encodeobject`, as the AWS helper's users make them)
+//! sign in keyhold, and each signature verifies with the key's public area; a password is
+//! honoured; keys that are not Roles Anywhere signing keys are refused with the reason.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use backend_tpm::tss_esapi::structures::Public;
+use backend_tpm::tss_esapi::traits::UnMarshall;
+use backend_tpm::{KeyAuth, TpmError, TpmKeyFile};
+use common::*;
+use ecdsa::signature::hazmat::PrehashVerifier;
+use sha2::{Digest, Sha256};
+use sigv4_core::{X509Key, X509KeyKind};
+use test_support::tpm::{SIGN, signing_key_file};
+use zeroize::Zeroizing;
+
+const MESSAGE: &[u8] = b"AWS4-X509-ECDSA-SHA256\n20261204T120000Z\n...";
+
+/// A signing key made by tpm2-tools, as a TSS2 PEM key file.
+fn tools_key(
+    dir: &std::path::Path,
+    name: &str,
+    algorithm: &str,
+    attributes: &str,
+    extra: &[&str],
+) -> std::path::PathBuf {
+    signing_key_file(&tcti(), dir, name, algorithm, attributes, extra).0
+}
+
+/// Verifies `signature` over MESSAGE with the public area in the key file.
+fn verify(pem: &std::path::Path, signature: &[u8]) {
+    let file = TpmKeyFile::from_pem(&std::fs::read_to_string(pem).unwrap()).unwrap();
+    let public = Public::unmarshall(&file.public[2..]).unwrap();
+    let digest = Sha256::digest(MESSAGE);
+    match public {
+        Public::Rsa {
+            unique, parameters, ..
+        } => {
+            let exponent = match parameters.exponent().value() {
+                0 => 65537,
+                e => e,
+            };
+            let key = rsa::RsaPublicKey::new(
+                rsa::BigUint::from_bytes_be(unique.value()),
+                rsa::BigUint::from(exponent),
+            )
+            .unwrap();
+            key.verify(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest, signature)
+                .unwrap();
+        }
+        Public::Ecc { unique, .. } => {
+            let point = [&[0x04][..], unique.x().value(), unique.y().value()].concat();
+            if unique.x().value().len() == 32 {
+                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).unwrap();
+                let sig = p256::ecdsa::Signature::from_der(signature).unwrap();
+                key.verify_prehash(&digest, &sig).unwrap();
+            } else {
+                let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(&point).unwrap();
+                let sig = p384::ecdsa::Signature::from_der(signature).unwrap();
+                key.verify_prehash(&digest, &sig).unwrap();
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn tpm2_tools_signing_keys_sign_roles_anywhere_requests() {
+    let _one = serial();
+    let dir = scratch("x509-kinds");
+    for (name, algorithm, kind) in [
+        ("rsa", "rsa2048", X509KeyKind::Rsa),
+        ("p256", "ecc256", X509KeyKind::Ecdsa),
+        ("p384", "ecc384", X509KeyKind::Ecdsa),
+    ] {
+        let pem = tools_key(&dir, name, algorithm, SIGN, &[]);
+        let tpm = connect();
+        let key = tpm.load_signing_pem_file(&pem, KeyAuth::none()).unwrap();
+        assert_eq!(key.kind(), kind, "{name}");
+        let signature = key.sign(MESSAGE).unwrap();
+        verify(&pem, &signature);
+        assert!(format!("{key:?}").contains("key file under"), "{key:?}");
+        drop(key);
+        tpm.disconnect();
+    }
+}
+
+#[test]
+fn a_password_is_needed_and_wrong_keys_are_refused() {
+    let _one = serial();
+    let dir = scratch("x509-password");
+    let pem = tools_key(&dir, "pw", "ecc256", SIGN, &["-p", "open sesame"]);
+    let tpm = connect();
+    let key = tpm
+        .load_signing_pem_file(
+            &pem,
+            KeyAuth::password(Zeroizing::new(b"open sesame".to_vec())),
+        )
+        .unwrap();
+    verify(&pem, &key.sign(MESSAGE).unwrap());
+    drop(key);
+    let wrong = tpm
+        .load_signing_pem_file(&pem, KeyAuth::password(Zeroizing::new(b"wrong".to_vec())))
+        .unwrap();
+    let err = wrong.try_sign(MESSAGE).unwrap_err();
+    assert!(matches!(err, TpmError::WrongPassword { .. }), "{err:?}");
+    assert!(!format!("{wrong:?}").contains("wrong\""), "{wrong:?}");
+    drop(wrong);
+
+    // A restricted signing key signs only what the TPM hashed: not a request.
+    tpm.disconnect();
+    let restricted = tools_key(
+        &dir,
+        "restricted",
+        "ecc256:ecdsa-sha256:null",
+        &format!("{SIGN}|restricted"),
+        &[],
+    );
+    let tpm = connect();
+    let err = tpm
+        .load_signing_pem_file(&restricted, KeyAuth::none())
+        .unwrap_err();
+    assert!(err.to_string().contains("restricted"), "{err}");
+    tpm.disconnect();
+}

@@ -1,0 +1,115 @@
+//! `keyhold credential-process --certificate FILE --private-key tpm:file=KEY.pem`: the AWS
+//! CLI gets IAM Roles Anywhere credentials with a signing key made in swtpm by tpm2-tools,
+//! from the local endpoint that verifies every request and mints role credentials from moto.
+//! (A binary named `*tpm*`: nextest runs it in the one-at-a-time `tpm` group.)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use test_support::rolesanywhere::{Endpoint, PROFILE_ARN, Pki, TRUST_ANCHOR_ARN, role_arn};
+use test_support::tpm::{SIGN, signing_key_file};
+
+fn tcti() -> String {
+    env(test_support::env::TPM_TCTI)
+}
+
+#[test]
+fn the_aws_cli_works_with_signing_keys_made_in_a_tpm() {
+    let role_name = role_arn().rsplit('/').next().unwrap().to_owned();
+    for (kind, algorithm) in [("rsa", "rsa2048"), ("p256", "ecc256"), ("p384", "ecc384")] {
+        let dir = scratch(&format!("ra-tpm-{kind}"));
+        let (key, public) = signing_key_file(&tcti(), &dir, kind, algorithm, SIGN, &[]);
+        let pki = Pki::make(
+            &dir.join("pki"),
+            &["--public-key", public.to_str().unwrap()],
+        );
+        let endpoint = Endpoint::start(&pki.path("ca.pem"), 0);
+        let session = format!("ra-tpm-{kind}");
+        let arguments = format!(
+            "--certificate {} --private-key tpm:file={} --tcti {} --trust-anchor-arn \
+             {TRUST_ANCHOR_ARN} --profile-arn {PROFILE_ARN} --role-arn {} --role-session-name \
+             {session} --endpoint-url {}",
+            pki.path("leaf.pem").display(),
+            key.display(),
+            tcti(),
+            role_arn(),
+            endpoint.url
+        );
+        let profile = AwsProfile::with_arguments(&dir, &arguments);
+        let identity = profile.aws(&["sts", "get-caller-identity"]);
+        let expected = format!(
+            "arn:aws:sts::{}:assumed-role/{role_name}/{session}",
+            account()
+        );
+        assert_eq!(identity["Arn"], expected.as_str(), "{kind}: {identity}");
+        assert!(
+            endpoint.refusals().is_empty(),
+            "{kind}: {}",
+            endpoint.refusals()
+        );
+    }
+}
+
+#[test]
+fn a_tpm_key_password_comes_from_a_file_and_a_wrong_one_is_named() {
+    let dir = scratch("ra-tpm-password");
+    let (key, public) =
+        signing_key_file(&tcti(), &dir, "pw", "ecc256", SIGN, &["-p", "open sesame"]);
+    let pki = Pki::make(
+        &dir.join("pki"),
+        &["--public-key", public.to_str().unwrap()],
+    );
+    let endpoint = Endpoint::start(&pki.path("ca.pem"), 0);
+    let password = dir.join("password");
+    let run_with = |password_text: &str| {
+        std::fs::write(&password, password_text).unwrap();
+        let mut cmd = keyhold();
+        without_host_credentials(&mut cmd).args([
+            "credential-process",
+            "--certificate",
+            pki.path("leaf.pem").to_str().unwrap(),
+            "--private-key",
+            &format!("tpm:file={}", key.display()),
+            "--tcti",
+            &tcti(),
+            "--tpm-password-file",
+            password.to_str().unwrap(),
+            "--trust-anchor-arn",
+            TRUST_ANCHOR_ARN,
+            "--profile-arn",
+            PROFILE_ARN,
+            "--role-arn",
+            &role_arn(),
+            "--endpoint-url",
+            &endpoint.url,
+        ]);
+        run(&mut cmd)
+    };
+    let out = run_with("open sesame\n").ok();
+    let document: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        document["AccessKeyId"]
+            .as_str()
+            .unwrap()
+            .starts_with("ASIA")
+    );
+
+    let out = run_with("not it\n");
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.to_lowercase().contains("password"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("not it") && !out.stderr.contains("open sesame"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("esys"),
+        "TSS2 logs are quiet: {}",
+        out.stderr
+    );
+}
