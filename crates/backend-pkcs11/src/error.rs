@@ -258,6 +258,18 @@ pub enum Error {
         existing: String,
     },
 
+    /// A key pair or certificate of that label or id is already on the token.
+    #[error(
+        "token '{token}' already holds {existing}: choose another object= label (keyhold never \
+         overwrites a private key or certificate)"
+    )]
+    ObjectExists {
+        /// The token label.
+        token: String,
+        /// The objects in the way.
+        existing: String,
+    },
+
     /// Replace was asked for but an object in the way is not one keyhold may delete.
     #[error(
         "token '{token}' holds {object} with that label or id, which keyhold will not delete: \
@@ -394,7 +406,9 @@ impl Error {
             | Self::PinIncorrect { .. }
             | Self::PinLocked { .. } => KeyErrorKind::Denied,
             Self::KeyUnsuitable { .. } | Self::KeyExtractable { .. } => KeyErrorKind::Unsuitable,
-            Self::AlreadyExists { .. } | Self::ReplaceRefused { .. } => KeyErrorKind::Denied,
+            Self::AlreadyExists { .. }
+            | Self::ObjectExists { .. }
+            | Self::ReplaceRefused { .. } => KeyErrorKind::Denied,
             Self::ImportCheckFailed { .. } | Self::ImportCleanupFailed { .. } => {
                 KeyErrorKind::Device
             }

@@ -17,6 +17,7 @@ mod objects;
 mod token;
 pub mod uri;
 mod x509;
+mod x509_objects;
 
 pub use error::{Error, Step};
 pub use import::{ImportOptions, PreparedImport, import_key, prepare_import};
@@ -24,3 +25,4 @@ pub use key::{OpenOptions, Pkcs11RootKey};
 pub use objects::ACCESS_KEY_ID_APPLICATION;
 pub use uri::Pkcs11Uri;
 pub use x509::Pkcs11X509Key;
+pub use x509_objects::generate_key_pair;

@@ -20,7 +20,7 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::Session;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
-use sigv4_core::{KeyError, X509Key, X509KeyKind};
+use sigv4_core::{KeyError, X509Key, X509KeyKind, X509PublicKey};
 
 use crate::Error;
 use crate::error::{Step, rv};
@@ -40,6 +40,7 @@ pub struct Pkcs11X509Key {
     /// Its `CKA_LABEL` and `CKA_ID`, to find it again in a new session.
     key_label: String,
     key_id: Vec<u8>,
+    public: Option<X509PublicKey>,
     certificate: Option<Vec<u8>>,
     /// One session: a Roles Anywhere key signs once per credential refresh.
     state: Mutex<(Session, ObjectHandle)>,
@@ -194,6 +195,7 @@ impl Pkcs11X509Key {
         let identity = objects::identity(&session, &token.label, key)?;
         let describe = objects::describe(&identity.label, &identity.id);
         let kind = key_kind(&session, &token.label, key, &describe)?;
+        let public = crate::x509_objects::public_key(&session, &token.label, key, &identity.id)?;
         Ok(Self {
             uri: token::reselect_uri(uri, &token).to_string(),
             module,
@@ -203,10 +205,31 @@ impl Pkcs11X509Key {
             describe,
             key_label: String::from_utf8_lossy(&identity.label).into_owned(),
             key_id: identity.id,
+            public,
             certificate: certificate.filter(|c| !c.is_empty()),
             state: Mutex::new((session, key)),
             repairs: AtomicU64::new(0),
         })
+    }
+
+    /// The key's public half (for a certificate request), if the token shows it.
+    pub fn public_key(&self) -> Option<&X509PublicKey> {
+        self.public.as_ref()
+    }
+
+    /// The PIN the key was opened with.
+    pub(crate) fn pin(&self) -> Option<&SecretString> {
+        self.pin.as_ref()
+    }
+
+    /// The key's `CKA_LABEL`.
+    pub(crate) fn label(&self) -> &str {
+        &self.key_label
+    }
+
+    /// The key's `CKA_ID`.
+    pub(crate) fn id(&self) -> &[u8] {
+        &self.key_id
     }
 
     /// How many times a signature needed a repair (a login again, or a new session).

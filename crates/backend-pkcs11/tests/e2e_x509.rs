@@ -181,3 +181,65 @@ fn a_logout_by_another_session_is_repaired_and_unsuitable_keys_are_refused() {
     let err = Pkcs11X509Key::open(&uri(&token, "ec", ObjectType::SecretKey), None).unwrap_err();
     assert!(err.to_string().contains("type=private"), "{err}");
 }
+
+#[test]
+fn key_pairs_made_by_keyhold_are_sensitive_and_never_extractable_as_the_token_says() {
+    let token = TestToken::new("x509-keygen");
+    for (object, key_type) in [
+        ("ec", sigv4_core::X509KeyType::P384),
+        ("rsa", sigv4_core::X509KeyType::Rsa2048),
+    ] {
+        let made = backend_pkcs11::generate_key_pair(&token.uri(object), None, key_type).unwrap();
+        assert_eq!(made.object_type, Some(ObjectType::Private));
+        assert!(made.pin_value.is_none() && made.id.is_some());
+        // Asked of the token itself.
+        let session = token.user_session();
+        let private = session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Label(object.as_bytes().to_vec()),
+            ])
+            .unwrap();
+        assert_eq!(private.len(), 1);
+        let attributes = session
+            .get_attributes(
+                private[0],
+                &[
+                    AttributeType::Sensitive,
+                    AttributeType::Extractable,
+                    AttributeType::Decrypt,
+                    AttributeType::Sign,
+                    AttributeType::Local,
+                ],
+            )
+            .unwrap();
+        for attribute in attributes {
+            match attribute {
+                Attribute::Sensitive(v) | Attribute::Sign(v) | Attribute::Local(v) => {
+                    assert!(v, "{object}: {attribute:?}")
+                }
+                Attribute::Extractable(v) | Attribute::Decrypt(v) => {
+                    assert!(!v, "{object}: {attribute:?}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // The key signs, and the public half the backend reports verifies it.
+        let mut uri = made.clone();
+        uri.pin_value = token.uri(object).pin_value;
+        let key = Pkcs11X509Key::open(&uri, None).unwrap();
+        assert!(key.public_key().is_some(), "{object}");
+        let public = session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PUBLIC_KEY),
+                Attribute::Label(object.as_bytes().to_vec()),
+            ])
+            .unwrap()[0];
+        let kind = if object == "rsa" { "rsa" } else { "p384" };
+        verify(&session, public, kind, &key.sign(MESSAGE).unwrap());
+        // Never over an existing pair.
+        let err =
+            backend_pkcs11::generate_key_pair(&token.uri(object), None, key_type).unwrap_err();
+        assert!(err.to_string().contains("already holds"), "{err}");
+    }
+}

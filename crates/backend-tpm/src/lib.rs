@@ -11,6 +11,7 @@ mod key;
 mod keyfile;
 mod policy;
 mod signing;
+mod signing_keygen;
 mod templates;
 mod tpm;
 mod transport;

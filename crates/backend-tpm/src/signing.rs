@@ -1,7 +1,8 @@
 //! [`TpmX509Key`]: sigv4-core's X.509 seam on an RSA or ECC signing key in a TPM, for IAM
 //! Roles Anywhere. The key is a TSS2 key file (`tpm2_create` + `tpm2_encodeobject`, or
-//! `openssl genpkey -provider tpm2`) or a persistent handle, loaded and authorized exactly as
-//! HMAC keys are (password, PCR policy, salted sessions).
+//! `keyhold cert keygen`) or a persistent handle, loaded and authorized exactly as
+//! HMAC keys are (password, PCR policy, salted sessions). (Files of `openssl genpkey -provider
+//! tpm2` have the same format; that provider is not installed here, so untested.)
 //!
 //! The digest is SHA-256 computed on the host, signed with TPM2_Sign under a null hashcheck
 //! ticket (which only an unrestricted key accepts): RSASSA-PKCS1-v1_5, or ECDSA. For a P-384
@@ -12,11 +13,13 @@
 use std::fmt;
 
 use sha2::{Digest as _, Sha256};
-use sigv4_core::{KeyError, X509Key, X509KeyKind};
+use sigv4_core::{KeyError, X509Key, X509KeyKind, X509PublicKey};
 use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::ecc::EccCurve;
-use tss_esapi::structures::{Digest, HashScheme, Public, Signature, SignatureScheme};
+use tss_esapi::structures::{
+    Digest, EccScheme, HashScheme, Public, RsaScheme, Signature, SignatureScheme,
+};
 use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 
 use crate::error::TpmError;
@@ -24,12 +27,15 @@ use crate::key::{
     KeyAuth, LoadedKey, file_policy, private_from_tpm2b, public_from_tpm2b, read_key_file,
 };
 use crate::keyfile::{KeyKind, TpmKeyFile};
+use crate::signing_keygen::public_key;
 use crate::tpm::Tpm;
 
 /// An RSA or ECC (P-256, P-384) signing key in a TPM.
 pub struct TpmX509Key {
     key: LoadedKey,
     kind: X509KeyKind,
+    /// Its public key, from its public area.
+    public: Option<X509PublicKey>,
     /// The hash TPM2_Sign is told the digest is, and the digest's length.
     hash: (HashingAlgorithm, usize),
 }
@@ -48,6 +54,16 @@ fn signing_key(public: &Public) -> Result<(X509KeyKind, (HashingAlgorithm, usize
             if u16::from(parameters.key_bits()) < 2048 {
                 return Err(unsuitable("it is RSA with fewer than 2048 bits"));
             }
+            let fixed = match parameters.rsa_scheme() {
+                RsaScheme::Null => None,
+                RsaScheme::RsaSsa(hash) => Some(hash.hashing_algorithm()),
+                _ => return Err(unsuitable("its scheme is not RSASSA (PKCS#1 v1.5)")),
+            };
+            if fixed.is_some_and(|h| h != HashingAlgorithm::Sha256) {
+                return Err(unsuitable(
+                    "its scheme fixes a hash other than SHA-256 (AWS4-X509-RSA-SHA256)",
+                ));
+            }
             (
                 object_attributes,
                 X509KeyKind::Rsa,
@@ -59,11 +75,31 @@ fn signing_key(public: &Public) -> Result<(X509KeyKind, (HashingAlgorithm, usize
             parameters,
             ..
         } => {
-            let hash = match parameters.ecc_curve() {
-                EccCurve::NistP256 => (HashingAlgorithm::Sha256, 32),
-                EccCurve::NistP384 => (HashingAlgorithm::Sha384, 48),
+            let size = match parameters.ecc_curve() {
+                EccCurve::NistP256 => 32,
+                EccCurve::NistP384 => 48,
                 _ => return Err(unsuitable("it is ECC on a curve other than P-256 or P-384")),
             };
+            // The key's own ECDSA hash if it fixes one, else the curve's; the SHA-256 digest
+            // is zero-padded to it, which keeps its integer only up to the curve's size.
+            let algorithm = match parameters.ecc_scheme() {
+                EccScheme::Null if size == 48 => HashingAlgorithm::Sha384,
+                EccScheme::Null => HashingAlgorithm::Sha256,
+                EccScheme::EcDsa(hash) => hash.hashing_algorithm(),
+                _ => return Err(unsuitable("its scheme is not ECDSA")),
+            };
+            let length = match algorithm {
+                HashingAlgorithm::Sha256 => 32,
+                HashingAlgorithm::Sha384 => 48,
+                _ => usize::MAX,
+            };
+            if length > size {
+                return Err(unsuitable(
+                    "its ECDSA scheme fixes a hash longer than the curve, which would cut the \
+                     SHA-256 digest",
+                ));
+            }
+            let hash = (algorithm, length);
             (object_attributes, X509KeyKind::Ecdsa, hash)
         }
         _ => return Err(unsuitable("it is neither an RSA nor an ECC key")),
@@ -102,6 +138,7 @@ impl Tpm {
         let private = private_from_tpm2b(&file.private)?;
         let steps = file_policy(file, &public, &auth)?;
         let key = TpmX509Key {
+            public: public_key(&public),
             key: self.file_key(file, public, private, steps, auth)?,
             kind,
             hash,
@@ -126,8 +163,10 @@ impl Tpm {
         handle: u32,
         auth: KeyAuth,
     ) -> Result<TpmX509Key, TpmError> {
-        let (kind, hash) = signing_key(&self.read_persistent_public(handle)?)?;
+        let public = self.read_persistent_public(handle)?;
+        let (kind, hash) = signing_key(&public)?;
         Ok(TpmX509Key {
+            public: public_key(&public),
             key: self.persistent_key(handle, auth)?,
             kind,
             hash,
@@ -136,6 +175,11 @@ impl Tpm {
 }
 
 impl TpmX509Key {
+    /// The key's public half (for a certificate request).
+    pub fn public_key(&self) -> Option<&X509PublicKey> {
+        self.public.as_ref()
+    }
+
     /// TPM2_Sign of `message`'s SHA-256: the signature as Roles Anywhere reads it.
     pub fn try_sign(&self, message: &[u8]) -> Result<Vec<u8>, TpmError> {
         let (algorithm, length) = self.hash;

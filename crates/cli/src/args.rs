@@ -9,8 +9,11 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::key_ref::KeyRef;
 
+mod cert;
 mod credential_process;
 
+use cert::CERT_EXAMPLES;
+pub use cert::{CertArgs, CertCommand};
 use credential_process::CREDENTIAL_PROCESS_EXAMPLES;
 pub use credential_process::CredentialProcessArgs;
 
@@ -90,23 +93,38 @@ pub enum Command {
     /// Check each link from the device to STS, and say how to fix the first broken one.
     #[command(after_long_help = DOCTOR_EXAMPLES)]
     Doctor(DoctorArgs),
+    /// IAM Roles Anywhere certificates: make a key pair in the device, a certificate request,
+    /// put the certificate on the token, show one.
+    #[command(after_long_help = CERT_EXAMPLES)]
+    Cert(CertArgs),
 }
 
 impl Command {
-    /// The key the command uses.
-    pub fn key_args(&self) -> &KeyArgs {
-        match self {
+    /// The key the command uses, if it uses one.
+    pub fn key_args(&self) -> Option<&KeyArgs> {
+        Some(match self {
             Command::Import(a) => &a.key,
             Command::Sign(a) => &a.key,
             Command::Whoami(a) => &a.key,
             Command::CredentialProcess(a) => &a.key,
             Command::Doctor(a) => &a.key,
-        }
+            Command::Cert(a) => match &a.command {
+                CertCommand::Keygen(a) => &a.key,
+                CertCommand::Csr(a) => &a.key,
+                CertCommand::Import(a) => &a.key,
+                CertCommand::Show(_) => return None,
+            },
+        })
     }
 
     /// What the process's environment must hold for this command's key.
     pub fn process_needs(&self) -> crate::process::Needs {
-        let key = self.key_args();
+        let Some(key) = self.key_args() else {
+            return crate::process::Needs {
+                quiet_tss2: false,
+                nesting_marker: false,
+            };
+        };
         // A Roles Anywhere key in a TPM (`--private-key tpm:...`) talks to the TPM too.
         let roles_anywhere_tpm = matches!(
             self,

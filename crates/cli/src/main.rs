@@ -52,8 +52,7 @@ fn main() -> ExitCode {
     if cli
         .command
         .key_args()
-        .key
-        .as_ref()
+        .and_then(|k| k.key.as_ref())
         .is_some_and(KeyRef::has_visible_secret)
     {
         eprintln!(
@@ -100,5 +99,6 @@ fn run(command: &Command) -> Result<(), CliError> {
         Command::Whoami(args) => commands::whoami::run(args, &runtime()?),
         Command::CredentialProcess(args) => commands::credential_process::run(args, &runtime()?),
         Command::Doctor(args) => doctor::run(args, &runtime()?),
+        Command::Cert(args) => commands::cert::run(args),
     }
 }

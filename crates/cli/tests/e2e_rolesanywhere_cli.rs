@@ -270,7 +270,6 @@ fn token_key_and_certificate(name: &str, key_type: &str, dir: &Path) -> (Pki, St
 
 #[test]
 fn the_aws_cli_works_with_keys_made_in_a_pkcs11_token() {
-    let role_name = role_arn().rsplit('/').next().unwrap().to_owned();
     for (kind, key_type) in [
         ("rsa", "rsa:2048"),
         ("p256", "EC:prime256v1"),
@@ -289,16 +288,11 @@ fn the_aws_cli_works_with_keys_made_in_a_pkcs11_token() {
         // token's private key with the certificate's CKA_ID.
         let certificate = uri.replacen("object=ra", "object=ra;type=cert", 1);
         let session = format!("ra-p11-{kind}");
-        let profile = AwsProfile::with_arguments(
+        assert_aws_cli_is_role_session(
             &dir,
             &format!("--certificate '{certificate}' {ra} --role-session-name {session}"),
+            &session,
         );
-        let identity = profile.aws(&["sts", "get-caller-identity"]);
-        let expected = format!(
-            "arn:aws:sts::{}:assumed-role/{role_name}/{session}",
-            account()
-        );
-        assert_eq!(identity["Arn"], expected.as_str(), "{kind}: {identity}");
 
         // The certificate from a file, the key on the token.
         let private = uri.replacen("object=ra", "object=ra;type=private", 1);
@@ -319,6 +313,102 @@ fn the_aws_cli_works_with_keys_made_in_a_pkcs11_token() {
             endpoint.refusals().is_empty(),
             "{kind}: {}",
             endpoint.refusals()
+        );
+    }
+}
+
+/// `keyhold ARGS...`, which must succeed; its stdout.
+fn keyhold_ok(args: &[&str]) -> String {
+    let mut cmd = keyhold();
+    without_host_credentials(&mut cmd).args(args);
+    run(&mut cmd).ok().stdout
+}
+
+#[test]
+fn the_whole_flow_from_cert_keygen_to_an_aws_command_on_a_token() {
+    for key_type in ["ec-p256", "ec-p384", "rsa-2048"] {
+        let dir = scratch(&format!("ra-flow-{key_type}"));
+        let token = softhsm_key(&format!("flow{key_type}"), "client", &dir);
+        // The key pair, made in the token.
+        let made = keyhold_ok(&["cert", "keygen", "--key", &token, "--type", key_type]);
+        let private = made.trim();
+        assert!(
+            private.contains("type=private") && private.contains("id="),
+            "{private}"
+        );
+        assert!(!private.contains("pin-value"), "{private}");
+        // Made again: refused, nothing overwritten.
+        let mut again = keyhold();
+        let out = run(again.args(["cert", "keygen", "--key", &token]));
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        assert!(out.stderr.contains("already holds"), "{}", out.stderr);
+
+        // Its certificate request, certified by the test CA (which checks its signature).
+        let csr = dir.join("client.csr");
+        let subject = format!("CN=flow-{key_type},O=keyhold tests");
+        keyhold_ok(&[
+            "cert",
+            "csr",
+            "--key",
+            private,
+            "--subject",
+            &subject,
+            "-o",
+            csr.to_str().unwrap(),
+        ]);
+        let pki = Pki::make(&dir.join("pki"), &["--csr", csr.to_str().unwrap()]);
+
+        // Onto the token beside its key; a certificate of another key is refused.
+        let other = Pki::make(&dir.join("other"), &["--key", "p256"]);
+        let mut wrong = keyhold();
+        let out = run(wrong.args([
+            "cert",
+            "import",
+            "--key",
+            private,
+            "--certificate",
+            other.path("leaf.pem").to_str().unwrap(),
+        ]));
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(
+            out.stderr.contains("not the certificate's"),
+            "{}",
+            out.stderr
+        );
+        let stored = keyhold_ok(&[
+            "cert",
+            "import",
+            "--key",
+            private,
+            "--certificate",
+            pki.path("leaf.pem").to_str().unwrap(),
+        ]);
+        let certificate = stored.trim();
+        assert!(certificate.contains("type=cert"), "{certificate}");
+
+        let shown = keyhold_ok(&["cert", "show", "--certificate", certificate]);
+        assert!(shown.contains(&format!("Subject: {subject}")), "{shown}");
+        assert!(
+            shown.contains(&format!(
+                "(decimal, as Roles Anywhere uses it): {}",
+                pki.serial
+            )),
+            "{shown}"
+        );
+
+        // And the AWS CLI, through the certificate's URI alone.
+        let endpoint = Endpoint::start(&pki.path("ca.pem"), 0);
+        let session = format!("flow-{key_type}");
+        assert_aws_cli_is_role_session(
+            &dir,
+            &format!(
+                "--certificate '{certificate}' --trust-anchor-arn {TRUST_ANCHOR_ARN} \
+                 --profile-arn {PROFILE_ARN} --role-arn {} --role-session-name {session} \
+                 --endpoint-url {}",
+                role_arn(),
+                endpoint.url
+            ),
+            &session,
         );
     }
 }

@@ -16,7 +16,6 @@ fn tcti() -> String {
 
 #[test]
 fn the_aws_cli_works_with_signing_keys_made_in_a_tpm() {
-    let role_name = role_arn().rsplit('/').next().unwrap().to_owned();
     for (kind, algorithm) in [("rsa", "rsa2048"), ("p256", "ecc256"), ("p384", "ecc384")] {
         let dir = scratch(&format!("ra-tpm-{kind}"));
         let (key, public) = signing_key_file(&tcti(), &dir, kind, algorithm, SIGN, &[]);
@@ -36,13 +35,7 @@ fn the_aws_cli_works_with_signing_keys_made_in_a_tpm() {
             role_arn(),
             endpoint.url
         );
-        let profile = AwsProfile::with_arguments(&dir, &arguments);
-        let identity = profile.aws(&["sts", "get-caller-identity"]);
-        let expected = format!(
-            "arn:aws:sts::{}:assumed-role/{role_name}/{session}",
-            account()
-        );
-        assert_eq!(identity["Arn"], expected.as_str(), "{kind}: {identity}");
+        assert_aws_cli_is_role_session(&dir, &arguments, &session);
         assert!(
             endpoint.refusals().is_empty(),
             "{kind}: {}",
@@ -112,4 +105,67 @@ fn a_tpm_key_password_comes_from_a_file_and_a_wrong_one_is_named() {
         "TSS2 logs are quiet: {}",
         out.stderr
     );
+}
+
+#[test]
+fn the_whole_flow_from_cert_keygen_in_a_tpm_to_an_aws_command() {
+    let dir = scratch("ra-tpm-flow");
+    let key = dir.join("client.pem");
+    let reference = format!("tpm:file={}", key.display());
+    let keyhold_ok = |args: &[&str]| {
+        let mut cmd = keyhold();
+        without_host_credentials(&mut cmd)
+            .args(args)
+            .args(["--tcti", &tcti()]);
+        run(&mut cmd).ok().stdout
+    };
+    for key_type in ["ec-p384", "rsa-2048"] {
+        let _ = std::fs::remove_file(&key);
+        assert_eq!(
+            keyhold_ok(&["cert", "keygen", "--key", &reference, "--type", key_type]).trim(),
+            reference
+        );
+        let pem = std::fs::read_to_string(&key).unwrap();
+        assert!(pem.starts_with("-----BEGIN TSS2 PRIVATE KEY-----"), "{pem}");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // Never over an existing key file.
+        let mut again = keyhold();
+        let out = run(again.args(["cert", "keygen", "--key", &reference, "--tcti", &tcti()]));
+        assert_ne!(out.code, 0, "{}", out.stderr);
+
+        let csr = dir.join("client.csr");
+        keyhold_ok(&[
+            "cert",
+            "csr",
+            "--key",
+            &reference,
+            "--subject",
+            "CN=tpm-flow",
+            "-o",
+            csr.to_str().unwrap(),
+        ]);
+        let pki = Pki::make(
+            &dir.join(format!("pki-{key_type}")),
+            &["--csr", csr.to_str().unwrap()],
+        );
+        let endpoint = Endpoint::start(&pki.path("ca.pem"), 0);
+        let session = format!("tpm-flow-{key_type}");
+        assert_aws_cli_is_role_session(
+            &dir,
+            &format!(
+                "--certificate {} --private-key {reference} --tcti {} --trust-anchor-arn \
+                 {TRUST_ANCHOR_ARN} --profile-arn {PROFILE_ARN} --role-arn {} \
+                 --role-session-name {session} --endpoint-url {}",
+                pki.path("leaf.pem").display(),
+                tcti(),
+                role_arn(),
+                endpoint.url
+            ),
+            &session,
+        );
+    }
 }

@@ -47,7 +47,9 @@ pub enum CertificateError {
     UnsupportedKey(String),
     /// The private key is of the other kind than the certificate's public key.
     #[error(
-        "the private key is {key:?} but the certificate holds an {certificate:?} public key: they are not a pair"
+        "the private key is not the certificate's: it is {} but the certificate holds {} public key",
+        kind_name(*key),
+        kind_name(*certificate)
     )]
     KeyKindMismatch {
         /// The private key's kind.
@@ -78,6 +80,14 @@ pub enum CertificateError {
         /// Its subject.
         subject: String,
     },
+}
+
+/// "an RSA key" or "an ECDSA key", for messages.
+fn kind_name(kind: X509KeyKind) -> &'static str {
+    match kind {
+        X509KeyKind::Rsa => "an RSA key",
+        _ => "an ECDSA key",
+    }
 }
 
 /// The kind and size of a certificate's public key.
@@ -136,6 +146,7 @@ pub struct CertificateChain {
     intermediates: Vec<Vec<u8>>,
     info: CertificateInfo,
     public_key: Vec<u8>,
+    subject: Vec<u8>,
 }
 
 impl fmt::Debug for CertificateChain {
@@ -248,11 +259,19 @@ impl CertificateChain {
                 source,
             }
         })?;
+        let subject = tbs
+            .subject
+            .to_der()
+            .map_err(|source| CertificateError::Unreadable {
+                what: "the certificate",
+                source,
+            })?;
         Ok(Self {
             leaf,
             intermediates,
             info,
             public_key,
+            subject,
         })
     }
 
@@ -277,6 +296,11 @@ impl CertificateChain {
     /// The intermediates, DER, in the order they are sent.
     pub fn intermediates_der(&self) -> &[Vec<u8>] {
         &self.intermediates
+    }
+
+    /// The leaf's subject Name, DER (a PKCS#11 certificate object's CKA_SUBJECT).
+    pub fn subject_der(&self) -> &[u8] {
+        &self.subject
     }
 
     /// The leaf's SubjectPublicKeyInfo, DER: compare it with a private key's public half.

@@ -33,6 +33,7 @@ mod error;
 #[cfg(feature = "file-key")]
 mod file_key;
 mod request;
+mod request_csr;
 mod response;
 
 pub use arn::{ArnError, ProfileArn, RoleArn, TrustAnchorArn};
@@ -42,4 +43,5 @@ pub use error::{RolesAnywhereError, ServiceError, ServiceErrorKind};
 #[cfg(feature = "file-key")]
 pub use file_key::{FileKey, FileKeyError};
 pub use request::{CreateSession, MAX_DURATION, MIN_DURATION};
+pub use request_csr::{CsrError, certificate_request, public_key_der};
 pub use response::Credentials;

@@ -68,7 +68,9 @@ pub use signer::{
     UNSIGNED_PAYLOAD,
 };
 pub use stages::{Algorithm, AmzDate, Scope, Signature, StringToSign};
-pub use x509::{X509Error, X509Key, X509KeyKind, X509Signer, ecdsa_signature_der};
+pub use x509::{
+    X509Error, X509Key, X509KeyKind, X509KeyType, X509PublicKey, X509Signer, ecdsa_signature_der,
+};
 
 /// The workspace README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

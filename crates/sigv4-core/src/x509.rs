@@ -50,6 +50,76 @@ impl X509KeyKind {
     }
 }
 
+/// The public half of an [`X509Key`], as a device reports it: what a certificate request
+/// for the key carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum X509PublicKey {
+    /// RSA: the modulus and public exponent, big-endian.
+    Rsa {
+        /// The modulus `n`.
+        modulus: Vec<u8>,
+        /// The public exponent `e`.
+        exponent: Vec<u8>,
+    },
+    /// EC on P-256: the uncompressed point `04 ‖ x ‖ y`.
+    P256(Vec<u8>),
+    /// EC on P-384: the uncompressed point `04 ‖ x ‖ y`.
+    P384(Vec<u8>),
+}
+
+/// A kind and size of key pair to make in a device for Roles Anywhere (`keyhold cert
+/// keygen --type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum X509KeyType {
+    /// RSA, 2048 bits.
+    Rsa2048,
+    /// RSA, 3072 bits.
+    Rsa3072,
+    /// RSA, 4096 bits.
+    Rsa4096,
+    /// EC on P-256.
+    P256,
+    /// EC on P-384.
+    P384,
+}
+
+impl X509KeyType {
+    /// Every type, with its name.
+    pub const ALL: [(&'static str, Self); 5] = [
+        ("rsa-2048", Self::Rsa2048),
+        ("rsa-3072", Self::Rsa3072),
+        ("rsa-4096", Self::Rsa4096),
+        ("ec-p256", Self::P256),
+        ("ec-p384", Self::P384),
+    ];
+
+    /// The RSA modulus size in bits, or `None` for EC.
+    pub fn rsa_bits(self) -> Option<u32> {
+        match self {
+            Self::Rsa2048 => Some(2048),
+            Self::Rsa3072 => Some(3072),
+            Self::Rsa4096 => Some(4096),
+            Self::P256 | Self::P384 => None,
+        }
+    }
+}
+
+impl std::str::FromStr for X509KeyType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .iter()
+            .find(|(name, _)| *name == s)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|(n, _)| *n).collect();
+                format!("'{s}' is not a key type: use one of {}", names.join(", "))
+            })
+    }
+}
+
 /// Holds a certificate's private key somewhere the caller cannot read it (a PKCS#11 token,
 /// a TPM, a file), as [`RootKey`](crate::RootKey) holds an access key's secret.
 ///

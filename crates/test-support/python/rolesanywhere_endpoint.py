@@ -25,7 +25,7 @@ Usage:
       prints the port, then serves on 127.0.0.1 until killed)
   rolesanywhere_endpoint.py pki --dir D --key rsa2048|rsa3072|rsa4096|p256|p384 [--intermediate]
       [--expired | --not-yet-valid] [--high-bit-serial] [--key-format pkcs8|sec1|pkcs1|encrypted]
-      [--public-key PUB.pem | --ec-point HEX] [--ca-dir OTHER]
+      [--public-key PUB.pem | --ec-point HEX | --csr REQ.pem] [--ca-dir OTHER]
       (writes ca.pem/ca.key, intermediate.pem, leaf.pem, leaf.der, leaf.key, full-chain.pem;
       with --public-key (PEM or DER), certifies that key instead of making one; with --ca-dir, reuses its CA)
 """
@@ -334,7 +334,15 @@ def pki(args):
         inter = certificate(name("keyhold test intermediate"), inter_key.public_key(), ca.subject, ca_key, True)
         write(os.path.join(args.dir, "intermediate.pem"), pem(inter))
         issuer, issuer_key, chain = inter, inter_key, [inter]
-    if args.ec_point:
+    subject = name("keyhold test client")
+    if args.csr:
+        # A certificate request made by keyhold cert csr: its signature must verify with the
+        # key it carries, and the certificate is for that key and subject.
+        request = x509.load_pem_x509_csr(open(args.csr, "rb").read())
+        if not request.is_signature_valid:
+            sys.exit("the certificate request's signature does not verify")
+        public_key, subject = request.public_key(), request.subject
+    elif args.ec_point:
         # CKA_EC_POINT as pkcs11-tool prints it: a DER OCTET STRING around the point.
         point = bytes.fromhex(args.ec_point)
         if len(point) > 2 and point[1] == len(point) - 2:
@@ -367,7 +375,7 @@ def pki(args):
     # A serial whose first byte has its high bit set: DER writes a 0x00 before it, and the
     # decimal must stay positive.
     serial = (0x80 << 120) | x509.random_serial_number() >> 40 if args.high_bit_serial else None
-    leaf = certificate(name("keyhold test client"), public_key, issuer.subject, issuer_key, False, serial, start, end)
+    leaf = certificate(subject, public_key, issuer.subject, issuer_key, False, serial, start, end)
     write(os.path.join(args.dir, "leaf.pem"), pem(leaf))
     write(os.path.join(args.dir, "leaf.der"), leaf.public_bytes(serialization.Encoding.DER))
     write(os.path.join(args.dir, "full-chain.pem"), pem(leaf) + b"".join(pem(c) for c in chain))
@@ -394,6 +402,7 @@ def main():
     p.add_argument("--not-yet-valid", action="store_true")
     p.add_argument("--high-bit-serial", action="store_true")
     p.add_argument("--public-key")
+    p.add_argument("--csr", help="certify the key and subject of this PEM certificate request")
     p.add_argument("--ec-point", help="certify this EC point (hex CKA_EC_POINT) on the --key curve")
     p.add_argument("--ca-dir")
     args = parser.parse_args()

@@ -203,10 +203,15 @@ pub fn doctor(uri: &Pkcs11Uri, args: &KeyArgs) -> (Vec<Link>, Option<OpenedKey>)
     (chain(&LINKS, &details, None), Some(opened))
 }
 
+/// The PIN for a key on `uri`'s token: `KEYHOLD_PKCS11_PIN`, else the URI's `pin-value`
+/// (else the backend reads `pin-source`).
+pub fn pin(uri: &Pkcs11Uri) -> Option<SecretString> {
+    pin_from_env().or_else(|| uri.pin_value.clone())
+}
+
 /// Opens a Roles Anywhere private key (`--private-key pkcs11:...`, or the key of
 /// `--certificate pkcs11:...;type=cert`), with the PIN as for HMAC keys.
 pub fn open_x509(uri: &Pkcs11Uri) -> Result<backend_pkcs11::Pkcs11X509Key, CliError> {
     tracing::info!(key = %uri, "opening the PKCS#11 private key");
-    let pin = pin_from_env().or_else(|| uri.pin_value.clone());
-    backend_pkcs11::Pkcs11X509Key::open(uri, pin).map_err(|e| CliError::open(uri, e))
+    backend_pkcs11::Pkcs11X509Key::open(uri, pin(uri)).map_err(|e| CliError::open(uri, e))
 }

@@ -380,3 +380,25 @@ pub fn open_x509(reference: &KeyRef, args: &KeyArgs) -> Result<backend_tpm::TpmX
     };
     key.map_err(|e| CliError::open(reference, e))
 }
+
+/// Makes a Roles Anywhere signing key pair inside the TPM and writes it to `path` as a TSS2
+/// key file (0600, never over an existing file), its password from --tpm-password-file or
+/// KEYHOLD_TPM_PASSWORD.
+pub fn create_signing_key_file(
+    path: &Path,
+    args: &KeyArgs,
+    key_type: sigv4_core::X509KeyType,
+) -> Result<(), CliError> {
+    refuse_unwritable("--key tpm:file=", path, false)?;
+    let password = password(args)?;
+    let reference = KeyRef::TpmFile(path.to_owned());
+    let failed = |e| CliError::Import {
+        backend: "TPM",
+        source: Box::new(e),
+    };
+    let tpm = connect(args).map_err(|e| CliError::open(&reference, e))?;
+    let file = tpm
+        .create_signing_key(key_type, password.as_ref())
+        .map_err(failed)?;
+    StagedFile::write(path, file.to_pem().as_bytes(), 0o600)?.commit(false)
+}

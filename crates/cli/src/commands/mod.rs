@@ -3,6 +3,7 @@
 //!
 //! [`CliError`]: crate::error::CliError
 
+pub mod cert;
 pub mod credential_process;
 pub mod import;
 pub mod roles_anywhere;

@@ -415,3 +415,21 @@ pub fn temp_files_beside(path: &std::path::Path) -> Vec<String> {
         .filter(|name| name.contains(".keyhold-tmp."))
         .collect()
 }
+
+/// The AWS CLI, through a profile whose credential_process is `keyhold credential-process
+/// ARGUMENTS`, is the role session `session` of the test role (`KEYHOLD_TEST_ROLE_ARN`).
+pub fn assert_aws_cli_is_role_session(dir: &Path, arguments: &str, session: &str) {
+    let role_arn = env(test_support::env::ROLE_ARN);
+    let role_name = role_arn.rsplit('/').next().unwrap();
+    let profile = AwsProfile::with_arguments(dir, arguments);
+    let identity = profile.aws(&["sts", "get-caller-identity"]);
+    let expected = format!(
+        "arn:aws:sts::{}:assumed-role/{role_name}/{session}",
+        account()
+    );
+    assert_eq!(
+        identity["Arn"],
+        expected.as_str(),
+        "{arguments}: {identity}"
+    );
+}
