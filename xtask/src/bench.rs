@@ -120,6 +120,56 @@ const TPM_RATIOS: &[Ratio] = &[
     },
 ];
 
+/// The ratio of a Roles Anywhere signing group (issue #18): CreateSession signed by keyhold
+/// against the key's bare sign call, target 0.9x.
+const fn roles_anywhere(what: &'static str, baseline: &'static str, ours: &'static str) -> Ratio {
+    Ratio {
+        what: Cow::Borrowed(what),
+        baseline: Cow::Borrowed(baseline),
+        ours: Cow::Borrowed(ours),
+        target: Target::AtLeast(0.9),
+    }
+}
+
+const ROLES_ANYWHERE_FILE_RATIOS: &[Ratio] = &[
+    roles_anywhere(
+        "Roles Anywhere CreateSession, P-256 file key, x bare ECDSA sign throughput",
+        "ra-file-p256/bare-sign",
+        "ra-file-p256/keyhold",
+    ),
+    roles_anywhere(
+        "Roles Anywhere CreateSession, RSA-2048 file key, x bare RSA sign throughput",
+        "ra-file-rsa2048/bare-sign",
+        "ra-file-rsa2048/keyhold",
+    ),
+];
+
+const ROLES_ANYWHERE_PKCS11_RATIOS: &[Ratio] = &[
+    roles_anywhere(
+        "Roles Anywhere CreateSession, P-256 in SoftHSM, x bare C_Sign loop throughput",
+        "ra-pkcs11-p256/bare-c-sign",
+        "ra-pkcs11-p256/keyhold",
+    ),
+    roles_anywhere(
+        "Roles Anywhere CreateSession, RSA-2048 in SoftHSM, x bare C_Sign loop throughput",
+        "ra-pkcs11-rsa2048/bare-c-sign",
+        "ra-pkcs11-rsa2048/keyhold",
+    ),
+];
+
+const ROLES_ANYWHERE_TPM_RATIOS: &[Ratio] = &[
+    roles_anywhere(
+        "Roles Anywhere CreateSession, P-256 in swtpm, x bare TPM2_Sign loop throughput",
+        "ra-tpm-p256/bare-tss-esapi-sign",
+        "ra-tpm-p256/keyhold",
+    ),
+    roles_anywhere(
+        "Roles Anywhere CreateSession, RSA-2048 in swtpm, x bare TPM2_Sign loop throughput",
+        "ra-tpm-rsa2048/bare-tss-esapi-sign",
+        "ra-tpm-rsa2048/keyhold",
+    ),
+];
+
 /// One benchmark binary and the ratios it feeds.
 struct Suite {
     name: &'static str,
@@ -196,11 +246,37 @@ const SUITES: &[Suite] = &[
         ratios: TPM_RATIOS,
         shapes: false,
     },
+    Suite {
+        name: "rolesanywhere",
+        package: "rolesanywhere",
+        bench: "create_session",
+        devices: false,
+        ratios: ROLES_ANYWHERE_FILE_RATIOS,
+        shapes: false,
+    },
+    Suite {
+        name: "pkcs11-x509",
+        package: "backend-pkcs11",
+        bench: "pkcs11_x509",
+        devices: true,
+        ratios: ROLES_ANYWHERE_PKCS11_RATIOS,
+        shapes: false,
+    },
+    Suite {
+        name: "tpm-x509",
+        package: "backend-tpm",
+        bench: "tpm_x509",
+        devices: true,
+        ratios: ROLES_ANYWHERE_TPM_RATIOS,
+        shapes: false,
+    },
 ];
 
 /// Runs the benchmarks and prints the table.
 ///
-/// `args`: optional suite names (`sigv4`, `pkcs11`, `tpm`; all when none), then optionally
+/// `args`: optional suite names (`sigv4`, `pkcs11`, `tpm`, `rolesanywhere`, `pkcs11-x509`,
+/// `tpm-x509`;
+/// all when none), then optionally
 /// `--` and arguments for criterion. SoftHSM and swtpm are started for the device suites.
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let (names, criterion) = match args.iter().position(|a| a == "--") {
@@ -208,7 +284,11 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         None => (args, &args[args.len()..]),
     };
     if let Some(unknown) = names.iter().find(|n| !SUITES.iter().any(|s| s.name == *n)) {
-        bail!("unknown bench suite {unknown:?}; choose from sigv4, pkcs11, tpm");
+        let names: Vec<&str> = SUITES.iter().map(|s| s.name).collect();
+        bail!(
+            "unknown bench suite {unknown:?}; choose from {}",
+            names.join(", ")
+        );
     }
     let chosen: Vec<&Suite> = SUITES
         .iter()

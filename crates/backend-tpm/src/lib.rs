@@ -24,6 +24,7 @@ pub use key::{KeyAuth, TpmRootKey};
 pub use keyfile::{KeyKind, OWNER_STANDARD_PRIMARY, PolicyCommand, TpmKeyFile};
 pub use policy::{PcrSelection, PolicyAuthorizer};
 pub use signing::TpmX509Key;
+pub use signing_keygen::template as signing_key_template;
 pub use templates::{hmac_key as hmac_key_template, storage_primary as storage_primary_template};
 pub use tpm::{
     EK_ECCP256_HANDLE, EK_RSA2048_HANDLE, EkAlgorithm, SessionEncryption, Tpm, parse_hex,

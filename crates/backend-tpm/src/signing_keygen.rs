@@ -24,7 +24,7 @@ use crate::tpm::Tpm;
 /// sensitiveDataOrigin (made inside), userWithAuth (its password, possibly empty), sign;
 /// not restricted (it signs digests computed outside); RSA with no scheme fixed, ECC with
 /// ECDSA fixed (as the signer uses it).
-fn template(key_type: X509KeyType, has_password: bool) -> Result<Public, tss_esapi::Error> {
+pub fn template(key_type: X509KeyType, has_password: bool) -> Result<Public, tss_esapi::Error> {
     let attributes = ObjectAttributesBuilder::new()
         .with_fixed_tpm(true)
         .with_fixed_parent(true)
