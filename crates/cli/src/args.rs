@@ -13,7 +13,7 @@ mod cert;
 mod credential_process;
 
 use cert::CERT_EXAMPLES;
-pub use cert::{CertArgs, CertCommand};
+pub use cert::{CertArgs, CertCommand, SignStringArgs, SignatureFormat};
 use credential_process::CREDENTIAL_PROCESS_EXAMPLES;
 pub use credential_process::CredentialProcessArgs;
 
@@ -97,6 +97,10 @@ pub enum Command {
     /// put the certificate on the token, show one.
     #[command(after_long_help = CERT_EXAMPLES)]
     Cert(CertArgs),
+    /// Sign standard input with a Roles Anywhere private key (a self-test, as the AWS signing
+    /// helper's sign-string); --certificate also checks it.
+    #[command(mut_arg("key", |a| a.required(false).hide(true)))]
+    SignString(SignStringArgs),
 }
 
 impl Command {
@@ -114,6 +118,7 @@ impl Command {
                 CertCommand::Import(a) => &a.key,
                 CertCommand::Show(_) => return None,
             },
+            Command::SignString(a) => &a.key,
         })
     }
 
@@ -126,11 +131,12 @@ impl Command {
             };
         };
         // A Roles Anywhere key in a TPM (`--private-key tpm:...`) talks to the TPM too.
-        let roles_anywhere_tpm = matches!(
-            self,
-            Command::CredentialProcess(a)
-                if a.roles_anywhere.private_key.as_deref().is_some_and(|k| k.starts_with("tpm:"))
-        );
+        let roles_anywhere_tpm = match self {
+            Command::CredentialProcess(a) => a.roles_anywhere.private_key.as_deref(),
+            Command::SignString(a) => Some(a.private_key.as_str()),
+            _ => None,
+        }
+        .is_some_and(|k| k.starts_with("tpm:"));
         crate::process::Needs {
             quiet_tss2: key.key.as_ref().is_some_and(KeyRef::is_tpm) || roles_anywhere_tpm,
             nesting_marker: key.key.as_ref().is_some_and(KeyRef::is_tink) && key.kek_uri_is_aws(),

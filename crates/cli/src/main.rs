@@ -100,5 +100,6 @@ fn run(command: &Command) -> Result<(), CliError> {
         Command::CredentialProcess(args) => commands::credential_process::run(args, &runtime()?),
         Command::Doctor(args) => doctor::run(args, &runtime()?),
         Command::Cert(args) => commands::cert::run(args),
+        Command::SignString(args) => commands::sign_string::run(args),
     }
 }

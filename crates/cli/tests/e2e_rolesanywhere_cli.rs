@@ -412,3 +412,39 @@ fn the_whole_flow_from_cert_keygen_to_an_aws_command_on_a_token() {
         );
     }
 }
+
+#[test]
+fn sign_string_signs_stdin_and_checks_it_against_the_certificate() {
+    let dir = scratch("ra-sign-string");
+    let pki = Pki::make(&dir.join("pki"), &["--key", "p384"]);
+    let other = Pki::make(&dir.join("other"), &["--key", "p384"]);
+    let key = pki.path("leaf.key");
+    let sign = |extra: &[&str]| {
+        let mut cmd = keyhold();
+        cmd.args(["sign-string", "--private-key", key.to_str().unwrap()])
+            .args(extra);
+        run_with_stdin(&mut cmd, "AWS Roles Anywhere self-test")
+    };
+    let text = sign(&["--certificate", pki.path("leaf.pem").to_str().unwrap()]).ok();
+    let hex = text.stdout.trim();
+    assert!(
+        hex.starts_with("30") && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{hex}"
+    );
+    assert!(text.stderr.contains("verifies"), "{}", text.stderr);
+    let json: serde_json::Value =
+        serde_json::from_str(&sign(&["--format", "json"]).ok().stdout).unwrap();
+    assert_eq!(json["Algorithm"], "ECDSA SHA-256 (DER)");
+    let bin = sign(&["--format", "bin"]).ok();
+    assert!(bin.stdout.len() < hex.len(), "raw bytes, not hex");
+
+    let mut wrong = keyhold();
+    wrong.args(["sign-string", "--private-key", key.to_str().unwrap()]);
+    wrong.args(["--certificate", other.path("leaf.pem").to_str().unwrap()]);
+    let out = run_with_stdin(&mut wrong, "x");
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("does not verify"), "{}", out.stderr);
+    let out = sign(&["--digest", "SHA384"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("SHA-256 only"), "{}", out.stderr);
+}

@@ -327,14 +327,8 @@ impl CertificateChain {
     /// would sign a request, and the certificate's public key verifies the signature. Works
     /// for any backend, since it needs nothing but the signature.
     pub fn check_key(&self, key: &dyn X509Key) -> Result<(), CertificateError> {
-        use ecdsa::signature::hazmat::PrehashVerifier;
-        use pkcs1::der::Decode as _;
-        use rsa::pkcs8::DecodePublicKey;
-        use sha2::{Digest, Sha256};
-
         const MESSAGE: &[u8] = b"keyhold: is this the certificate's private key?";
         let kind = self.info.public_key;
-        let mismatch = || CertificateError::KeyMismatch { public_key: kind };
         if key.kind() != kind.x509_kind() {
             return Err(CertificateError::KeyKindMismatch {
                 key: key.kind(),
@@ -342,31 +336,48 @@ impl CertificateChain {
             });
         }
         let signature = key.sign(MESSAGE).map_err(CertificateError::KeySign)?;
-        let digest = Sha256::digest(MESSAGE);
+        match self.verifies(MESSAGE, &signature) {
+            true => Ok(()),
+            false => Err(CertificateError::KeyMismatch { public_key: kind }),
+        }
+    }
+
+    /// Whether `signature` is the certificate's key's signature of `message`, as an
+    /// [`X509Key`] signs: RSASSA-PKCS1-v1_5 or DER ECDSA over its SHA-256.
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        use ecdsa::signature::hazmat::PrehashVerifier;
+        use pkcs1::der::Decode as _;
+        use rsa::pkcs8::DecodePublicKey;
+        use sha2::{Digest, Sha256};
+
+        let digest = Sha256::digest(message);
         let spki = &self.public_key[..];
-        let verified = match kind {
-            PublicKeyKind::Rsa(_) => rsa::RsaPublicKey::from_public_key_der(spki)
-                .map_err(|_| mismatch())?
-                .verify(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest, &signature)
-                .is_ok(),
+        match self.info.public_key {
+            PublicKeyKind::Rsa(_) => {
+                rsa::RsaPublicKey::from_public_key_der(spki).is_ok_and(|key| {
+                    key.verify(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest, signature)
+                        .is_ok()
+                })
+            }
             PublicKeyKind::P256 => {
-                let verifier =
-                    p256::ecdsa::VerifyingKey::from_public_key_der(spki).map_err(|_| mismatch())?;
-                p256::ecdsa::DerSignature::from_der(&signature)
+                let Ok(verifier) = p256::ecdsa::VerifyingKey::from_public_key_der(spki) else {
+                    return false;
+                };
+                p256::ecdsa::DerSignature::from_der(signature)
                     .ok()
                     .and_then(|s| p256::ecdsa::Signature::try_from(s).ok())
                     .is_some_and(|s| verifier.verify_prehash(&digest, &s).is_ok())
             }
             PublicKeyKind::P384 => {
-                let verifier =
-                    p384::ecdsa::VerifyingKey::from_public_key_der(spki).map_err(|_| mismatch())?;
-                p384::ecdsa::DerSignature::from_der(&signature)
+                let Ok(verifier) = p384::ecdsa::VerifyingKey::from_public_key_der(spki) else {
+                    return false;
+                };
+                p384::ecdsa::DerSignature::from_der(signature)
                     .ok()
                     .and_then(|s| p384::ecdsa::Signature::try_from(s).ok())
                     .is_some_and(|s| verifier.verify_prehash(&digest, &s).is_ok())
             }
-        };
-        verified.then_some(()).ok_or_else(mismatch)
+        }
     }
 
     /// A signer for this chain with its private key `key` (of the certificate's kind).

@@ -95,3 +95,44 @@ pub struct CertShowArgs {
     #[arg(long, value_name = "FILE|URI")]
     pub certificate: String,
 }
+
+/// How `sign-string` prints the signature.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum SignatureFormat {
+    /// Lowercase hex, one line.
+    Text,
+    /// `{"Algorithm": ..., "Signature": hex}`.
+    Json,
+    /// The raw signature bytes.
+    Bin,
+}
+
+/// `keyhold sign-string`.
+#[derive(Debug, Args)]
+pub struct SignStringArgs {
+    /// The private key: a PEM file, pkcs11:<URI, type=private> or tpm:file=<key.pem> /
+    /// tpm:handle=0x81... (the PIN and TPM options as for credential-process).
+    #[arg(long, value_name = "FILE|URI")]
+    pub private_key: String,
+
+    /// A file holding the password of an encrypted --private-key (else
+    /// KEYHOLD_PRIVATE_KEY_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub private_key_password_file: Option<PathBuf>,
+
+    /// Also check the signature with this certificate's public key (PEM or DER file).
+    #[arg(long, value_name = "FILE")]
+    pub certificate: Option<PathBuf>,
+
+    /// How to print the signature.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: SignatureFormat,
+
+    /// The digest: SHA256 (the only one Roles Anywhere's algorithms use).
+    #[arg(long, default_value = "SHA256")]
+    pub digest: String,
+
+    /// TPM options (--tcti, --tpm-password-file).
+    #[command(flatten)]
+    pub key: KeyArgs,
+}

@@ -8,4 +8,5 @@ pub mod credential_process;
 pub mod import;
 pub mod roles_anywhere;
 pub mod sign;
+pub mod sign_string;
 pub mod whoami;

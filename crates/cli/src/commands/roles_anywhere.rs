@@ -36,8 +36,8 @@ fn usage(flag: &str, error: impl std::fmt::Display) -> CliError {
 }
 
 /// The password of an encrypted key: the file's first line, else the environment's value.
-fn password(args: &CredentialProcessArgs) -> Result<Option<Zeroizing<Vec<u8>>>, CliError> {
-    if let Some(path) = &args.roles_anywhere.private_key_password_file {
+fn password(file: Option<&Path>) -> Result<Option<Zeroizing<Vec<u8>>>, CliError> {
+    if let Some(path) = file {
         let text = Zeroizing::new(read(path)?);
         let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -82,14 +82,32 @@ fn location<'a>(text: &'a str, flag: &str) -> Result<Location<'a>, CliError> {
     Ok(Location::File(Path::new(text)))
 }
 
-/// A private key from a PEM file, with its password if it is encrypted.
-fn file_key(args: &CredentialProcessArgs, path: &Path) -> Result<FileKey, CliError> {
+/// A private key from a PEM file, with its password (from `password_file` or the
+/// environment) if it is encrypted.
+fn file_key(password_file: Option<&Path>, path: &Path) -> Result<FileKey, CliError> {
     let pem = Zeroizing::new(read(path)?);
     let pem = std::str::from_utf8(&pem)
         .map_err(|_| usage("--private-key", "the file is not PEM text"))?;
-    let password = password(args)?;
+    let password = password(password_file)?;
     FileKey::from_pem(pem, password.as_ref().map(|p| p.as_slice()))
         .map_err(|e| usage("--private-key", e))
+}
+
+/// The private key `text` names (`--private-key`: a PEM file, `pkcs11:` or `tpm:`), opened
+/// as credential-process opens it.
+pub fn open_private_key(
+    text: &str,
+    password_file: Option<&Path>,
+    key_args: &crate::args::KeyArgs,
+) -> Result<Arc<dyn X509Key>, CliError> {
+    let _ = key_args; // TPM options, when built with the tpm feature
+    Ok(match location(text, "--private-key")? {
+        Location::File(path) => Arc::new(file_key(password_file, path)?),
+        #[cfg(feature = "pkcs11")]
+        Location::Pkcs11(uri) => Arc::new(crate::backend::pkcs11::open_x509(&uri)?),
+        #[cfg(feature = "tpm")]
+        Location::Tpm(reference) => Arc::new(crate::backend::tpm::open_x509(&reference, key_args)?),
+    })
 }
 
 /// Reads the certificate and key, checks they are a pair and in date, and returns the
@@ -113,7 +131,11 @@ fn certificate_and_key(
     };
     let (mut chain, key): (CertificateChain, Arc<dyn X509Key>) = match (certificate, private_key) {
         (Location::File(certificate), Some(Location::File(key))) => {
-            (from_file(certificate)?, Arc::new(file_key(args, key)?))
+            let password_file = ra.private_key_password_file.as_deref();
+            (
+                from_file(certificate)?,
+                Arc::new(file_key(password_file, key)?),
+            )
         }
         (Location::File(_), None) => {
             return Err(CliError::Usage(
