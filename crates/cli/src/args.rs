@@ -15,7 +15,7 @@ mod credential_process;
 use cert::CERT_EXAMPLES;
 pub use cert::{CertArgs, CertCommand, SignStringArgs, SignatureFormat};
 use credential_process::CREDENTIAL_PROCESS_EXAMPLES;
-pub use credential_process::CredentialProcessArgs;
+pub use credential_process::{CredentialProcessArgs, RolesAnywhereArgs};
 
 const ABOUT: &str =
     "Use AWS with a secret access key kept in a PKCS#11 token, a TPM or a KMS-wrapped Tink keyset";
@@ -91,7 +91,7 @@ pub enum Command {
     )]
     CredentialProcess(CredentialProcessArgs),
     /// Check each link from the device to STS, and say how to fix the first broken one.
-    #[command(after_long_help = DOCTOR_EXAMPLES)]
+    #[command(after_long_help = DOCTOR_EXAMPLES, mut_arg("key", |a| a.required(false)))]
     Doctor(DoctorArgs),
     /// IAM Roles Anywhere certificates: make a key pair in the device, a certificate request,
     /// put the certificate on the token, show one.
@@ -134,6 +134,7 @@ impl Command {
         let roles_anywhere_tpm = match self {
             Command::CredentialProcess(a) => a.roles_anywhere.private_key.as_deref(),
             Command::SignString(a) => Some(a.private_key.as_str()),
+            Command::Doctor(a) => a.roles_anywhere.private_key.as_deref(),
             _ => None,
         }
         .is_some_and(|k| k.starts_with("tpm:"));
@@ -529,10 +530,20 @@ the same checks for scripts.";
 
 /// `keyhold doctor`.
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["key", "certificate"]))]
 pub struct DoctorArgs {
     /// The key to check.
     #[command(flatten)]
     pub key: KeyArgs,
+
+    /// IAM Roles Anywhere: check a certificate and its key instead of --key, through to
+    /// CreateSession.
+    #[command(flatten, next_help_heading = "IAM Roles Anywhere (instead of --key)")]
+    pub roles_anywhere: RolesAnywhereArgs,
+
+    /// With --certificate: the role CreateSession asks for.
+    #[arg(long, value_name = "ARN", requires = "certificate")]
+    pub role_arn: Option<String>,
 
     /// Where STS is.
     #[command(flatten)]

@@ -14,7 +14,7 @@ use crate::error::CliError;
 use crate::report::{Link, Status};
 use crate::sts;
 
-const CLOCK: &str = "clock sane";
+pub(crate) const CLOCK: &str = "clock sane";
 const CLOCK_FIX: &str =
     "set the clock right (timedatectl set-ntp true); SigV4 allows 5 minutes of skew";
 const REACHABLE: &str = "STS reachable";
@@ -30,6 +30,15 @@ struct ClockProblem(String);
 /// Runs every check, prints each as it is decided (or, with `--json`, all at the end), and
 /// fails if any failed.
 pub fn run(args: &DoctorArgs, runtime: &tokio::runtime::Runtime) -> Result<(), CliError> {
+    if args.roles_anywhere.certificate.is_some() {
+        let links = crate::doctor_roles_anywhere::links(args, runtime)?;
+        let subject = args
+            .roles_anywhere
+            .certificate
+            .as_deref()
+            .unwrap_or_default();
+        return report(args, subject, links);
+    }
     // A malformed or refused endpoint is a command-line error, found before the device.
     let endpoint = sts::endpoint(&args.sts, &args.key)?;
     let mut stdout = std::io::stdout().lock();
@@ -51,20 +60,40 @@ pub fn run(args: &DoctorArgs, runtime: &tokio::runtime::Runtime) -> Result<(), C
     for link in runtime.block_on(network_links(&endpoint, key)) {
         show(link, &mut stdout)?;
     }
-    let failed = all.iter().filter(|l| l.status() == Status::Fail).count();
-    if args.json {
-        let report = serde_json::json!({
-            "key": args.key.key().to_string(),
-            "ok": failed == 0,
-            "checks": all,
-        });
-        writeln!(stdout, "{report:#}").map_err(CliError::Output)?;
+    conclude(args.json, &args.key.key().to_string(), &all, &mut stdout)
+}
+
+/// Prints links checked all at once (or, with `--json`, the JSON document), and fails if
+/// any failed.
+fn report(args: &DoctorArgs, subject: &str, links: Vec<Link>) -> Result<(), CliError> {
+    let mut stdout = std::io::stdout().lock();
+    if !args.json {
+        writeln!(stdout, "keyhold doctor: {subject}").map_err(CliError::Output)?;
+        for link in &links {
+            writeln!(stdout, "{link}").map_err(CliError::Output)?;
+        }
+    }
+    conclude(args.json, subject, &links, &mut stdout)
+}
+
+/// The end of every report: with `--json` the whole document (the links were not printed
+/// one by one), and a failure if any link failed.
+fn conclude(
+    json: bool,
+    subject: &str,
+    links: &[Link],
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let failed = links.iter().filter(|l| l.status() == Status::Fail).count();
+    if json {
+        let report = serde_json::json!({ "key": subject, "ok": failed == 0, "checks": links });
+        writeln!(out, "{report:#}").map_err(CliError::Output)?;
     }
     match failed {
         0 => Ok(()),
         _ => Err(CliError::DoctorFailed {
             failed,
-            total: all.len(),
+            total: links.len(),
         }),
     }
 }
@@ -137,7 +166,7 @@ async fn network_links(endpoint: &sts::Endpoint, key: Option<OpenedKey>) -> Vec<
 }
 
 /// The clock against the server's `Date`, or (unreachable) against a plausible floor.
-fn clock_link(now: time::OffsetDateTime, server: Option<time::OffsetDateTime>) -> Link {
+pub(crate) fn clock_link(now: time::OffsetDateTime, server: Option<time::OffsetDateTime>) -> Link {
     let floor = time::macros::datetime!(2025-01-01 0:00 UTC);
     match server {
         Some(server) => {

@@ -14,6 +14,7 @@ mod atomic_file;
 mod backend;
 mod commands;
 mod doctor;
+mod doctor_roles_anywhere;
 mod error;
 mod key_ref;
 mod logging;

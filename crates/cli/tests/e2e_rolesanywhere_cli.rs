@@ -448,3 +448,65 @@ fn sign_string_signs_stdin_and_checks_it_against_the_certificate() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("SHA-256 only"), "{}", out.stderr);
 }
+
+#[test]
+fn doctor_checks_each_link_to_create_session() {
+    let dir = scratch("ra-doctor");
+    let pki = Pki::make(&dir.join("pki"), &["--key", "p256", "--intermediate"]);
+    let other = Pki::make(&dir.join("other"), &["--key", "p256"]);
+    let endpoint = Endpoint::start(&pki.path("ca.pem"), 0);
+    let doctor = |certificate: &Pki, file: &str, key: &Pki| {
+        let arguments = format!(
+            "doctor --certificate {} --private-key {} --trust-anchor-arn {TRUST_ANCHOR_ARN} \
+             --profile-arn {PROFILE_ARN} --role-arn {} --endpoint-url {}",
+            certificate.path(file).display(),
+            key.path("leaf.key").display(),
+            role_arn(),
+            endpoint.url
+        );
+        let mut cmd = keyhold();
+        without_host_credentials(&mut cmd).args(arguments.split_whitespace());
+        run(&mut cmd)
+    };
+    let good = doctor(&pki, "full-chain.pem", &pki);
+    assert_eq!(good.code, 0, "{}{}", good.stdout, good.stderr);
+    for link in [
+        "[ ok ] certificate and private key open",
+        "[ ok ] certificate valid now",
+        "[ ok ] private key is the certificate's",
+        "[ ok ] chain names its issuers in order: 1 intermediate(s); the trust anchor must hold",
+        "[ ok ] clock sane",
+        "[ ok ] Roles Anywhere reachable",
+        "[ ok ] CreateSession signed by the private key: ASIA",
+    ] {
+        assert!(good.stdout.contains(link), "{link}: {}", good.stdout);
+    }
+    let mismatched = doctor(&pki, "leaf.pem", &other);
+    assert_eq!(mismatched.code, 1, "{}", mismatched.stdout);
+    assert!(
+        mismatched
+            .stdout
+            .contains("[FAIL] private key is the certificate's"),
+        "{}",
+        mismatched.stdout
+    );
+    assert!(
+        mismatched.stdout.contains("[skip] CreateSession"),
+        "{}",
+        mismatched.stdout
+    );
+    let untrusted = doctor(&other, "leaf.pem", &other);
+    assert_eq!(untrusted.code, 1, "{}", untrusted.stdout);
+    assert!(
+        untrusted
+            .stdout
+            .contains("[FAIL] CreateSession signed by the private key"),
+        "{}",
+        untrusted.stdout
+    );
+    assert!(
+        untrusted.stdout.contains("Untrusted signing certificate"),
+        "{}",
+        untrusted.stdout
+    );
+}

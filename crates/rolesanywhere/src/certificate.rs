@@ -308,6 +308,27 @@ impl CertificateChain {
         &self.public_key
     }
 
+    /// Checks that each certificate names the next as its issuer (the leaf, then the
+    /// intermediates in the order they are sent), and returns the last issuer: the CA the
+    /// trust anchor must hold. Signatures are the service's to check, against the anchor.
+    pub fn issuers_in_order(&self) -> Result<String, String> {
+        let mut issuer = self.info.issuer.clone();
+        for (i, der) in self.intermediates.iter().enumerate() {
+            let certificate = Certificate::from_der(der)
+                .map_err(|_| format!("intermediate {} is not a DER certificate", i + 1))?;
+            let subject = certificate.tbs_certificate.subject.to_string();
+            if subject != issuer {
+                return Err(format!(
+                    "intermediate {} is {subject}, but the certificate before it was issued by \
+                     {issuer}: send the intermediates in order, the leaf's issuer first",
+                    i + 1
+                ));
+            }
+            issuer = certificate.tbs_certificate.issuer.to_string();
+        }
+        Ok(issuer)
+    }
+
     /// Fails when `now` is outside the leaf's validity period (the service would refuse).
     pub fn check_validity(&self, now: OffsetDateTime) -> Result<(), CertificateError> {
         let state = if now > self.info.not_after {

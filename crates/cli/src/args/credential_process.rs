@@ -57,14 +57,14 @@ pub struct CredentialProcessArgs {
         long,
         env = "KEYHOLD_EXTERNAL_ID",
         value_name = "ID",
-        conflicts_with = "get_session_token",
+        conflicts_with_all = ["get_session_token", "certificate"],
         hide_env_values = true
     )]
     pub external_id: Option<String>,
 
     /// Get session credentials for the key's own identity (STS GetSessionToken) instead of
     /// assuming a role.
-    #[arg(long, alias = "session-token", conflicts_with = "role_arn")]
+    #[arg(long, alias = "session-token", conflicts_with_all = ["role_arn", "certificate"])]
     pub get_session_token: bool,
 
     /// How long the credentials last: seconds, or with a unit (15m, 1h, 12h). 900 s to
@@ -95,8 +95,7 @@ pub struct RolesAnywhereArgs {
     #[arg(
         long,
         value_name = "FILE|URI",
-        conflicts_with_all = ["key", "get_session_token", "external_id"],
-        requires_all = ["trust_anchor_arn", "profile_arn", "role_arn"]
+        requires_all = ["trust_anchor_arn", "profile_arn"]
     )]
     pub certificate: Option<String>,
 

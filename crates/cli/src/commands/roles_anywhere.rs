@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 use sigv4_core::X509Key;
 use zeroize::Zeroizing;
 
-use crate::args::CredentialProcessArgs;
+use crate::args::{CredentialProcessArgs, KeyArgs, RolesAnywhereArgs, StsArgs};
 use crate::error::CliError;
 
 /// The environment variable that may hold an encrypted private key's password.
@@ -98,7 +98,7 @@ fn file_key(password_file: Option<&Path>, path: &Path) -> Result<FileKey, CliErr
 pub fn open_private_key(
     text: &str,
     password_file: Option<&Path>,
-    key_args: &crate::args::KeyArgs,
+    key_args: &KeyArgs,
 ) -> Result<Arc<dyn X509Key>, CliError> {
     let _ = key_args; // TPM options, when built with the tpm feature
     Ok(match location(text, "--private-key")? {
@@ -112,10 +112,11 @@ pub fn open_private_key(
 
 /// Reads the certificate and key, checks they are a pair and in date, and returns the
 /// signer's pieces.
-fn certificate_and_key(
-    args: &CredentialProcessArgs,
+/// The certificate (with its intermediates) and the private key, opened, not yet checked.
+pub fn load(
+    ra: &RolesAnywhereArgs,
+    key_args: &KeyArgs,
 ) -> Result<(CertificateChain, Arc<dyn X509Key>), CliError> {
-    let ra = &args.roles_anywhere;
     let certificate = location(
         required(&ra.certificate, "--certificate").as_str(),
         "--certificate",
@@ -169,7 +170,7 @@ fn certificate_and_key(
         }
         #[cfg(feature = "tpm")]
         (Location::File(certificate), Some(Location::Tpm(reference))) => {
-            let key = crate::backend::tpm::open_x509(&reference, &args.key)?;
+            let key = crate::backend::tpm::open_x509(&reference, key_args)?;
             (from_file(certificate)?, Arc::new(key))
         }
         #[cfg(all(feature = "pkcs11", feature = "tpm"))]
@@ -194,6 +195,13 @@ fn certificate_and_key(
             .with_intermediates(&read(path)?)
             .map_err(|e| usage("--intermediates", crate::error::one_line(&e)))?;
     }
+    Ok((chain, key))
+}
+
+fn certificate_and_key(
+    args: &CredentialProcessArgs,
+) -> Result<(CertificateChain, Arc<dyn X509Key>), CliError> {
+    let (chain, key) = load(&args.roles_anywhere, &args.key)?;
     chain
         .check_validity(time::OffsetDateTime::now_utc())
         .map_err(|e| usage("--certificate", e))?;
@@ -224,22 +232,50 @@ fn token_certificate(key: &backend_pkcs11::Pkcs11X509Key) -> Result<CertificateC
         .map_err(|e| usage("--certificate", crate::error::one_line(&e)))
 }
 
-/// Gets the credentials through Roles Anywhere and prints them.
-pub fn run(
-    args: &CredentialProcessArgs,
-    runtime: &tokio::runtime::Runtime,
-) -> Result<(), CliError> {
-    let ra = &args.roles_anywhere;
+/// The CreateSession of the trust anchor, profile and role the flags name (one hour).
+pub fn request(ra: &RolesAnywhereArgs, role_arn: Option<&str>) -> Result<CreateSession, CliError> {
     let trust_anchor = required(&ra.trust_anchor_arn, "--trust-anchor-arn")
         .parse()
         .map_err(|e| usage("--trust-anchor-arn", e))?;
     let profile = required(&ra.profile_arn, "--profile-arn")
         .parse()
         .map_err(|e| usage("--profile-arn", e))?;
-    let role = required(&args.role_arn, "--role-arn")
+    let role = role_arn
+        .ok_or_else(|| {
+            CliError::Usage("--certificate needs --role-arn, the role to assume".into())
+        })?
         .parse()
         .map_err(|e| usage("--role-arn", e))?;
-    let mut request = CreateSession::new(trust_anchor, profile, role).duration(args.duration);
+    Ok(CreateSession::new(trust_anchor, profile, role))
+}
+
+/// The client for `request`'s trust anchor region, signing with `chain` and `key`, at the
+/// endpoint `--endpoint-url`, `AWS_ENDPOINT_URL_ROLESANYWHERE` or the region's.
+pub fn client(
+    request: &CreateSession,
+    chain: &CertificateChain,
+    key: Arc<dyn X509Key>,
+    endpoint: &StsArgs,
+    key_args: &KeyArgs,
+) -> Result<RolesAnywhereClient, CliError> {
+    let signer = chain.signer(key).map_err(|e| usage("--private-key", e))?;
+    let mut builder = RolesAnywhereClient::builder(signer)
+        .region(request.trust_anchor_arn().region())
+        .from_env()
+        .allow_insecure_http(key_args.allow_insecure_http);
+    if let Some(url) = &endpoint.endpoint_url {
+        builder = builder.endpoint_url(url);
+    }
+    builder.build().map_err(|e| CliError::Usage(e.to_string()))
+}
+
+/// Gets the credentials through Roles Anywhere and prints them.
+pub fn run(
+    args: &CredentialProcessArgs,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(), CliError> {
+    let mut request =
+        request(&args.roles_anywhere, args.role_arn.as_deref())?.duration(args.duration);
     if let Some(name) = &args.role_session_name {
         request = request.role_session_name(name.clone());
     }
@@ -248,17 +284,7 @@ pub fn run(
         .map_err(|e| CliError::Usage(e.to_string()))?;
 
     let (chain, key) = certificate_and_key(args)?;
-    let signer = chain.signer(key).map_err(|e| usage("--private-key", e))?;
-    let mut builder = RolesAnywhereClient::builder(signer)
-        .region(request.trust_anchor_arn().region())
-        .from_env()
-        .allow_insecure_http(args.key.allow_insecure_http);
-    if let Some(url) = &args.sts.endpoint_url {
-        builder = builder.endpoint_url(url);
-    }
-    let client = builder
-        .build()
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let client = client(&request, &chain, key, &args.sts, &args.key)?;
     tracing::info!(
         endpoint = %client.endpoint(),
         duration_secs = args.duration.as_secs(),
