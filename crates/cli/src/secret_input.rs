@@ -167,27 +167,29 @@ pub fn check_secret_access_key(secret: &[u8]) -> Result<(), String> {
 /// Turning the terminal's echo off while the secret is typed, and back on whatever happens
 /// (Ctrl-C included: the signal thread restores it before the process ends).
 mod terminal {
-    use std::os::fd::AsFd;
+    use std::os::fd::{AsFd, OwnedFd};
     use std::sync::{Mutex, PoisonError};
 
     use rustix::termios::{LocalModes, OptionalActions, Termios, tcgetattr, tcsetattr};
 
-    /// The settings to restore, while echo is off.
-    static SAVED: Mutex<Option<Termios>> = Mutex::new(None);
+    /// The settings to restore, and the terminal they belong to, while echo is off.
+    static SAVED: Mutex<Option<(Termios, OwnedFd)>> = Mutex::new(None);
 
     /// Echo is off until this drops.
     pub struct EchoOff;
 
     impl EchoOff {
-        pub fn new(stdin: &std::io::Stdin) -> std::io::Result<Self> {
-            let saved = tcgetattr(stdin.as_fd())?;
+        /// Turns echo off on the terminal `fd` is (stdin, or /dev/tty).
+        pub fn new(fd: impl AsFd) -> std::io::Result<Self> {
+            let terminal = fd.as_fd().try_clone_to_owned()?;
+            let saved = tcgetattr(&terminal)?;
             let mut quiet = saved.clone();
             quiet.local_modes.remove(LocalModes::ECHO);
             // Keep the newline echoed, so the cursor moves on after Enter.
             quiet.local_modes.insert(LocalModes::ECHONL);
-            *SAVED.lock().unwrap_or_else(PoisonError::into_inner) = Some(saved);
+            tcsetattr(&terminal, OptionalActions::Flush, &quiet)?;
+            *SAVED.lock().unwrap_or_else(PoisonError::into_inner) = Some((saved, terminal));
             crate::signals::before_exit(restore);
-            tcsetattr(stdin.as_fd(), OptionalActions::Flush, &quiet)?;
             Ok(EchoOff)
         }
     }
@@ -200,10 +202,37 @@ mod terminal {
 
     /// Puts the saved settings back, once.
     fn restore() {
-        if let Some(saved) = SAVED.lock().unwrap_or_else(PoisonError::into_inner).take() {
-            let _ = tcsetattr(std::io::stdin().as_fd(), OptionalActions::Now, &saved);
+        if let Some((saved, terminal)) = SAVED.lock().unwrap_or_else(PoisonError::into_inner).take()
+        {
+            let _ = tcsetattr(&terminal, OptionalActions::Now, &saved);
         }
     }
+}
+
+/// Asks on the controlling terminal (`/dev/tty`, never stdin, which a `credential_process`
+/// caller owns) for a line typed without echo; `None` when the process has no terminal.
+pub fn prompt_on_terminal(prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, CliError> {
+    let io = |source| CliError::SecretRead {
+        from: "the terminal".into(),
+        source,
+    };
+    let Ok(mut tty) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    else {
+        return Ok(None);
+    };
+    let echo = terminal::EchoOff::new(&tty).map_err(io)?;
+    std::io::Write::write_all(&mut tty, prompt.as_bytes()).map_err(io)?;
+    let mut buffer = Zeroizing::new(Vec::with_capacity(256));
+    let read = read_fd(&tty, &mut buffer, true);
+    drop(echo);
+    read.map_err(io)?;
+    while buffer.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        buffer.pop();
+    }
+    Ok(Some(buffer))
 }
 
 #[cfg(test)]

@@ -324,6 +324,38 @@ fn keyhold_ok(args: &[&str]) -> String {
     run(&mut cmd).ok().stdout
 }
 
+/// `cert csr` for the key `private` with `subject`, certified by a fresh test CA in
+/// `dir/pki` (which checks the request's signature).
+fn certify(dir: &Path, private: &str, subject: &str) -> Pki {
+    let csr = dir.join("client.csr");
+    let csr = csr.to_str().unwrap();
+    keyhold_ok(&[
+        "cert",
+        "csr",
+        "--key",
+        private,
+        "--subject",
+        subject,
+        "-o",
+        csr,
+    ]);
+    Pki::make(&dir.join("pki"), &["--csr", csr])
+}
+
+/// `cert import` of `pki`'s leaf for the key `private`; the certificate's URI.
+fn import_certificate(private: &str, pki: &Pki) -> String {
+    let leaf = pki.path("leaf.pem");
+    let stored = keyhold_ok(&[
+        "cert",
+        "import",
+        "--key",
+        private,
+        "--certificate",
+        leaf.to_str().unwrap(),
+    ]);
+    stored.trim().to_owned()
+}
+
 #[test]
 fn the_whole_flow_from_cert_keygen_to_an_aws_command_on_a_token() {
     for key_type in ["ec-p256", "ec-p384", "rsa-2048"] {
@@ -344,19 +376,8 @@ fn the_whole_flow_from_cert_keygen_to_an_aws_command_on_a_token() {
         assert!(out.stderr.contains("already holds"), "{}", out.stderr);
 
         // Its certificate request, certified by the test CA (which checks its signature).
-        let csr = dir.join("client.csr");
         let subject = format!("CN=flow-{key_type},O=keyhold tests");
-        keyhold_ok(&[
-            "cert",
-            "csr",
-            "--key",
-            private,
-            "--subject",
-            &subject,
-            "-o",
-            csr.to_str().unwrap(),
-        ]);
-        let pki = Pki::make(&dir.join("pki"), &["--csr", csr.to_str().unwrap()]);
+        let pki = certify(&dir, private, &subject);
 
         // Onto the token beside its key; a certificate of another key is refused.
         let other = Pki::make(&dir.join("other"), &["--key", "p256"]);
@@ -375,15 +396,8 @@ fn the_whole_flow_from_cert_keygen_to_an_aws_command_on_a_token() {
             "{}",
             out.stderr
         );
-        let stored = keyhold_ok(&[
-            "cert",
-            "import",
-            "--key",
-            private,
-            "--certificate",
-            pki.path("leaf.pem").to_str().unwrap(),
-        ]);
-        let certificate = stored.trim();
+        let stored = import_certificate(private, &pki);
+        let certificate = stored.as_str();
         assert!(certificate.contains("type=cert"), "{certificate}");
 
         let shown = keyhold_ok(&["cert", "show", "--certificate", certificate]);
@@ -509,4 +523,78 @@ fn doctor_checks_each_link_to_create_session() {
         "{}",
         untrusted.stdout
     );
+}
+
+/// Runs keyhold with `args` on a pseudo-terminal (its controlling terminal), answers the
+/// first prompt containing `PIN` with `pin`; returns what the terminal showed and the exit
+/// code.
+fn on_a_terminal(args: &[&str], pin: &str) -> (String, i32) {
+    let script = r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+seen = b""
+while b"PIN" not in seen:
+    seen += os.read(fd, 1024)
+os.write(fd, sys.stdin.buffer.read())
+while True:
+    try:
+        data = os.read(fd, 1024)
+    except OSError:
+        break
+    if not data:
+        break
+    seen += data
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(seen.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let mut cmd = std::process::Command::new(python_bin().join("python"));
+    cmd.args(["-c", script, env!("CARGO_BIN_EXE_keyhold")])
+        .args(args);
+    let out = run_with_stdin(&mut cmd, &format!("{pin}\n"));
+    (out.stdout, out.code)
+}
+
+#[test]
+fn a_pin_is_asked_for_on_the_terminal_when_the_uri_gives_none() {
+    let dir = scratch("ra-tty-pin");
+    let token = softhsm_key("ttypin", "client", &dir);
+    let private = keyhold_ok(&["cert", "keygen", "--key", &token]);
+    let pki = certify(&dir, private.trim(), "CN=tty");
+    let stored = import_certificate(private.trim(), &pki);
+    // The same certificate, named without any PIN source.
+    let pin_source = format!("pin-source=file:{}", dir.join("pin").display());
+    let bare = stored
+        .trim()
+        .replace(&format!("{pin_source}&"), "")
+        .replace(&format!("&{pin_source}"), "");
+    assert!(!bare.contains("pin-"), "{bare}");
+
+    let (shown, code) = on_a_terminal(
+        &["cert", "show", "--certificate", &bare],
+        "user-pin-for-tests",
+    );
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("PIN for token"), "{shown}");
+    assert!(shown.contains("Subject: CN=tty"), "{shown}");
+    assert!(
+        !shown.contains("user-pin-for-tests"),
+        "the PIN is not echoed: {shown}"
+    );
+
+    let (shown, code) = on_a_terminal(&["cert", "show", "--certificate", &bare], "wrong-pin");
+    assert_eq!(code, 1, "{shown}");
+    assert!(shown.contains("PIN incorrect"), "{shown}");
+
+    // Without a terminal (a new session has no controlling terminal, as a service's), the
+    // error says what to give.
+    let mut cmd = std::process::Command::new("setsid");
+    cmd.args(["--wait", env!("CARGO_BIN_EXE_keyhold"), "cert", "show"])
+        .args(["--certificate", &bare])
+        .stdin(std::process::Stdio::null());
+    let out = run(&mut cmd);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("PIN"), "{}", out.stderr);
 }

@@ -209,9 +209,32 @@ pub fn pin(uri: &Pkcs11Uri) -> Option<SecretString> {
     pin_from_env().or_else(|| uri.pin_value.clone())
 }
 
+/// The PIN typed on the terminal, asked for once per process.
+static TYPED_PIN: std::sync::Mutex<Option<SecretString>> = std::sync::Mutex::new(None);
+
+/// The PIN typed on the terminal for `token` (asked once per process), or `None` without
+/// a terminal.
+fn typed_pin(token: &str) -> Result<Option<SecretString>, CliError> {
+    let mut typed = TYPED_PIN.lock().unwrap_or_else(|p| p.into_inner());
+    if typed.is_none() {
+        let prompt = format!("PIN for token '{token}' (not shown): ");
+        *typed = crate::secret_input::prompt_on_terminal(&prompt)?
+            .map(|bytes| SecretString::from(String::from_utf8_lossy(&bytes).into_owned()));
+    }
+    Ok(typed.clone())
+}
+
 /// Opens a Roles Anywhere private key (`--private-key pkcs11:...`, or the key of
-/// `--certificate pkcs11:...;type=cert`), with the PIN as for HMAC keys.
+/// `--certificate pkcs11:...;type=cert`), with the PIN as for HMAC keys; when the URI gives
+/// no PIN and a terminal is attached, the PIN is asked for on it (`/dev/tty`), once.
 pub fn open_x509(uri: &Pkcs11Uri) -> Result<backend_pkcs11::Pkcs11X509Key, CliError> {
     tracing::info!(key = %uri, "opening the PKCS#11 private key");
-    backend_pkcs11::Pkcs11X509Key::open(uri, pin(uri)).map_err(|e| CliError::open(uri, e))
+    match backend_pkcs11::Pkcs11X509Key::open(uri, pin(uri)) {
+        Err(Error::PinRequired { token }) => match typed_pin(&token)? {
+            Some(typed) => backend_pkcs11::Pkcs11X509Key::open(uri, Some(typed)),
+            None => Err(Error::PinRequired { token }),
+        },
+        other => other,
+    }
+    .map_err(|e| CliError::open(uri, e))
 }
