@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::session::Session;
+use cryptoki::session::{Session, UserType};
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use sigv4_core::{KeyError, X509Key, X509KeyKind, X509PublicKey};
@@ -41,6 +41,8 @@ pub struct Pkcs11X509Key {
     key_label: String,
     key_id: Vec<u8>,
     public: Option<X509PublicKey>,
+    /// `CKA_ALWAYS_AUTHENTICATE`: the PIN is needed for every signature.
+    always_authenticate: bool,
     certificate: Option<Vec<u8>>,
     /// One session: a Roles Anywhere key signs once per credential refresh.
     state: Mutex<(Session, ObjectHandle)>,
@@ -194,7 +196,12 @@ impl Pkcs11X509Key {
         };
         let identity = objects::identity(&session, &token.label, key)?;
         let describe = objects::describe(&identity.label, &identity.id);
-        let kind = key_kind(&session, &token.label, key, &describe)?;
+        let (kind, always_authenticate) = key_kind(&session, &token.label, key, &describe)?;
+        if always_authenticate && pin.is_none() {
+            return Err(Error::PinRequired {
+                token: token.label.clone(),
+            });
+        }
         let public = crate::x509_objects::public_key(&session, &token.label, key, &identity.id)?;
         Ok(Self {
             uri: token::reselect_uri(uri, &token).to_string(),
@@ -206,6 +213,7 @@ impl Pkcs11X509Key {
             key_label: String::from_utf8_lossy(&identity.label).into_owned(),
             key_id: identity.id,
             public,
+            always_authenticate,
             certificate: certificate.filter(|c| !c.is_empty()),
             state: Mutex::new((session, key)),
             repairs: AtomicU64::new(0),
@@ -299,17 +307,31 @@ impl Pkcs11X509Key {
         self.encode(signature)
     }
 
-    /// One `C_Sign`: RSA over the message, EC over its SHA-256.
+    /// One `C_Sign`: RSA over the message, EC over its SHA-256. A key that always
+    /// authenticates (`CKA_ALWAYS_AUTHENTICATE`, as a YubiKey's PIV slot 9c) needs the user
+    /// PIN again between `C_SignInit` and the signature (a context-specific login), which
+    /// cryptoki offers only with the multi-part calls: RSA through CKM_SHA256_RSA_PKCS, EC
+    /// through CKM_ECDSA_SHA256 (which the token must support; SoftHSM does not).
     fn sign_with(
         &self,
         session: &Session,
         key: ObjectHandle,
         message: &[u8],
     ) -> Result<Vec<u8>, cryptoki::error::Error> {
-        match self.kind {
-            X509KeyKind::Rsa => session.sign(&Mechanism::Sha256RsaPkcs, key, message),
-            _ => session.sign(&Mechanism::Ecdsa, key, &Sha256::digest(message)),
+        if !self.always_authenticate {
+            return match self.kind {
+                X509KeyKind::Rsa => session.sign(&Mechanism::Sha256RsaPkcs, key, message),
+                _ => session.sign(&Mechanism::Ecdsa, key, &Sha256::digest(message)),
+            };
         }
+        let mechanism = match self.kind {
+            X509KeyKind::Rsa => Mechanism::Sha256RsaPkcs,
+            _ => Mechanism::EcdsaSha256,
+        };
+        session.sign_init(&mechanism, key)?;
+        session.login(UserType::ContextSpecific, self.pin.as_ref())?;
+        session.sign_update(message)?;
+        session.sign_final()
     }
 
     /// The signature as Roles Anywhere reads it: RSA as is, ECDSA's raw `r‖s` as DER.
@@ -328,19 +350,21 @@ impl Pkcs11X509Key {
     }
 }
 
-/// RSA or EC, from `CKA_KEY_TYPE`; refuses keys that cannot sign or are of another type.
+/// RSA or EC, from `CKA_KEY_TYPE`, and `CKA_ALWAYS_AUTHENTICATE`; refuses keys that cannot
+/// sign or are of another type.
 fn key_kind(
     session: &Session,
     token: &str,
     key: ObjectHandle,
     describe: &str,
-) -> Result<X509KeyKind, Error> {
+) -> Result<(X509KeyKind, bool), Error> {
     let attributes = session
         .get_attributes(
             key,
             &[
                 AttributeType::KeyType,
                 AttributeType::Sign,
+                AttributeType::AlwaysAuthenticate,
                 AttributeType::Extractable,
             ],
         )
@@ -351,6 +375,7 @@ fn key_kind(
         reason,
     };
     let mut kind = None;
+    let mut always_authenticate = false;
     for attribute in attributes {
         match attribute {
             Attribute::KeyType(KeyType::RSA) => kind = Some(X509KeyKind::Rsa),
@@ -361,6 +386,7 @@ fn key_kind(
                 )));
             }
             Attribute::Sign(false) => return Err(unsuitable("its CKA_SIGN is false".into())),
+            Attribute::AlwaysAuthenticate(always) => always_authenticate = always,
             Attribute::Extractable(true) => tracing::warn!(
                 token,
                 key = describe,
@@ -370,7 +396,8 @@ fn key_kind(
             _ => {}
         }
     }
-    kind.ok_or_else(|| unsuitable("the token did not say its CKA_KEY_TYPE".into()))
+    kind.map(|kind| (kind, always_authenticate))
+        .ok_or_else(|| unsuitable("the token did not say its CKA_KEY_TYPE".into()))
 }
 
 /// The DER signature of a raw `r‖s` (each half the length); `None` for an odd or empty
@@ -389,7 +416,13 @@ impl X509Key for Pkcs11X509Key {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
-        self.try_sign(message).map_err(KeyError::from)
+        self.try_sign(message).map_err(|e| {
+            KeyError::with_source(
+                e.kind(),
+                "the PKCS#11 token could not sign with the private key",
+                e,
+            )
+        })
     }
 }
 

@@ -243,3 +243,57 @@ fn key_pairs_made_by_keyhold_are_sensitive_and_never_extractable_as_the_token_sa
         assert!(err.to_string().contains("already holds"), "{err}");
     }
 }
+
+#[test]
+fn keys_that_always_authenticate_get_the_context_specific_login() {
+    let token = TestToken::new("x509-always");
+    let session = token.user_session();
+    let (public, _) = session
+        .generate_key_pair(
+            &Mechanism::RsaPkcsKeyPairGen,
+            &[
+                Attribute::Token(true),
+                Attribute::Label(b"always".to_vec()),
+                Attribute::Id(b"aa".to_vec()),
+                Attribute::Verify(true),
+                Attribute::ModulusBits(2048.into()),
+                Attribute::PublicExponent(vec![1, 0, 1]),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Label(b"always".to_vec()),
+                Attribute::Id(b"aa".to_vec()),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Sign(true),
+                Attribute::AlwaysAuthenticate(true),
+            ],
+        )
+        .unwrap();
+    // The token demands the login: a plain C_SignInit + C_Sign is refused.
+    let private = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Label(b"always".to_vec()),
+        ])
+        .unwrap()[0];
+    let plain = session.sign(&Mechanism::Sha256RsaPkcs, private, MESSAGE);
+    assert!(
+        plain.is_err(),
+        "SoftHSM enforces CKA_ALWAYS_AUTHENTICATE: {plain:?}"
+    );
+    let key = Pkcs11X509Key::open(&uri(&token, "always", ObjectType::Private), None).unwrap();
+    // Every signature logs in again (the login counts for one operation).
+    verify(&session, public, "rsa", &key.sign(MESSAGE).unwrap());
+    verify(&session, public, "rsa", &key.sign(MESSAGE).unwrap());
+
+    // Without a PIN it cannot be used at all: said at open, not at the first signature.
+    let mut no_pin = uri(&token, "always", ObjectType::Private);
+    no_pin.pin_value = None;
+    let err = Pkcs11X509Key::open(&no_pin, None).unwrap_err();
+    assert!(
+        matches!(err, backend_pkcs11::Error::PinRequired { .. }),
+        "{err:?}"
+    );
+}

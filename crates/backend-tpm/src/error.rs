@@ -228,7 +228,7 @@ impl TpmError {
         }
     }
 
-    fn kind(&self) -> KeyErrorKind {
+    pub(crate) fn kind(&self) -> KeyErrorKind {
         match self {
             TpmError::Unreachable { .. } => KeyErrorKind::Unavailable,
             TpmError::WrongPassword { .. }

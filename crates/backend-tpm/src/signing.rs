@@ -225,7 +225,9 @@ impl X509Key for TpmX509Key {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
-        self.try_sign(message).map_err(KeyError::from)
+        self.try_sign(message).map_err(|e| {
+            KeyError::with_source(e.kind(), "the TPM could not sign with the private key", e)
+        })
     }
 }
 
