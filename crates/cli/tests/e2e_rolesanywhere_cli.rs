@@ -269,7 +269,7 @@ fn token_key_and_certificate(name: &str, key_type: &str, dir: &Path) -> (Pki, St
 }
 
 #[test]
-fn the_aws_cli_works_with_keys_made_in_a_pkcs11_token() {
+fn the_aws_cli_and_boto3_work_with_keys_made_in_a_pkcs11_token() {
     for (kind, key_type) in [
         ("rsa", "rsa:2048"),
         ("p256", "EC:prime256v1"),
@@ -288,7 +288,7 @@ fn the_aws_cli_works_with_keys_made_in_a_pkcs11_token() {
         // token's private key with the certificate's CKA_ID.
         let certificate = uri.replacen("object=ra", "object=ra;type=cert", 1);
         let session = format!("ra-p11-{kind}");
-        assert_aws_cli_is_role_session(
+        assert_aws_cli_and_boto3_are_role_session(
             &dir,
             &format!("--certificate '{certificate}' {ra} --role-session-name {session}"),
             &session,
@@ -413,7 +413,7 @@ fn the_whole_flow_from_cert_keygen_to_an_aws_command_on_a_token() {
         // And the AWS CLI, through the certificate's URI alone.
         let endpoint = Endpoint::start(&pki.path("ca.pem"), 0);
         let session = format!("flow-{key_type}");
-        assert_aws_cli_is_role_session(
+        assert_aws_cli_and_boto3_are_role_session(
             &dir,
             &format!(
                 "--certificate '{certificate}' --trust-anchor-arn {TRUST_ANCHOR_ARN} \

@@ -1,5 +1,5 @@
 //! `keyhold credential-process --certificate FILE --private-key tpm:file=KEY.pem`: the AWS
-//! CLI gets IAM Roles Anywhere credentials with a signing key made in swtpm by tpm2-tools,
+//! CLI and boto3 get IAM Roles Anywhere credentials with a signing key made in swtpm by tpm2-tools,
 //! from the local endpoint that verifies every request and mints role credentials from moto.
 //! (A binary named `*tpm*`: nextest runs it in the one-at-a-time `tpm` group.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -15,7 +15,7 @@ fn tcti() -> String {
 }
 
 #[test]
-fn the_aws_cli_works_with_signing_keys_made_in_a_tpm() {
+fn the_aws_cli_and_boto3_work_with_signing_keys_made_in_a_tpm() {
     for (kind, algorithm) in [("rsa", "rsa2048"), ("p256", "ecc256"), ("p384", "ecc384")] {
         let dir = scratch(&format!("ra-tpm-{kind}"));
         let (key, public) = signing_key_file(&tcti(), &dir, kind, algorithm, SIGN, &[]);
@@ -35,7 +35,7 @@ fn the_aws_cli_works_with_signing_keys_made_in_a_tpm() {
             role_arn(),
             endpoint.url
         );
-        assert_aws_cli_is_role_session(&dir, &arguments, &session);
+        assert_aws_cli_and_boto3_are_role_session(&dir, &arguments, &session);
         assert!(
             endpoint.refusals().is_empty(),
             "{kind}: {}",
@@ -154,7 +154,7 @@ fn the_whole_flow_from_cert_keygen_in_a_tpm_to_an_aws_command() {
         );
         let endpoint = Endpoint::start(&pki.path("ca.pem"), 0);
         let session = format!("tpm-flow-{key_type}");
-        assert_aws_cli_is_role_session(
+        assert_aws_cli_and_boto3_are_role_session(
             &dir,
             &format!(
                 "--certificate {} --private-key {reference} --tcti {} --trust-anchor-arn \

@@ -416,20 +416,26 @@ pub fn temp_files_beside(path: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-/// The AWS CLI, through a profile whose credential_process is `keyhold credential-process
-/// ARGUMENTS`, is the role session `session` of the test role (`KEYHOLD_TEST_ROLE_ARN`).
-pub fn assert_aws_cli_is_role_session(dir: &Path, arguments: &str, session: &str) {
+/// The AWS CLI and boto3, through a profile whose credential_process is `keyhold
+/// credential-process ARGUMENTS`, are the role session `session` of the test role
+/// (`KEYHOLD_TEST_ROLE_ARN`); boto3 also creates and lists a bucket with those credentials.
+pub fn assert_aws_cli_and_boto3_are_role_session(dir: &Path, arguments: &str, session: &str) {
     let role_arn = env(test_support::env::ROLE_ARN);
     let role_name = role_arn.rsplit('/').next().unwrap();
     let profile = AwsProfile::with_arguments(dir, arguments);
-    let identity = profile.aws(&["sts", "get-caller-identity"]);
     let expected = format!(
         "arn:aws:sts::{}:assumed-role/{role_name}/{session}",
         account()
     );
+    let identity = profile.aws(&["sts", "get-caller-identity"]);
     assert_eq!(
         identity["Arn"],
         expected.as_str(),
         "{arguments}: {identity}"
     );
+    let bucket = format!("{session}-{}", std::process::id()).to_lowercase();
+    let seen = profile.boto3_identity_and_buckets(&bucket);
+    assert_eq!(seen["Arn"], expected.as_str(), "{arguments}: {seen}");
+    let names = seen["Buckets"].as_array().unwrap();
+    assert!(names.iter().any(|n| n == bucket.as_str()), "{seen}");
 }
