@@ -170,6 +170,31 @@ const ROLES_ANYWHERE_TPM_RATIOS: &[Ratio] = &[
     ),
 ];
 
+/// A whole credential-process run against Python's iam-rolesanywhere-session (reported).
+const fn python_against(what: &'static str, ours: &'static str) -> Ratio {
+    Ratio {
+        what: Cow::Borrowed(what),
+        baseline: Cow::Borrowed("ra-process/python-iam-rolesanywhere-session"),
+        ours: Cow::Borrowed(ours),
+        target: Target::Report,
+    }
+}
+
+const ROLES_ANYWHERE_PROCESS_RATIOS: &[Ratio] = &[
+    python_against(
+        "keyhold credential-process run, file key, x Python iam-rolesanywhere-session",
+        "ra-process/keyhold-file",
+    ),
+    python_against(
+        "keyhold credential-process run, SoftHSM key, x Python iam-rolesanywhere-session (file key)",
+        "ra-process/keyhold-pkcs11",
+    ),
+    python_against(
+        "keyhold credential-process run, swtpm key (salted sessions), x Python iam-rolesanywhere-session (file key)",
+        "ra-process/keyhold-tpm",
+    ),
+];
+
 /// One benchmark binary and the ratios it feeds.
 struct Suite {
     name: &'static str,
@@ -180,6 +205,8 @@ struct Suite {
     ratios: &'static [Ratio],
     /// Also the two ratios of every request-shape group (`shape-NAME`) the bench made.
     shapes: bool,
+    /// Needs the Python virtualenv (its `bin/` in `KEYHOLD_TEST_PYTHON_BIN`).
+    python: bool,
 }
 
 /// The criterion groups of request shapes (`shape-NAME`) in the results.
@@ -229,6 +256,7 @@ const SUITES: &[Suite] = &[
         devices: false,
         ratios: SIGV4_RATIOS,
         shapes: true,
+        python: false,
     },
     Suite {
         name: "pkcs11",
@@ -237,6 +265,7 @@ const SUITES: &[Suite] = &[
         devices: true,
         ratios: PKCS11_RATIOS,
         shapes: false,
+        python: false,
     },
     Suite {
         name: "tpm",
@@ -245,6 +274,7 @@ const SUITES: &[Suite] = &[
         devices: true,
         ratios: TPM_RATIOS,
         shapes: false,
+        python: false,
     },
     Suite {
         name: "rolesanywhere",
@@ -253,6 +283,7 @@ const SUITES: &[Suite] = &[
         devices: false,
         ratios: ROLES_ANYWHERE_FILE_RATIOS,
         shapes: false,
+        python: false,
     },
     Suite {
         name: "pkcs11-x509",
@@ -261,6 +292,7 @@ const SUITES: &[Suite] = &[
         devices: true,
         ratios: ROLES_ANYWHERE_PKCS11_RATIOS,
         shapes: false,
+        python: false,
     },
     Suite {
         name: "tpm-x509",
@@ -269,13 +301,23 @@ const SUITES: &[Suite] = &[
         devices: true,
         ratios: ROLES_ANYWHERE_TPM_RATIOS,
         shapes: false,
+        python: false,
+    },
+    Suite {
+        name: "ra-process",
+        package: "cli",
+        bench: "credential_process",
+        devices: true,
+        ratios: ROLES_ANYWHERE_PROCESS_RATIOS,
+        shapes: false,
+        python: true,
     },
 ];
 
 /// Runs the benchmarks and prints the table.
 ///
 /// `args`: optional suite names (`sigv4`, `pkcs11`, `tpm`, `rolesanywhere`, `pkcs11-x509`,
-/// `tpm-x509`;
+/// `tpm-x509`, `ra-process`;
 /// all when none), then optionally
 /// `--` and arguments for criterion. SoftHSM and swtpm are started for the device suites.
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
@@ -332,6 +374,12 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
             .args(criterion);
         if let Some(services) = &services {
             cmd.envs(services.env());
+        }
+        if suite.python {
+            cmd.env(
+                test_support::env::PYTHON_BIN,
+                super::setup::python_venv(root)?,
+            );
         }
         super::run(
             &format!("benchmarking {} (criterion)", suite.package),

@@ -20,9 +20,10 @@ AssumeRole, signed with the test IAM user's key). A refusal is 403 `AccessDenied
 
 Usage:
   rolesanywhere_endpoint.py serve --anchor CA.pem --trust-anchor-arn A --profile-arn P
-      --role-arn R --region REGION --sts URL [--fail-first N]
+      --role-arn R --region REGION --sts URL|static [--fail-first N] [--tls-cert C --tls-key K]
       (the STS key in KEYHOLD_TEST_AWS_ACCESS_KEY_ID / KEYHOLD_TEST_AWS_SECRET_ACCESS_KEY;
-      prints the port, then serves on 127.0.0.1 until killed)
+      prints the port (and the https port with --tls-cert), then serves on 127.0.0.1 until
+      killed; --sts static answers fixed credentials, for benchmarks of the clients only)
   rolesanywhere_endpoint.py pki --dir D --key rsa2048|rsa3072|rsa4096|p256|p384 [--intermediate]
       [--expired | --not-yet-valid] [--high-bit-serial] [--key-format pkcs8|sec1|pkcs1|encrypted]
       [--public-key PUB.pem | --ec-point HEX | --csr REQ.pem] [--ca-dir OTHER]
@@ -129,7 +130,15 @@ def verify(handler, config):
     if method != "POST" or path != "/sessions":
         raise Refused(404, "ResourceNotFoundException", f"no such operation {method} {path}")
     params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    # The ARNs come as query parameters (the AWS helper, keyhold) or in the JSON body
+    # (iam-rolesanywhere-session); the service takes both.
+    try:
+        in_body = json.loads(body) if body else {}
+    except ValueError:
+        in_body = {}
     for name in ("profileArn", "roleArn", "trustAnchorArn"):
+        if name not in params and isinstance(in_body, dict) and name in in_body:
+            params[name] = in_body[name]
         if params.get(name) != config[name]:
             raise Refused(403, "AccessDeniedException", f"{name} {params.get(name)!r} is not the configured one")
 
@@ -195,6 +204,16 @@ def verify(handler, config):
 
 
 def mint(config, duration, session_name):
+    if config["sts"] == "static":
+        # For benchmarks of the clients only: fixed credentials, no STS call to time.
+        expiration = now() + datetime.timedelta(seconds=duration)
+        credentials = {
+            "accessKeyId": "ASIASTATICBENCHMARK0",
+            "secretAccessKey": "c3RhdGljLWJlbmNobWFyay1zZWNyZXQ",
+            "sessionToken": "c3RhdGljLWJlbmNobWFyay10b2tlbg",
+            "expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        return {"credentialSet": [{"credentials": credentials, "roleArn": config["roleArn"]}]}
     import boto3
 
     sts = boto3.client(
@@ -270,7 +289,21 @@ def serve(args):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    print(server.server_address[1], flush=True)
+    servers = [server]
+    ports = [str(server.server_address[1])]
+    if args.tls_cert:
+        # The same endpoint over TLS too, for clients that only speak https.
+        import ssl
+
+        tls = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        tls.socket = context.wrap_socket(tls.socket, server_side=True)
+        servers.append(tls)
+        ports.append(str(tls.server_address[1]))
+    print(" ".join(ports), flush=True)
+    for extra in servers[1:]:
+        threading.Thread(target=extra.serve_forever, daemon=True).start()
     server.serve_forever()
 
 
@@ -379,6 +412,23 @@ def pki(args):
     write(os.path.join(args.dir, "leaf.pem"), pem(leaf))
     write(os.path.join(args.dir, "leaf.der"), leaf.public_bytes(serialization.Encoding.DER))
     write(os.path.join(args.dir, "full-chain.pem"), pem(leaf) + b"".join(pem(c) for c in chain))
+    if args.server:
+        import ipaddress
+
+        server_key = new_key("p256")
+        server = (
+            x509.CertificateBuilder()
+            .subject_name(name("127.0.0.1"))
+            .issuer_name(ca.subject)
+            .public_key(server_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now() - datetime.timedelta(hours=1))
+            .not_valid_after(now() + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        write(os.path.join(args.dir, "server.pem"), pem(server))
+        write(os.path.join(args.dir, "server.key"), server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), 0o600)
     print(leaf.serial_number)
 
 
@@ -393,6 +443,8 @@ def main():
     s.add_argument("--region", required=True)
     s.add_argument("--sts", required=True)
     s.add_argument("--fail-first", type=int, default=0)
+    s.add_argument("--tls-cert", help="also serve https with this certificate (PEM)")
+    s.add_argument("--tls-key", help="the --tls-cert's key (PEM)")
     p = sub.add_parser("pki")
     p.add_argument("--dir", required=True)
     p.add_argument("--key", default="p256", choices=["rsa2048", "rsa3072", "rsa4096", "p256", "p384"])
@@ -405,6 +457,7 @@ def main():
     p.add_argument("--csr", help="certify the key and subject of this PEM certificate request")
     p.add_argument("--ec-point", help="certify this EC point (hex CKA_EC_POINT) on the --key curve")
     p.add_argument("--ca-dir")
+    p.add_argument("--server", action="store_true", help="also a TLS server certificate for 127.0.0.1 (server.pem, server.key)")
     args = parser.parse_args()
     serve(args) if args.command == "serve" else pki(args)
 

@@ -21,12 +21,13 @@ pub fn role_arn() -> String {
     moto::env(env::ROLE_ARN)
 }
 
-fn script() -> PathBuf {
+/// The endpoint script (also a test CA: see its `pki` command).
+pub fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python/rolesanywhere_endpoint.py")
 }
 
 /// The virtualenv's Python (`KEYHOLD_TEST_PYTHON_BIN` is its `bin/`).
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     Path::new(&moto::env(env::PYTHON_BIN)).join("python")
 }
 
@@ -85,6 +86,8 @@ pub struct Endpoint {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// `127.0.0.1:PORT` of the https listener, when started with one.
+    pub tls_address: Option<String>,
     stderr: PathBuf,
 }
 
@@ -92,6 +95,28 @@ impl Endpoint {
     /// Starts an endpoint trusting `anchor` (a CA PEM) for the test ARNs; the first
     /// `fail_first` verified requests get a 503.
     pub fn start(anchor: &Path, fail_first: u32) -> Self {
+        Self::start_with(
+            anchor,
+            &role_arn(),
+            &moto::moto(),
+            &["--fail-first", &fail_first.to_string()],
+        )
+    }
+
+    /// For benchmarks of the clients only: no moto (fixed credentials for `role_arn`), and
+    /// an https listener with `pki`'s server certificate (`Pki::make(.., ["--server"])`).
+    pub fn start_static(pki: &Pki, role_arn: &str) -> Self {
+        let (cert, key) = (pki.path("server.pem"), pki.path("server.key"));
+        let tls = [
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ];
+        Self::start_with(&pki.path("ca.pem"), role_arn, "static", &tls)
+    }
+
+    fn start_with(anchor: &Path, role_arn: &str, sts: &str, extra: &[&str]) -> Self {
         let stderr = anchor.with_extension(format!("endpoint-{}.log", std::process::id()));
         let mut child = Command::new(python())
             .arg(script())
@@ -100,10 +125,10 @@ impl Endpoint {
             .arg(anchor)
             .args(["--trust-anchor-arn", TRUST_ANCHOR_ARN])
             .args(["--profile-arn", PROFILE_ARN])
-            .args(["--role-arn", &role_arn()])
+            .args(["--role-arn", role_arn])
             .args(["--region", "us-east-1"])
-            .args(["--sts", &moto::moto()])
-            .args(["--fail-first", &fail_first.to_string()])
+            .args(["--sts", sts])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
@@ -113,15 +138,20 @@ impl Endpoint {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let port: u16 = line.trim().parse().unwrap_or_else(|_| {
+        let mut ports = line.split_whitespace().map(|p| p.parse::<u16>());
+        let Some(Ok(port)) = ports.next() else {
             panic!(
                 "the endpoint did not start: {}",
                 std::fs::read_to_string(&stderr).unwrap_or_default()
             )
-        });
+        };
         Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            tls_address: ports
+                .next()
+                .and_then(Result::ok)
+                .map(|p| format!("127.0.0.1:{p}")),
             stderr,
         }
     }
