@@ -8,7 +8,8 @@ use anyhow::{Context, bail};
 
 /// Debian packages: the PKCS#11 and TPM services the end-to-end tests start, their tools,
 /// the headers `tss-esapi` builds against, the trust store keyhold's https clients use, and
-/// gdb, whose `gcore` lets a test look for copies of a secret in keyhold's memory.
+/// gdb, whose `gcore` lets a test look for copies of a secret in keyhold's memory; the
+/// OpenSSL tpm2 provider, whose key files Roles Anywhere users bring.
 pub const APT_PACKAGES: &[&str] = &[
     "softhsm2",
     "p11-kit-modules",
@@ -16,6 +17,7 @@ pub const APT_PACKAGES: &[&str] = &[
     "swtpm",
     "swtpm-tools",
     "tpm2-tools",
+    "tpm2-openssl",
     "libtss2-dev",
     "pkg-config",
     "ca-certificates",

@@ -318,8 +318,9 @@ impl Tpm {
         self.run(|c| in_use(c, handle))
     }
 
-    /// Makes the key of a loadable key file (as [`Tpm::import`] returns it) persistent at
-    /// `handle`. An occupied handle is evicted first when `replace`, else refused with
+    /// Makes the key of a loadable key file (as [`Tpm::import`] or
+    /// [`Tpm::create_signing_key`] return it: an HMAC root key or a Roles Anywhere signing
+    /// key) persistent at `handle`. An occupied handle is evicted first when `replace`, else refused with
     /// [`TpmError::HandleInUse`]. With `replace`, a crash between the eviction and the
     /// persisting leaves the handle empty; calling this again with `replace` succeeds.
     pub fn persist_key_file(
@@ -335,7 +336,9 @@ impl Tpm {
             });
         }
         let public = public_from_tpm2b(&file.public)?;
-        check_hmac_key(&public)?;
+        if let Err(not_hmac) = check_hmac_key(&public) {
+            crate::signing::check_signing_key(&public).map_err(|_| not_hmac)?;
+        }
         let private = private_from_tpm2b(&file.private)?;
         self.run(|c| persist(c, file.parent, &public, private.clone(), handle, replace))
     }

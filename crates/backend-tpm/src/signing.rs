@@ -1,8 +1,8 @@
 //! [`TpmX509Key`]: sigv4-core's X.509 seam on an RSA or ECC signing key in a TPM, for IAM
 //! Roles Anywhere. The key is a TSS2 key file (`tpm2_create` + `tpm2_encodeobject`, or
 //! `keyhold cert keygen`) or a persistent handle, loaded and authorized exactly as
-//! HMAC keys are (password, PCR policy, salted sessions). (Files of `openssl genpkey -provider
-//! tpm2` have the same format; that provider is not installed here, so untested.)
+//! HMAC keys are (password, PCR policy, salted sessions). Key files of `openssl genpkey
+//! -provider tpm2` (Debian's tpm2-openssl) load too.
 //!
 //! The digest is SHA-256 computed on the host, signed with TPM2_Sign under a null hashcheck
 //! ticket (which only an unrestricted key accepts): RSASSA-PKCS1-v1_5, or ECDSA. For a P-384
@@ -118,6 +118,11 @@ fn signing_key(public: &Public) -> Result<(X509KeyKind, (HashingAlgorithm, usize
         ));
     }
     Ok((kind, hash))
+}
+
+/// Whether `public` is a signing key Roles Anywhere can use (the reason when not).
+pub(crate) fn check_signing_key(public: &Public) -> Result<(), TpmError> {
+    signing_key(public).map(|_| ())
 }
 
 impl Tpm {

@@ -126,3 +126,66 @@ fn a_password_is_needed_and_wrong_keys_are_refused() {
     assert!(err.to_string().contains("restricted"), "{err}");
     tpm.disconnect();
 }
+
+/// Runs `openssl ARGS` with the tpm2 provider against swtpm; panics with its stderr.
+fn openssl_tpm2(args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .env("TPM2OPENSSL_TCTI", tcti())
+        .output()
+        .expect("openssl (apt-get install openssl tpm2-openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn keys_of_the_openssl_tpm2_provider_sign() {
+    let _one = serial();
+    let dir = scratch("x509-openssl");
+    for (name, algorithm, option) in [("ec", "EC", "group:P-256"), ("rsa", "RSA", "bits:2048")] {
+        let pem = dir.join(format!("{name}.pem"));
+        test_support::tpm::flush_all(&tcti());
+        openssl_tpm2(&[
+            "genpkey",
+            "-provider",
+            "tpm2",
+            "-algorithm",
+            algorithm,
+            "-pkeyopt",
+            option,
+            "-out",
+            pem.to_str().unwrap(),
+        ]);
+        test_support::tpm::flush_all(&tcti());
+        let tpm = connect();
+        let key = tpm
+            .load_signing_pem_file(&pem, KeyAuth::none())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        verify(&pem, &key.sign(MESSAGE).unwrap());
+        drop(key);
+        tpm.disconnect();
+    }
+}
+
+#[test]
+fn a_signing_key_at_a_persistent_handle_signs() {
+    let _one = serial();
+    let dir = scratch("x509-persistent");
+    let pem = tools_key(&dir, "persist", "ecc384", SIGN, &[]);
+    let file = TpmKeyFile::from_pem(&std::fs::read_to_string(&pem).unwrap()).unwrap();
+    let handle = handle(40);
+    let tpm = connect();
+    tpm.persist_key_file(&file, handle, true).unwrap();
+    let key = tpm
+        .load_signing_persistent(handle, KeyAuth::none())
+        .unwrap();
+    verify(&pem, &key.sign(MESSAGE).unwrap());
+    assert!(key.public_key().is_some());
+    assert!(format!("{key:?}").contains("persistent"), "{key:?}");
+    drop(key);
+    tpm.evict_persistent(handle).unwrap();
+    tpm.disconnect();
+}
