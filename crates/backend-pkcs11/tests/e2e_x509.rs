@@ -188,6 +188,8 @@ fn key_pairs_made_by_keyhold_are_sensitive_and_never_extractable_as_the_token_sa
     for (object, key_type) in [
         ("ec", sigv4_core::X509KeyType::P384),
         ("rsa", sigv4_core::X509KeyType::Rsa2048),
+        ("rsa3072", sigv4_core::X509KeyType::Rsa3072),
+        ("rsa4096", sigv4_core::X509KeyType::Rsa4096),
     ] {
         let made = backend_pkcs11::generate_key_pair(&token.uri(object), None, key_type).unwrap();
         assert_eq!(made.object_type, Some(ObjectType::Private));
@@ -235,7 +237,11 @@ fn key_pairs_made_by_keyhold_are_sensitive_and_never_extractable_as_the_token_sa
                 Attribute::Label(object.as_bytes().to_vec()),
             ])
             .unwrap()[0];
-        let kind = if object == "rsa" { "rsa" } else { "p384" };
+        let kind = if object.starts_with("rsa") {
+            "rsa"
+        } else {
+            "p384"
+        };
         verify(&session, public, kind, &key.sign(MESSAGE).unwrap());
         // Never over an existing pair.
         let err =

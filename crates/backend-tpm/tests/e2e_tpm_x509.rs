@@ -189,3 +189,71 @@ fn a_signing_key_at_a_persistent_handle_signs() {
     tpm.evict_persistent(handle).unwrap();
     tpm.disconnect();
 }
+
+#[test]
+fn a_key_under_a_persistent_storage_key_signs() {
+    let _one = serial();
+    let dir = scratch("x509-persistent-parent");
+    let tcti = tcti();
+    let path = |f: &str| dir.join(f).display().to_string();
+    let parent = handle(41);
+    let parent_text = format!("{parent:#010x}");
+    // The standard storage primary, made persistent (as an SRK at 0x81000001 is).
+    let _ = std::process::Command::new("tpm2_evictcontrol")
+        .args(["-C", "o", "-c", &parent_text])
+        .env("TPM2TOOLS_TCTI", &tcti)
+        .output();
+    test_support::tpm::flush_all(&tcti);
+    test_support::tpm::create_primary(&tcti, &path("prim.ctx"));
+    tpm2(
+        &tcti,
+        "tpm2_evictcontrol",
+        &["-C", "o", "-c", &path("prim.ctx"), &parent_text],
+    );
+    test_support::tpm::flush_all(&tcti);
+    let (public, private, pem) = (path("k.pub"), path("k.priv"), path("k.pem"));
+    tpm2(
+        &tcti,
+        "tpm2_create",
+        &[
+            "-C",
+            &parent_text,
+            "-G",
+            "rsa2048",
+            "-a",
+            SIGN,
+            "-u",
+            &public,
+            "-r",
+            &private,
+        ],
+    );
+    test_support::tpm::flush_all(&tcti);
+    tpm2(
+        &tcti,
+        "tpm2_encodeobject",
+        &[
+            "-C",
+            &parent_text,
+            "-u",
+            &public,
+            "-r",
+            &private,
+            "-o",
+            &pem,
+        ],
+    );
+    test_support::tpm::flush_all(&tcti);
+    let file = TpmKeyFile::from_pem(&std::fs::read_to_string(&pem).unwrap()).unwrap();
+    assert_eq!(
+        file.parent, parent,
+        "the key file names its persistent parent"
+    );
+
+    let tpm = connect();
+    let key = tpm.load_signing_pem_file(&pem, KeyAuth::none()).unwrap();
+    verify(std::path::Path::new(&pem), &key.sign(MESSAGE).unwrap());
+    drop(key);
+    tpm.evict_persistent(parent).unwrap();
+    tpm.disconnect();
+}
