@@ -257,3 +257,68 @@ fn a_key_under_a_persistent_storage_key_signs() {
     tpm.evict_persistent(parent).unwrap();
     tpm.disconnect();
 }
+
+#[test]
+fn a_signing_key_bound_to_pcrs_signs_only_under_its_pcr_policy() {
+    let _one = serial();
+    let dir = scratch("x509-pcr");
+    let tcti = tcti();
+    let path = |f: &str| dir.join(f).display().to_string();
+    // The policy: PCR 16 (the debug PCR, free to extend) as it is now.
+    test_support::tpm::flush_all(&tcti);
+    tpm2(
+        &tcti,
+        "tpm2_createpolicy",
+        &[
+            "--policy-pcr",
+            "-l",
+            "sha256:16",
+            "-L",
+            &path("policy.digest"),
+        ],
+    );
+    test_support::tpm::flush_all(&tcti);
+    let policy = ["-L", &path("policy.digest")];
+    let attributes = "fixedtpm|fixedparent|sensitivedataorigin|sign";
+    let pem = tools_key(&dir, "pcr", "ecc256", attributes, &policy);
+    let file = TpmKeyFile::from_pem(&std::fs::read_to_string(&pem).unwrap()).unwrap();
+    let handle = handle(42);
+    let pcrs = backend_tpm::PcrSelection::sha256(&[16]).unwrap();
+    let tpm = connect();
+    tpm.persist_key_file(&file, handle, true).unwrap();
+    let key = tpm
+        .load_signing_persistent(handle, KeyAuth::none().with_pcr_policy(pcrs.clone()))
+        .unwrap();
+    verify(&pem, &key.sign(MESSAGE).unwrap());
+    drop(key);
+    // Without the policy the key cannot sign at all.
+    let no_policy = tpm
+        .load_signing_persistent(handle, KeyAuth::none())
+        .unwrap();
+    assert!(no_policy.try_sign(MESSAGE).is_err());
+    drop(no_policy);
+    // After PCR 16 moves, the policy no longer holds.
+    tpm.disconnect();
+    tpm2(
+        &tcti,
+        "tpm2_pcrextend",
+        &["16:sha256=0000000000000000000000000000000000000000000000000000000000000001"],
+    );
+    let tpm = connect();
+    let key = tpm
+        .load_signing_persistent(handle, KeyAuth::none().with_pcr_policy(pcrs))
+        .unwrap();
+    // A persistent key's policy is replayed with the PCRs' current values, so the TPM sees
+    // a policy digest that is not the key's: a failed policy, typed.
+    let err = key.try_sign(MESSAGE).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TpmError::PcrChanged { .. } | TpmError::PolicyFailed { .. }
+        ),
+        "{err:?}"
+    );
+    drop(key);
+    tpm.evict_persistent(handle).unwrap();
+    tpm.disconnect();
+}
