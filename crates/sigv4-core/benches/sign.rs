@@ -223,6 +223,11 @@ fn bench_shapes(c: &mut Criterion) {
                 BatchSize::SmallInput,
             )
         };
+        // The same signature from the request's parts: no `http::Request` touched.
+        let (parts, body_bytes) = fresh().into_parts();
+        let mut parts_row = |b: &mut Bencher<'_>| {
+            b.iter(|| shape.sign_parts(&warm, black_box(&parts), &body_bytes, time))
+        };
         // The floor, on this shape's real inputs.
         let body = (!shape.unsigned_payload).then(|| shape.request.body.clone());
         let canonical = out.canonical_request().to_bytes();
@@ -246,6 +251,7 @@ fn bench_shapes(c: &mut Criterion) {
                 short_rows,
                 &mut [
                     ("keyhold-warm", &mut plain(&mut warm_row)),
+                    ("keyhold-parts", &mut plain(&mut parts_row)),
                     ("aws-sigv4", &mut plain(&mut aws_row)),
                     ("limit", &mut plain(&mut limit_row)),
                 ],

@@ -245,4 +245,31 @@ impl Shape {
         };
         signed.unwrap_or_else(|e| panic!("shape {}: {e}", self.name))
     }
+
+    /// The same signature from the request's parts (`Signer::sign_signable`), without
+    /// setting anything on an `http::Request`: what signing costs apart from the `http`
+    /// side.
+    pub fn sign_parts(
+        &self,
+        signer: &Signer,
+        parts: &http::request::Parts,
+        body: &[u8],
+        time: time::OffsetDateTime,
+    ) -> crate::SigningOutput {
+        let params = SigningParams::new("us-east-1", self.service).at(time);
+        let payload = match self.unsigned_payload {
+            true => crate::Payload::Unsigned,
+            false => crate::Payload::Bytes(body),
+        };
+        let location = match self.presign_secs {
+            Some(secs) => crate::SignatureLocation::QueryParams {
+                expires_in: std::time::Duration::from_secs(secs),
+            },
+            None => crate::SignatureLocation::Headers,
+        };
+        let request = crate::SignableRequest::from_http(parts);
+        signer
+            .sign_signable(&request, payload, &params, location)
+            .unwrap_or_else(|e| panic!("shape {}: {e}", self.name))
+    }
 }
