@@ -220,11 +220,6 @@ impl Pkcs11X509Key {
         })
     }
 
-    /// The key's public half (for a certificate request), if the token shows it.
-    pub fn public_key(&self) -> Option<&X509PublicKey> {
-        self.public.as_ref()
-    }
-
     /// The PIN the key was opened with.
     pub(crate) fn pin(&self) -> Option<&SecretString> {
         self.pin.as_ref()
@@ -423,6 +418,11 @@ impl X509Key for Pkcs11X509Key {
                 e,
             )
         })
+    }
+
+    /// From the token's public key object with the key's `CKA_ID`, read when the key opened.
+    fn public_key(&self) -> Option<X509PublicKey> {
+        self.public.clone()
     }
 }
 

@@ -180,11 +180,6 @@ impl Tpm {
 }
 
 impl TpmX509Key {
-    /// The key's public half (for a certificate request).
-    pub fn public_key(&self) -> Option<&X509PublicKey> {
-        self.public.as_ref()
-    }
-
     /// TPM2_Sign of `message`'s SHA-256: the signature as Roles Anywhere reads it.
     pub fn try_sign(&self, message: &[u8]) -> Result<Vec<u8>, TpmError> {
         let (algorithm, length) = self.hash;
@@ -233,6 +228,11 @@ impl X509Key for TpmX509Key {
         self.try_sign(message).map_err(|e| {
             KeyError::with_source(e.kind(), "the TPM could not sign with the private key", e)
         })
+    }
+
+    /// From the key's public area, read when the key loaded.
+    fn public_key(&self) -> Option<X509PublicKey> {
+        self.public.clone()
     }
 }
 

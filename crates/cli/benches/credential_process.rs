@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use criterion::{Bencher, Criterion, criterion_group, criterion_main};
-use sigv4_core::X509KeyType;
+use sigv4_core::{X509Key, X509KeyType};
 use test_support::rolesanywhere::{Endpoint, PROFILE_ARN, Pki, TRUST_ANCHOR_ARN, python, scratch};
 use test_support::rounds::{Group, ROUNDS, plain, round};
 
@@ -78,7 +78,7 @@ fn benches(c: &mut Criterion) {
     let mut uri = token.uri("ra");
     uri.object_type = Some(backend_pkcs11::uri::ObjectType::Private);
     let p11 = backend_pkcs11::Pkcs11X509Key::open(&uri, None).expect("open");
-    public_pem(p11.public_key().expect("public"), &dir.join("p11.der"));
+    public_pem(&p11.public_key().expect("public"), &dir.join("p11.der"));
     drop(p11);
     let ca = pki.dir.to_str().expect("utf-8");
     let p11_pki = Pki::make(
@@ -108,7 +108,7 @@ fn benches(c: &mut Criterion) {
     let loaded = tpm
         .load_signing_key_file(&file, backend_tpm::KeyAuth::none())
         .expect("load");
-    public_pem(loaded.public_key().expect("public"), &dir.join("tpm.der"));
+    public_pem(&loaded.public_key().expect("public"), &dir.join("tpm.der"));
     drop(loaded);
     tpm.disconnect();
     let tpm_pki = Pki::make(

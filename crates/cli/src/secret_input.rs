@@ -211,6 +211,7 @@ mod terminal {
 
 /// Asks on the controlling terminal (`/dev/tty`, never stdin, which a `credential_process`
 /// caller owns) for a line typed without echo; `None` when the process has no terminal.
+#[cfg_attr(not(feature = "pkcs11"), allow(dead_code))] // asked for PKCS#11 PINs only
 pub fn prompt_on_terminal(prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, CliError> {
     let io = |source| CliError::SecretRead {
         from: "the terminal".into(),

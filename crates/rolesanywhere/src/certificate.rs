@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use sigv4_core::{X509Key, X509KeyKind, X509Signer};
+use sigv4_core::{X509Key, X509KeyKind, X509PublicKey, X509Signer};
 use time::OffsetDateTime;
 use x509_cert::Certificate;
 use x509_cert::der::asn1::ObjectIdentifier;
@@ -57,10 +57,9 @@ pub enum CertificateError {
         /// The certificate's kind.
         certificate: X509KeyKind,
     },
-    /// The private key's signature does not verify with the certificate's public key.
+    /// The private key is not the certificate's (its public half, or its signature, differs).
     #[error(
-        "the private key is not the certificate's: a signature it made does not verify with \
-         the certificate's public key ({public_key})"
+        "the private key is not the certificate's: the certificate holds another {public_key} key"
     )]
     KeyMismatch {
         /// The certificate's key.
@@ -344,9 +343,9 @@ impl CertificateChain {
         })
     }
 
-    /// Proves that `key` is the certificate's private key: it signs a fixed message as it
-    /// would sign a request, and the certificate's public key verifies the signature. Works
-    /// for any backend, since it needs nothing but the signature.
+    /// Proves that `key` is the certificate's private key: by its public half when the key
+    /// knows it ([`X509Key::public_key`], no device call), else by a signature of a fixed
+    /// message that the certificate's public key must verify.
     pub fn check_key(&self, key: &dyn X509Key) -> Result<(), CertificateError> {
         const MESSAGE: &[u8] = b"keyhold: is this the certificate's private key?";
         let kind = self.info.public_key;
@@ -356,10 +355,39 @@ impl CertificateChain {
                 certificate: kind.x509_kind(),
             });
         }
-        let signature = key.sign(MESSAGE).map_err(CertificateError::KeySign)?;
-        match self.verifies(MESSAGE, &signature) {
+        let pair = match key.public_key() {
+            Some(public) => self.holds(&public),
+            None => {
+                let signature = key.sign(MESSAGE).map_err(CertificateError::KeySign)?;
+                self.verifies(MESSAGE, &signature)
+            }
+        };
+        match pair {
             true => Ok(()),
             false => Err(CertificateError::KeyMismatch { public_key: kind }),
+        }
+    }
+
+    /// Whether the certificate's public key is `public` (compared as keys, not encodings).
+    fn holds(&self, public: &X509PublicKey) -> bool {
+        use rsa::pkcs8::DecodePublicKey;
+
+        let spki = &self.public_key[..];
+        match public {
+            X509PublicKey::Rsa { modulus, exponent } => {
+                rsa::RsaPublicKey::from_public_key_der(spki).is_ok_and(|certified| {
+                    rsa::RsaPublicKey::new(
+                        rsa::BigUint::from_bytes_be(modulus),
+                        rsa::BigUint::from_bytes_be(exponent),
+                    )
+                    .is_ok_and(|key| key == certified)
+                })
+            }
+            X509PublicKey::P256(point) => p256::PublicKey::from_public_key_der(spki)
+                .is_ok_and(|certified| p256::PublicKey::from_sec1_bytes(point) == Ok(certified)),
+            X509PublicKey::P384(point) => p384::PublicKey::from_public_key_der(spki)
+                .is_ok_and(|certified| p384::PublicKey::from_sec1_bytes(point) == Ok(certified)),
+            _ => false,
         }
     }
 

@@ -8,11 +8,11 @@
 use std::fmt;
 
 use ecdsa::signature::hazmat::PrehashSigner;
+use pkcs8::DecodePrivateKey;
 use pkcs8::der::Decode;
-use pkcs8::{DecodePrivateKey, EncodePublicKey};
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use sha2::{Digest, Sha256};
-use sigv4_core::{KeyError, KeyErrorKind, X509Key, X509KeyKind};
+use sigv4_core::{KeyError, KeyErrorKind, X509Key, X509KeyKind, X509PublicKey};
 use zeroize::Zeroizing;
 
 use crate::certificate::{EC_PUBLIC_KEY, P256, P384, RSA_ENCRYPTION};
@@ -175,18 +175,34 @@ impl FileKey {
     /// The public half as a SubjectPublicKeyInfo, DER: equal to the certificate's when the
     /// two are a pair.
     pub fn public_key_der(&self) -> Vec<u8> {
-        let encoded = match &self.inner {
-            Inner::Rsa(key) => key.to_public_key().to_public_key_der(),
-            Inner::P256(key) => key.verifying_key().to_public_key_der(),
-            Inner::P384(key) => key.verifying_key().to_public_key_der(),
-        };
-        encoded
-            .expect("a valid public key encodes as SPKI")
-            .into_vec()
+        let public = X509Key::public_key(self).expect("a file key knows its public half");
+        crate::public_key_der(&public).expect("a valid public key encodes as SPKI")
     }
 }
 
 impl X509Key for FileKey {
+    fn public_key(&self) -> Option<X509PublicKey> {
+        use rsa::traits::PublicKeyParts;
+        Some(match &self.inner {
+            Inner::Rsa(key) => X509PublicKey::Rsa {
+                modulus: key.n().to_bytes_be(),
+                exponent: key.e().to_bytes_be(),
+            },
+            Inner::P256(key) => X509PublicKey::P256(
+                key.verifying_key()
+                    .to_encoded_point(false)
+                    .as_bytes()
+                    .to_vec(),
+            ),
+            Inner::P384(key) => X509PublicKey::P384(
+                key.verifying_key()
+                    .to_encoded_point(false)
+                    .as_bytes()
+                    .to_vec(),
+            ),
+        })
+    }
+
     fn kind(&self) -> X509KeyKind {
         match self.inner {
             Inner::Rsa(_) => X509KeyKind::Rsa,

@@ -131,6 +131,12 @@ pub trait X509Key: Send + Sync + fmt::Debug {
     /// Signs `message` (the string to sign): for [`X509KeyKind::Rsa`] RSASSA-PKCS1-v1_5
     /// over its SHA-256, for [`X509KeyKind::Ecdsa`] ECDSA over its SHA-256, as DER.
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError>;
+
+    /// The key's public half, when the holder knows it without a device call (a file key,
+    /// a token's public key object, a TPM's public area); `None` when it does not.
+    fn public_key(&self) -> Option<X509PublicKey> {
+        None
+    }
 }
 
 impl<K: X509Key + ?Sized> X509Key for Arc<K> {
@@ -139,6 +145,9 @@ impl<K: X509Key + ?Sized> X509Key for Arc<K> {
     }
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         (**self).sign(message)
+    }
+    fn public_key(&self) -> Option<X509PublicKey> {
+        (**self).public_key()
     }
 }
 

@@ -2,13 +2,12 @@
 //! and their certificates. See `args::cert` for the flow.
 
 use std::io::Write as _;
-use std::sync::Arc;
 
 use rolesanywhere::CertificateChain;
-use sigv4_core::{X509Key, X509PublicKey};
 
 use crate::args::{CertArgs, CertCommand, KeyArgs};
 use crate::error::{CliError, one_line};
+#[cfg(any(feature = "pkcs11", feature = "tpm"))]
 use crate::key_ref::KeyRef;
 
 fn usage(flag: &str, error: impl std::fmt::Display) -> CliError {
@@ -32,6 +31,7 @@ fn print_line(line: &str) -> Result<(), CliError> {
         .map_err(CliError::Output)
 }
 
+#[cfg_attr(not(any(feature = "pkcs11", feature = "tpm")), allow(unused_variables))]
 fn keygen(key: &KeyArgs, key_type: sigv4_core::X509KeyType) -> Result<(), CliError> {
     match key.key() {
         #[cfg(feature = "pkcs11")]
@@ -60,32 +60,9 @@ fn keygen(key: &KeyArgs, key_type: sigv4_core::X509KeyType) -> Result<(), CliErr
     }
 }
 
-/// Opens a Roles Anywhere key and its public half.
-fn open(key: &KeyArgs) -> Result<(Arc<dyn X509Key>, Option<X509PublicKey>), CliError> {
-    match key.key() {
-        #[cfg(feature = "pkcs11")]
-        KeyRef::Pkcs11(uri) => {
-            let key = crate::backend::pkcs11::open_x509(uri)?;
-            let public = key.public_key().cloned();
-            Ok((Arc::new(key), public))
-        }
-        #[cfg(feature = "tpm")]
-        reference @ (KeyRef::TpmFile(_) | KeyRef::TpmHandle(_)) => {
-            let opened = crate::backend::tpm::open_x509(reference, key)?;
-            let public = opened.public_key().cloned();
-            Ok((Arc::new(opened), public))
-        }
-        #[allow(unreachable_patterns)]
-        other => Err(usage(
-            "--key",
-            format!("Roles Anywhere keys are pkcs11: or tpm: keys, not {other}"),
-        )),
-    }
-}
-
 fn csr(key: &KeyArgs, subject: &str, output: Option<&std::path::Path>) -> Result<(), CliError> {
-    let (signer, public) = open(key)?;
-    let public = public.ok_or_else(|| {
+    let signer = super::roles_anywhere::open_device_key(key.key(), key)?;
+    let public = signer.public_key().ok_or_else(|| {
         usage(
             "--key",
             "the device does not show this key's public half (no public key object with its \
@@ -113,6 +90,7 @@ fn csr(key: &KeyArgs, subject: &str, output: Option<&std::path::Path>) -> Result
 
 fn import(key: &KeyArgs, certificate: &std::path::Path) -> Result<(), CliError> {
     #[cfg(feature = "pkcs11")]
+    #[allow(irrefutable_let_patterns)] // a PKCS#11-only build has no other key type
     if let KeyRef::Pkcs11(uri) = key.key() {
         let bytes = std::fs::read(certificate).map_err(|source| CliError::Io {
             op: "read",

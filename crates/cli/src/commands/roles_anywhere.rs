@@ -106,13 +106,36 @@ pub fn open_private_key(
         #[cfg(feature = "pkcs11")]
         Location::Pkcs11(uri) => Arc::new(crate::backend::pkcs11::open_x509(&uri)?),
         #[cfg(feature = "tpm")]
-        Location::Tpm(reference) => Arc::new(crate::backend::tpm::open_x509(&reference, key_args)?),
+        Location::Tpm(reference) => open_device_key(&reference, key_args)?,
     })
 }
 
-/// Reads the certificate and key, checks they are a pair and in date, and returns the
-/// signer's pieces.
+/// A Roles Anywhere private key in a device: a `pkcs11:` or `tpm:` key reference (`--key`
+/// of `keyhold cert`), with the PIN and TPM options as for HMAC keys.
+pub fn open_device_key(
+    reference: &crate::key_ref::KeyRef,
+    key_args: &KeyArgs,
+) -> Result<Arc<dyn X509Key>, CliError> {
+    #[cfg(any(feature = "pkcs11", feature = "tpm"))]
+    use crate::key_ref::KeyRef;
+    let _ = key_args; // TPM options, when built with the tpm feature
+    match reference {
+        #[cfg(feature = "pkcs11")]
+        KeyRef::Pkcs11(uri) => Ok(Arc::new(crate::backend::pkcs11::open_x509(uri)?)),
+        #[cfg(feature = "tpm")]
+        KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => Ok(Arc::new(crate::backend::tpm::open_x509(
+            reference, key_args,
+        )?)),
+        #[allow(unreachable_patterns)]
+        other => Err(usage(
+            "--key",
+            format!("Roles Anywhere keys are pkcs11: or tpm: keys, not {other}"),
+        )),
+    }
+}
+
 /// The certificate (with its intermediates) and the private key, opened, not yet checked.
+#[cfg_attr(not(feature = "tpm"), allow(unused_variables))] // key_args: TPM options
 pub fn load(
     ra: &RolesAnywhereArgs,
     key_args: &KeyArgs,
