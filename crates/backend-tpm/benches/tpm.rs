@@ -18,16 +18,13 @@
 //! --flags not-need-init,startup-clear` and `KEYHOLD_TEST_TPM_TCTI=swtpm:host=127.0.0.1,port=P`).
 //! Only one client at a time: each row's connection is closed before the next row starts.
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
 
-use backend_tpm::tss_esapi::{
-    Context,
-    interface_types::{
-        algorithm::HashingAlgorithm, resource_handles::Hierarchy, session_handles::AuthSession,
-    },
-    structures::{MaxBuffer, SensitiveData},
-};
+use backend_tpm::tss_esapi::interface_types::algorithm::HashingAlgorithm;
+use backend_tpm::tss_esapi::structures::{MaxBuffer, SensitiveData};
 use backend_tpm::{ImportOptions, KeyAuth, SessionEncryption, Tpm, TpmRootKey};
 use criterion::{BatchSize, Bencher, BenchmarkId, Criterion, criterion_group, criterion_main};
 use sigv4_core::{CachePolicy, RootSecret, Signer, SigningParams, SoftwareRootKey};
@@ -38,12 +35,6 @@ const AKID: &str = "AKIDEXAMPLE";
 // The public example secret of AWS's documentation and test suite.
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 const UNIX_TIME: i64 = 1_440_938_160; // 2015-08-30T12:36:00Z
-
-fn tcti() -> String {
-    std::env::var(test_support::env::TPM_TCTI).unwrap_or_else(|_| {
-        panic!("KEYHOLD_TEST_TPM_TCTI is not set: run `cargo xtask bench`, which starts swtpm")
-    })
-}
 
 fn get_vanilla() -> http::Request<Vec<u8>> {
     http::Request::get("https://example.amazonaws.com/")
@@ -59,7 +50,7 @@ fn sign(signer: &Signer, request: &mut http::Request<Vec<u8>>) {
 }
 
 fn tpm_key(encryption: SessionEncryption) -> (Tpm, Arc<TpmRootKey>) {
-    let tpm = Tpm::connect_with(Some(&tcti()), encryption).expect("connect to swtpm");
+    let tpm = Tpm::connect_with(Some(&common::tcti()), encryption).expect("connect to swtpm");
     let secret = RootSecret::from_secret_access_key(Zeroizing::new(SECRET.as_bytes().to_vec()));
     let imported = tpm
         .import(&secret, &ImportOptions::new(AKID))
@@ -72,20 +63,7 @@ fn tpm_key(encryption: SessionEncryption) -> (Tpm, Arc<TpmRootKey>) {
 
 /// The floor: tss-esapi alone, a primary and an HMAC key loaded once, then TPM2_HMAC.
 fn bare_hmac_loop(c: &mut Group<'_>, id: BenchmarkId) {
-    let tcti = tcti().parse().expect("TCTI");
-    let mut ctx = Context::new(tcti).expect("tss-esapi context");
-    ctx.set_sessions((Some(AuthSession::Password), None, None));
-    let srk = ctx
-        .create_primary(
-            Hierarchy::Owner,
-            backend_tpm::storage_primary_template().expect("primary template"),
-            None,
-            None,
-            None,
-            None,
-        )
-        .expect("primary")
-        .key_handle;
+    let (mut ctx, srk) = common::bare_context_and_primary();
     let secret = SensitiveData::try_from(format!("AWS4{SECRET}").into_bytes()).expect("data");
     let created = ctx
         .create(

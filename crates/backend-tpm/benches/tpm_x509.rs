@@ -5,13 +5,12 @@
 //! keyhold >= 0.9x bare. Needs swtpm as `tpm.rs` does; one client at a time, so each row
 //! connects, runs and disconnects.
 
+mod common;
+
 use std::hint::black_box;
 
-use backend_tpm::tss_esapi::Context;
 use backend_tpm::tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
 use backend_tpm::tss_esapi::interface_types::algorithm::HashingAlgorithm;
-use backend_tpm::tss_esapi::interface_types::resource_handles::Hierarchy;
-use backend_tpm::tss_esapi::interface_types::session_handles::AuthSession;
 use backend_tpm::tss_esapi::structures::{Digest, HashScheme, SignatureScheme};
 use backend_tpm::tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 use backend_tpm::{KeyAuth, SessionEncryption, Tpm};
@@ -20,12 +19,6 @@ use rolesanywhere::{CreateSession, RolesAnywhereClient};
 use sha2::{Digest as _, Sha256};
 use sigv4_core::{X509KeyType, X509Signer};
 use test_support::rounds::{Group, ROUNDS, round, three_seconds};
-
-fn tcti() -> String {
-    std::env::var(test_support::env::TPM_TCTI).unwrap_or_else(|_| {
-        panic!("KEYHOLD_TEST_TPM_TCTI is not set: run `cargo xtask bench`, which starts swtpm")
-    })
-}
 
 fn certificate(kind: &str) -> Vec<u8> {
     // Any certificate of the key's kind: signing does not compare it with the key.
@@ -39,19 +32,7 @@ fn certificate(kind: &str) -> Vec<u8> {
 /// The floor: tss-esapi alone, a primary and a signing key loaded once, then TPM2_Sign of a
 /// SHA-256 digest under a null ticket.
 fn bare_sign_loop(c: &mut Group<'_>, id: BenchmarkId, key_type: X509KeyType) {
-    let mut ctx = Context::new(tcti().parse().expect("TCTI")).expect("tss-esapi context");
-    ctx.set_sessions((Some(AuthSession::Password), None, None));
-    let srk = ctx
-        .create_primary(
-            Hierarchy::Owner,
-            backend_tpm::storage_primary_template().expect("primary template"),
-            None,
-            None,
-            None,
-            None,
-        )
-        .expect("primary")
-        .key_handle;
+    let (mut ctx, srk) = common::bare_context_and_primary();
     let template = backend_tpm::signing_key_template(key_type, false).expect("template");
     let created = ctx
         .create(srk, template, None, None, None, None)
@@ -90,7 +71,8 @@ fn bare_sign_loop(c: &mut Group<'_>, id: BenchmarkId, key_type: X509KeyType) {
 
 /// keyhold: a key made by `create_signing_key`, loaded, and whole requests signed with it.
 fn keyhold(c: &mut Group<'_>, id: BenchmarkId, key_type: X509KeyType, kind: &str) {
-    let tpm = Tpm::connect_with(Some(&tcti()), SessionEncryption::Cleartext).expect("swtpm");
+    let tpm =
+        Tpm::connect_with(Some(&common::tcti()), SessionEncryption::Cleartext).expect("swtpm");
     let file = tpm.create_signing_key(key_type, None).expect("create");
     let key = tpm
         .load_signing_key_file(&file, KeyAuth::none())
