@@ -186,4 +186,36 @@ mod tests {
             ServiceErrorKind::ServiceFailure
         );
     }
+
+    /// The reply parsers' fuzz target (see `test-support`'s `fuzz`): the corpus in
+    /// `testdata/fuzz/createsession-reply`, then mutations. No reply may panic, and a parse
+    /// failure never quotes the body.
+    #[test]
+    fn fuzz_createsession_replies() {
+        let dictionary: &[&[u8]] = &[
+            br#"{"credentialSet":["#,
+            br#""credentials":{"#,
+            br#""secretAccessKey":"s3cr3t""#,
+            br#""expiration":"2026-12-04T17:00:00Z""#,
+            b"\\u0000",
+            b"]}",
+        ];
+        let parsed = test_support::fuzz::run(
+            "createsession-reply",
+            0x5eed_00a3,
+            test_support::fuzz::runs(20_000),
+            dictionary,
+            |body| {
+                let _ = service_error(403, Some("AccessDeniedException"), body, None);
+                match credentials(body) {
+                    Ok(c) => !c.access_key_id.is_empty(),
+                    Err(why) => {
+                        assert!(!why.contains("s3cr3t"), "{why}");
+                        false
+                    }
+                }
+            },
+        );
+        assert!(parsed >= 1, "only {parsed} replies parsed");
+    }
 }
