@@ -195,6 +195,46 @@ const ROLES_ANYWHERE_PROCESS_RATIOS: &[Ratio] = &[
     ),
 ];
 
+const SERVE_RATIOS: &[Ratio] = &[
+    Ratio {
+        what: Cow::Borrowed(
+            "keyhold serve, ECS endpoint, requests/s x a bare hyper server (16 clients)",
+        ),
+        baseline: Cow::Borrowed("serve/bare-hyper"),
+        ours: Cow::Borrowed("serve/keyhold-ecs"),
+        target: Target::AtLeast(0.8),
+    },
+    Ratio {
+        what: Cow::Borrowed("keyhold serve, IMDSv2 credentials, requests/s x a bare hyper server"),
+        baseline: Cow::Borrowed("serve/bare-hyper"),
+        ours: Cow::Borrowed("serve/keyhold-imds"),
+        target: Target::AtLeast(0.8),
+    },
+];
+
+const PROCESS_CACHE_RATIOS: &[Ratio] = &[
+    Ratio {
+        what: Cow::Borrowed("credential-process from the cache, time / keyhold --version"),
+        baseline: Cow::Borrowed("process-cache/keyhold-warm"),
+        ours: Cow::Borrowed("process-cache/keyhold-version"),
+        target: Target::AtMost(1.5),
+    },
+    Ratio {
+        what: Cow::Borrowed(
+            "credential-process from the cache x without it (SoftHSM, AssumeRole at moto)",
+        ),
+        baseline: Cow::Borrowed("process-cache/keyhold-cold"),
+        ours: Cow::Borrowed("process-cache/keyhold-warm"),
+        target: Target::Report,
+    },
+    Ratio {
+        what: Cow::Borrowed("credential-process from the cache x aws sts assume-role (same moto)"),
+        baseline: Cow::Borrowed("process-cache/aws-sts-assume-role"),
+        ours: Cow::Borrowed("process-cache/keyhold-warm"),
+        target: Target::Report,
+    },
+];
+
 /// One benchmark binary and the ratios it feeds.
 struct Suite {
     name: &'static str,
@@ -207,6 +247,8 @@ struct Suite {
     shapes: bool,
     /// Needs the Python virtualenv (its `bin/` in `KEYHOLD_TEST_PYTHON_BIN`).
     python: bool,
+    /// Needs moto (and SoftHSM, swtpm: `devices` too).
+    moto: bool,
 }
 
 /// The criterion groups of request shapes (`shape-NAME`) in the results.
@@ -265,6 +307,7 @@ const SUITES: &[Suite] = &[
         ratios: SIGV4_RATIOS,
         shapes: true,
         python: false,
+        moto: false,
     },
     Suite {
         name: "pkcs11",
@@ -274,6 +317,7 @@ const SUITES: &[Suite] = &[
         ratios: PKCS11_RATIOS,
         shapes: false,
         python: false,
+        moto: false,
     },
     Suite {
         name: "tpm",
@@ -283,6 +327,7 @@ const SUITES: &[Suite] = &[
         ratios: TPM_RATIOS,
         shapes: false,
         python: false,
+        moto: false,
     },
     Suite {
         name: "rolesanywhere",
@@ -292,6 +337,7 @@ const SUITES: &[Suite] = &[
         ratios: ROLES_ANYWHERE_FILE_RATIOS,
         shapes: false,
         python: false,
+        moto: false,
     },
     Suite {
         name: "pkcs11-x509",
@@ -301,6 +347,7 @@ const SUITES: &[Suite] = &[
         ratios: ROLES_ANYWHERE_PKCS11_RATIOS,
         shapes: false,
         python: false,
+        moto: false,
     },
     Suite {
         name: "tpm-x509",
@@ -310,6 +357,7 @@ const SUITES: &[Suite] = &[
         ratios: ROLES_ANYWHERE_TPM_RATIOS,
         shapes: false,
         python: false,
+        moto: false,
     },
     Suite {
         name: "ra-process",
@@ -319,13 +367,34 @@ const SUITES: &[Suite] = &[
         ratios: ROLES_ANYWHERE_PROCESS_RATIOS,
         shapes: false,
         python: true,
+        moto: false,
+    },
+    Suite {
+        name: "serve",
+        package: "cli",
+        bench: "serve",
+        devices: false,
+        ratios: SERVE_RATIOS,
+        shapes: false,
+        python: true,
+        moto: false,
+    },
+    Suite {
+        name: "process-cache",
+        package: "cli",
+        bench: "process_cache",
+        devices: true,
+        ratios: PROCESS_CACHE_RATIOS,
+        shapes: false,
+        python: true,
+        moto: true,
     },
 ];
 
 /// Runs the benchmarks and prints the table.
 ///
 /// `args`: optional suite names (`sigv4`, `pkcs11`, `tpm`, `rolesanywhere`, `pkcs11-x509`,
-/// `tpm-x509`, `ra-process`;
+/// `tpm-x509`, `ra-process`, `serve`, `process-cache`;
 /// all when none), then optionally
 /// `--` and arguments for criterion. SoftHSM and swtpm are started for the device suites.
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
@@ -346,12 +415,15 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         .collect();
     let services = if chosen.iter().any(|s| s.devices) {
         super::setup::run(root)?;
+        let moto = chosen.iter().any(|s| s.moto);
+        let all: &[super::services::StartFn] = &[
+            super::services::softhsm::start,
+            super::services::swtpm::start,
+            super::services::moto::start,
+        ];
         Some(super::services::start(
             root,
-            &[
-                super::services::softhsm::start,
-                super::services::swtpm::start,
-            ],
+            &all[..if moto { 3 } else { 2 }],
         )?)
     } else {
         None

@@ -55,6 +55,8 @@ fn keyhold(
             PROFILE_ARN,
         ])
         .args(["--role-arn", ROLE_ARN, "--endpoint-url", &endpoint.url])
+        // Every run calls the endpoint: this group times the whole exchange.
+        .arg("--no-cache")
         .args(extra)
         .env_remove("AWS_PROFILE");
     cmd

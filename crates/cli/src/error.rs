@@ -113,6 +113,30 @@ pub enum CliError {
     #[error(transparent)]
     RolesAnywhere(rolesanywhere::RolesAnywhereError),
 
+    /// A credential source failed in another way.
+    #[error("getting temporary credentials failed")]
+    Credentials(#[source] Cause),
+
+    /// The credential server could not listen or serve.
+    #[error("the credential server {what}")]
+    Serve {
+        /// What failed ("could not listen on 127.0.0.1:9911").
+        what: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// `exec`: the command could not be started.
+    #[error("could not run {command}")]
+    Exec {
+        /// The program.
+        command: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// STS did not accept the access key id or its signature.
     #[error("access key id {access_key_id} ({from}) was rejected by STS")]
     Rejected {

@@ -15,6 +15,8 @@ const OURS: &[&str] = &[
     "backend_tpm",
     "backend_tink",
     "sts_client",
+    "rolesanywhere",
+    "sdk_credentials",
 ];
 
 /// Installs the stderr subscriber for this verbosity (the number of `-v`).

@@ -9,10 +9,12 @@
 #![allow(clippy::print_stdout)] // a command-line tool: its output is the point
 
 mod args;
-#[cfg(any(feature = "tpm", feature = "tink"))]
 mod atomic_file;
 mod backend;
+mod cache;
 mod commands;
+mod credential_source;
+mod credentials_file;
 mod doctor;
 mod doctor_roles_anywhere;
 mod error;
@@ -22,6 +24,7 @@ mod output;
 mod process;
 mod report;
 mod secret_input;
+mod serve;
 mod signals;
 mod sts;
 
@@ -74,11 +77,22 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     process::ensure_environment(&needs);
-    if let Err(e) = signals::install() {
-        tracing::warn!(error = %e, "could not take over SIGINT and SIGTERM");
-    }
-    match run(&cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
+    let signals = if cli.command.long_running() {
+        match signals::install_delivering(commands::exec::FORWARDED) {
+            Ok(receiver) => Some(receiver),
+            Err(e) => {
+                eprintln!("keyhold: could not take over SIGINT, SIGTERM and SIGHUP: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        if let Err(e) = signals::install() {
+            tracing::warn!(error = %e, "could not take over SIGINT and SIGTERM");
+        }
+        None
+    };
+    match run(&cli.command, signals) {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             tracing::debug!(error = ?e, "failed");
             eprintln!("keyhold: {}", one_line(&e));
@@ -87,20 +101,44 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: &Command) -> Result<(), CliError> {
-    let runtime = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(CliError::Runtime)
-    };
+/// The async runtime for one command's network calls.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
+}
+
+/// The async runtime of a server: two worker threads, so that a device call during a
+/// refresh does not stop the replies.
+pub fn server_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
+}
+
+/// Signals delivered to a long-running command.
+pub type Signals = Option<tokio::sync::mpsc::UnboundedReceiver<i32>>;
+
+/// Runs the command; the process's exit code (`exec`: the command's).
+fn run(command: &Command, signals: Signals) -> Result<u8, CliError> {
+    if let Command::Exec(args) = command {
+        return commands::exec::run(args, signals);
+    }
     match command {
         Command::Import(args) => commands::import::run(args, &runtime()?),
         Command::Sign(args) => commands::sign::run(args, &runtime()?),
         Command::Whoami(args) => commands::whoami::run(args, &runtime()?),
-        Command::CredentialProcess(args) => commands::credential_process::run(args, &runtime()?),
+        Command::CredentialProcess(args) => commands::credential_process::run(args),
+        Command::Serve(args) => serve::run(args, signals),
+        Command::Exec(_) => unreachable!("handled above"),
+        Command::Export(args) => commands::export::run(args),
+        Command::Update(args) => commands::update::run(args, signals),
         Command::Doctor(args) => doctor::run(args, &runtime()?),
         Command::Cert(args) => commands::cert::run(args),
         Command::SignString(args) => commands::sign_string::run(args),
     }
+    .map(|()| 0)
 }

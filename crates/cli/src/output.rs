@@ -22,3 +22,11 @@ pub fn print_json(value: &impl Serialize) -> Result<(), CliError> {
         .and_then(|()| out.flush())
         .map_err(CliError::Output)
 }
+
+/// Writes `text` to stdout in one write.
+pub fn print_text(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(CliError::Output)
+}

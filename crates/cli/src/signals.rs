@@ -17,18 +17,41 @@ static ENDED: Condvar = Condvar::new();
 
 /// Takes SIGINT, SIGTERM and SIGHUP over for the rest of the process. Call once, first.
 pub fn install() -> std::io::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    start(&[SIGINT, SIGTERM, SIGHUP], None)
+}
+
+/// For the long-running commands (`serve`, `exec`, `update`): SIGINT, SIGTERM, SIGHUP and
+/// `extra` are delivered on the returned channel instead of ending the process (still only
+/// between device operations). Call once, first.
+pub fn install_delivering(
+    extra: &[i32],
+) -> std::io::Result<tokio::sync::mpsc::UnboundedReceiver<i32>> {
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let mut wanted = vec![SIGINT, SIGTERM, SIGHUP];
+    wanted.extend_from_slice(extra);
+    start(&wanted, Some(sender))?;
+    Ok(receiver)
+}
+
+fn start(
+    wanted: &[i32],
+    deliver: Option<tokio::sync::mpsc::UnboundedSender<i32>>,
+) -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new(wanted)?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
+            for signal in signals.forever() {
                 // Holding the lock until the end: no new section can start.
                 let mut running = SECTIONS.lock().unwrap_or_else(PoisonError::into_inner);
                 if *running > 0 {
-                    tracing::warn!(signal, "finishing the device operation before exiting");
+                    tracing::warn!(signal, "finishing the device operation first");
                 }
                 while *running > 0 {
                     running = ENDED.wait(running).unwrap_or_else(PoisonError::into_inner);
+                }
+                if deliver.as_ref().is_some_and(|d| d.send(signal).is_ok()) {
+                    continue;
                 }
                 if let Some(undo) = *BEFORE_EXIT.lock().unwrap_or_else(PoisonError::into_inner) {
                     undo();
@@ -40,6 +63,14 @@ pub fn install() -> std::io::Result<()> {
             }
         })?;
     Ok(())
+}
+
+/// The next signal delivered to a long-running command (never, without a channel).
+pub async fn next(signals: &mut crate::Signals) -> Option<i32> {
+    match signals.as_mut() {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// What to undo before the process ends by a signal (the terminal's echo).

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use aws_credential_types::provider::ProvideCredentials;
 use common::*;
-use sdk_credentials::StsCredentialsProvider;
+use sdk_credentials::CredentialsProvider;
 use sigv4_core::SoftwareRootKey;
 use sts_client::GetSessionToken;
 
@@ -28,7 +28,7 @@ async fn software_key_signs_sts_and_sdk_requests() {
 #[tokio::test(flavor = "multi_thread")]
 async fn session_token_provider_yields_parsed_credentials() {
     let akid = env(test_support::env::AWS_ACCESS_KEY_ID);
-    let provider = StsCredentialsProvider::session_token(
+    let provider = CredentialsProvider::session_token(
         moto_client(&akid, software_key()),
         GetSessionToken::new().duration(std::time::Duration::from_secs(900)),
     );

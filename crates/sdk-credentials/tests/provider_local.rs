@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::ProvideCredentials;
-use sdk_credentials::StsCredentialsProvider;
+use sdk_credentials::CredentialsProvider;
 use sigv4_core::SoftwareRootKey;
 use sts_client::{AssumeRole, StsClient};
 use test_support::local_server::{LocalServer, assume_role_xml, error_xml, reply};
@@ -18,7 +18,7 @@ fn expiring_in(d: time::Duration) -> String {
     (OffsetDateTime::now_utc() + d).format(&Rfc3339).unwrap()
 }
 
-fn provider(url: &str, refresh_ahead: Duration) -> StsCredentialsProvider {
+fn provider(url: &str, refresh_ahead: Duration) -> CredentialsProvider {
     let sts = StsClient::builder(
         "AKIDEXAMPLE",
         Arc::new(SoftwareRootKey::from_secret_access_key("x")),
@@ -28,7 +28,7 @@ fn provider(url: &str, refresh_ahead: Duration) -> StsCredentialsProvider {
     .max_attempts(1)
     .build()
     .unwrap();
-    StsCredentialsProvider::assume_role(
+    CredentialsProvider::assume_role(
         sts,
         AssumeRole::new("arn:aws:iam::123456789012:role/r", "s1"),
     )
@@ -150,10 +150,12 @@ async fn a_first_fetch_failure_is_an_error_naming_the_sts_code() {
     .await;
     let provider = provider(&server.url, Duration::from_secs(300));
     let err = provider.provide_credentials().await.unwrap_err();
-    let source = std::error::Error::source(&err).expect("the STS error is the source");
-    let sts = source
-        .downcast_ref::<sts_client::StsError>()
-        .expect("an StsError");
+    let source = std::error::Error::source(&err).expect("the source's error is the source");
+    let Some(sdk_credentials::SourceError::Sts(sts)) =
+        source.downcast_ref::<sdk_credentials::SourceError>()
+    else {
+        panic!("an STS failure: {source:?}");
+    };
     assert_eq!(sts.code(), Some("AccessDenied"));
     assert_eq!(sts.request_id(), Some("req-AccessDenied"));
 }

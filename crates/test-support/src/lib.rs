@@ -6,6 +6,7 @@
 //!   network. It needs no nightly toolchain (none can be installed here); `cargo xtask ci`
 //!   runs every target for a bounded number of inputs from its corpus in `testdata/fuzz/`;
 //! - [`http`]: loopback servers that answer every request alike, or never;
+//! - [`proxy`]: a counting TCP relay in front of a real service that can be taken down;
 //! - `rounds` (feature `bench`): how every criterion bench in the workspace runs its rows;
 //! - `local_server` (feature `local-server`): a loopback HTTP server with canned replies,
 //!   for the STS client's and the SDK provider's tests;
@@ -22,6 +23,7 @@ pub mod http;
 pub mod local_server;
 #[cfg(feature = "moto")]
 pub mod moto;
+pub mod proxy;
 #[cfg(feature = "moto")]
 pub mod rolesanywhere;
 #[cfg(feature = "bench")]

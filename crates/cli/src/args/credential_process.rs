@@ -28,9 +28,33 @@ On failure it prints one line on stderr and exits 1, which the AWS CLI and SDKs 
 
 /// `keyhold credential-process`.
 #[derive(Debug, Args)]
+pub struct CredentialProcessArgs {
+    /// Where the credentials come from.
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// Always fetch new credentials: neither read nor write the cache (also
+    /// KEYHOLD_NO_CACHE=1).
+    #[arg(
+        long,
+        env = "KEYHOLD_NO_CACHE",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub no_cache: bool,
+
+    /// Cached credentials are used until this long before they expire: seconds, or with a
+    /// unit (5m). The cache is in $XDG_RUNTIME_DIR/keyhold (else ~/.cache/keyhold, or
+    /// KEYHOLD_CACHE_DIR).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub cache_margin: Duration,
+}
+
+/// Where temporary credentials come from: an HMAC key through STS, or an X.509 certificate
+/// through IAM Roles Anywhere (`credential-process`, `serve`, `exec`, `export`, `update`).
+#[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("credentials").required(true).args(["role_arn", "get_session_token"]))]
 #[command(group = clap::ArgGroup::new("source").required(true).args(["key", "certificate"]))]
-pub struct CredentialProcessArgs {
+pub struct SourceArgs {
     /// The signing key.
     #[command(flatten)]
     pub key: KeyArgs,

@@ -1,117 +1,111 @@
 //! `keyhold credential-process`: temporary credentials from STS (AssumeRole or
-//! GetSessionToken, signed by the device key) printed as the AWS `credential_process` JSON,
-//! version 1. The AWS CLI and SDKs run it from `~/.aws/config` and show its stderr line when
-//! it fails.
+//! GetSessionToken, signed by the device key) or IAM Roles Anywhere (CreateSession, signed
+//! by the certificate's key), printed as the AWS `credential_process` JSON, version 1. The
+//! AWS CLI and SDKs run it from `~/.aws/config` and show its stderr line when it fails.
+//!
+//! Cached across invocations (see [`crate::cache`]): a hit touches neither the device nor
+//! the network.
 
-use secrecy::ExposeSecret;
-use serde::Serialize;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
+use zeroize::Zeroize;
 
-use crate::args::CredentialProcessArgs;
+use crate::args::{CredentialProcessArgs, SourceArgs};
+use crate::cache;
+use crate::credential_source;
 use crate::error::CliError;
-use crate::{backend, output, sts};
+use crate::output;
 
 /// The credential_process document (field names and order as the AWS docs give them).
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct ProcessCredentials<'a> {
-    version: u8,
-    access_key_id: &'a str,
-    secret_access_key: &'a str,
-    session_token: &'a str,
-    expiration: String,
+pub struct Document {
+    /// Always 1.
+    pub version: u8,
+    /// The temporary access key id.
+    pub access_key_id: String,
+    /// The temporary secret access key.
+    pub secret_access_key: String,
+    /// The session token.
+    pub session_token: String,
+    /// RFC 3339.
+    pub expiration: String,
 }
 
-/// Checks `--duration-seconds` against STS's range for the call, before any device call.
-fn check_duration(args: &CredentialProcessArgs) -> Result<(), CliError> {
-    let (call, max) = match args.role_arn {
-        Some(_) => ("AssumeRole", 43_200),
-        None => ("GetSessionToken", 129_600),
-    };
-    let secs = args.duration.as_secs();
-    if (900..=max).contains(&secs) {
-        Ok(())
+impl fmt::Debug for Document {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Document")
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Document {
+    fn drop(&mut self) {
+        self.secret_access_key.zeroize();
+        self.session_token.zeroize();
+    }
+}
+
+impl Document {
+    /// The document for credentials from a source.
+    pub fn new(credentials: &sdk_credentials::Expiring) -> Result<Self, CliError> {
+        let expiration = credentials.expires.format(&Rfc3339).map_err(|e| {
+            CliError::Output(std::io::Error::other(format!(
+                "the expiration received cannot be written as RFC 3339: {e}"
+            )))
+        })?;
+        let sdk = &credentials.credentials;
+        Ok(Self {
+            version: 1,
+            access_key_id: sdk.access_key_id().to_owned(),
+            secret_access_key: sdk.secret_access_key().to_owned(),
+            session_token: sdk.session_token().unwrap_or_default().to_owned(),
+            expiration,
+        })
+    }
+}
+
+/// Gets the credentials (from the cache when it has good ones) and prints them.
+pub fn run(process_args: &CredentialProcessArgs) -> Result<(), CliError> {
+    let args = &process_args.source;
+    credential_source::check(args)?;
+    let entry = if process_args.no_cache {
+        None
     } else {
-        Err(CliError::Usage(format!(
-            "--duration-seconds {secs} is outside {call}'s range of 900 to {max} seconds \
-             (AssumeRole is further limited by the role's maximum session duration)"
-        )))
-    }
-}
-
-/// Gets the credentials and prints them.
-pub fn run(
-    args: &CredentialProcessArgs,
-    runtime: &tokio::runtime::Runtime,
-) -> Result<(), CliError> {
-    if args.roles_anywhere.certificate.is_some() {
-        return super::roles_anywhere::run(args, runtime);
-    }
-    let endpoint = sts::endpoint(&args.sts, &args.key)?;
-    check_duration(args)?;
-    if let Some(role_arn) = &args.role_arn {
-        sts::check_role_arn(role_arn)?;
-    }
-    let key = backend::open(&args.key)?;
-    let client = sts::client(&key, &endpoint)?;
-    let failure = |e| sts::failure(e, &key, &args.key);
-    let credentials = match &args.role_arn {
-        Some(role_arn) => {
-            let session_name = args.role_session_name.clone().unwrap_or_else(|| {
-                format!(
-                    "keyhold-{}",
-                    time::OffsetDateTime::now_utc().unix_timestamp()
-                )
-            });
-            let mut request =
-                sts_client::AssumeRole::new(role_arn.clone(), session_name).duration(args.duration);
-            if let Some(external_id) = &args.external_id {
-                request = request.external_id(external_id.clone());
-            }
-            tracing::info!(
-                role_arn,
-                duration_secs = args.duration.as_secs(),
-                "AssumeRole"
-            );
-            runtime
-                .block_on(client.assume_role(request))
-                .map_err(failure)?
-                .credentials
-        }
-        None => {
-            let request = sts_client::GetSessionToken::new().duration(args.duration);
-            tracing::info!(duration_secs = args.duration.as_secs(), "GetSessionToken");
-            runtime
-                .block_on(client.get_session_token(request))
-                .map_err(failure)?
-        }
+        cache::Entry::for_args(args, process_args.cache_margin)
     };
-    print(
-        &credentials.access_key_id,
-        credentials.secret_access_key.expose_secret(),
-        credentials.session_token.expose_secret(),
-        credentials.expiration,
-    )
+    let Some(entry) = entry else {
+        return print(&fetch(args)?);
+    };
+    if let Some(hit) = entry.read() {
+        return print(&hit);
+    }
+    let _refreshing = entry.lock();
+    // Another invocation may have refreshed while this one waited for the lock.
+    if let Some(hit) = entry.read() {
+        return print(&hit);
+    }
+    let document = fetch(args)?;
+    entry.write(&document);
+    print(&document)
 }
 
-/// Prints temporary credentials as the credential_process document.
-pub fn print(
-    access_key_id: &str,
-    secret_access_key: &str,
-    session_token: &str,
-    expiration: time::OffsetDateTime,
-) -> Result<(), CliError> {
-    let expiration = expiration.format(&Rfc3339).map_err(|e| {
-        CliError::Output(std::io::Error::other(format!(
-            "the expiration received cannot be written as RFC 3339: {e}"
-        )))
-    })?;
-    tracing::info!(%access_key_id, %expiration, "temporary credentials received");
-    output::print_json(&ProcessCredentials {
-        version: 1,
-        access_key_id,
-        secret_access_key,
-        session_token,
-        expiration,
-    })
+/// Opens the key or certificate and calls the service once.
+pub fn fetch(args: &SourceArgs) -> Result<Document, CliError> {
+    let opened = credential_source::open(args)?;
+    let runtime = crate::runtime()?;
+    let credentials = runtime
+        .block_on(opened.source.fetch())
+        .map_err(|e| opened.failure(e, args))?;
+    tracing::info!(access_key_id = %credentials.credentials.access_key_id(), expiration = %credentials.expires, "temporary credentials received");
+    Document::new(&credentials)
+}
+
+/// Prints the document.
+fn print(document: &Document) -> Result<(), CliError> {
+    output::print_json(document)
 }

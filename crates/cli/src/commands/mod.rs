@@ -5,8 +5,11 @@
 
 pub mod cert;
 pub mod credential_process;
+pub mod exec;
+pub mod export;
 pub mod import;
 pub mod roles_anywhere;
 pub mod sign;
 pub mod sign_string;
+pub mod update;
 pub mod whoami;

@@ -6,11 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rolesanywhere::{CertificateChain, CreateSession, FileKey, RolesAnywhereClient};
-use secrecy::ExposeSecret;
 use sigv4_core::X509Key;
 use zeroize::Zeroizing;
 
-use crate::args::{CredentialProcessArgs, KeyArgs, RolesAnywhereArgs, StsArgs};
+use crate::args::{KeyArgs, RolesAnywhereArgs, SourceArgs, StsArgs};
 use crate::error::CliError;
 
 /// The environment variable that may hold an encrypted private key's password.
@@ -222,7 +221,7 @@ pub fn load(
 }
 
 fn certificate_and_key(
-    args: &CredentialProcessArgs,
+    args: &SourceArgs,
 ) -> Result<(CertificateChain, Arc<dyn X509Key>), CliError> {
     let (chain, key) = load(&args.roles_anywhere, &args.key)?;
     chain
@@ -292,11 +291,9 @@ pub fn client(
     builder.build().map_err(|e| CliError::Usage(e.to_string()))
 }
 
-/// Gets the credentials through Roles Anywhere and prints them.
-pub fn run(
-    args: &CredentialProcessArgs,
-    runtime: &tokio::runtime::Runtime,
-) -> Result<(), CliError> {
+/// The CreateSession `credential-process`'s flags ask for, checked (duration, session name)
+/// before any device call.
+pub fn session_request(args: &SourceArgs) -> Result<CreateSession, CliError> {
     let mut request =
         request(&args.roles_anywhere, args.role_arn.as_deref())?.duration(args.duration);
     if let Some(name) = &args.role_session_name {
@@ -305,7 +302,13 @@ pub fn run(
     request
         .check()
         .map_err(|e| CliError::Usage(e.to_string()))?;
+    Ok(request)
+}
 
+/// Opens the certificate and its key and builds the client for the session the flags ask
+/// for (no network call).
+pub fn open(args: &SourceArgs) -> Result<(RolesAnywhereClient, CreateSession), CliError> {
+    let request = session_request(args)?;
     let (chain, key) = certificate_and_key(args)?;
     let client = client(&request, &chain, key, &args.sts, &args.key)?;
     tracing::info!(
@@ -313,13 +316,5 @@ pub fn run(
         duration_secs = args.duration.as_secs(),
         "CreateSession"
     );
-    let credentials = runtime
-        .block_on(client.create_session(&request))
-        .map_err(CliError::RolesAnywhere)?;
-    super::credential_process::print(
-        &credentials.access_key_id,
-        credentials.secret_access_key.expose_secret(),
-        credentials.session_token.expose_secret(),
-        credentials.expiration,
-    )
+    Ok((client, request))
 }

@@ -4,6 +4,7 @@
 //! credential_process is keyhold.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod serve;
 pub mod tink;
 
 use std::io::Write;
@@ -83,7 +84,15 @@ pub fn keyhold_environment(cmd: &mut Command) -> &mut Command {
     ] {
         cmd.env_remove(var);
     }
-    cmd
+    // Each run calls the service, as the tests of failures expect; the cache's own tests
+    // (e2e_process_cache.rs) turn it back on.
+    cmd.env("KEYHOLD_CACHE_DIR", cache_dir())
+        .env("KEYHOLD_NO_CACHE", "1")
+}
+
+/// The credential-process cache of this test's own (keyhold makes it, 0700).
+pub fn cache_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("keyhold-cli-cache-{}", std::process::id()))
 }
 
 /// What a finished command printed, as text.
@@ -251,6 +260,18 @@ print(arn)
     out.stdout.trim().to_owned()
 }
 
+/// A boto3 program: GetCallerIdentity, then creates the bucket `argv[1]` and lists the
+/// buckets; prints `{"Arn": ..., "Buckets": [...]}`.
+pub const BOTO3_IDENTITY_AND_BUCKETS: &str = r#"
+import json, sys, boto3
+session = boto3.Session()
+arn = session.client("sts").get_caller_identity()["Arn"]
+s3 = session.client("s3")
+s3.create_bucket(Bucket=sys.argv[1])
+names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+print(json.dumps({"Arn": arn, "Buckets": names}))
+"#;
+
 /// An AWS config file with profile `keyhold` whose credential_process is
 /// `keyhold credential-process --key KEY --role-arn ROLE`, and the environment that points
 /// the AWS CLI and boto3 at it (and at moto).
@@ -293,6 +314,7 @@ impl AwsProfile {
             .env("AWS_PROFILE", "keyhold")
             .env("AWS_ENDPOINT_URL", moto())
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("KEYHOLD_CACHE_DIR", cache_dir())
     }
 
     /// `aws ARGS...` through the profile; panics unless it succeeds; returns stdout as JSON.
@@ -308,18 +330,9 @@ impl AwsProfile {
     /// A boto3 program through the profile: GetCallerIdentity, then creates `bucket` and lists
     /// the buckets; prints `{"Arn": ..., "Buckets": [...]}`.
     pub fn boto3_identity_and_buckets(&self, bucket: &str) -> serde_json::Value {
-        let script = r#"
-import json, sys, boto3
-session = boto3.Session()
-arn = session.client("sts").get_caller_identity()["Arn"]
-s3 = session.client("s3")
-s3.create_bucket(Bucket=sys.argv[1])
-names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
-print(json.dumps({"Arn": arn, "Buckets": names}))
-"#;
         let out = run(self
             .apply(&mut Command::new(python_bin().join("python")))
-            .args(["-c", script, bucket]))
+            .args(["-c", BOTO3_IDENTITY_AND_BUCKETS, bucket]))
         .ok();
         serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_credential_types::provider::ProvideCredentials;
-use sdk_credentials::{DeviceSigV4AuthScheme, StsCredentialsProvider};
+use sdk_credentials::{CredentialsProvider, DeviceSigV4AuthScheme};
 use sigv4_core::{DateKey, DateStamp, KeyError, RootKey};
 use sts_client::AssumeRole;
 
@@ -118,7 +118,7 @@ pub async fn backend_scenario(backend: &str, device: Arc<dyn RootKey>) {
 
     // 2. AssumeRole credentials, through the provider, used by aws-sdk-s3.
     let role_arn = sts::assumable_role(&[]).await;
-    let provider = StsCredentialsProvider::assume_role(
+    let provider = CredentialsProvider::assume_role(
         sts.clone(),
         AssumeRole::new(&role_arn, unique(backend).replace('-', "_")),
     );
