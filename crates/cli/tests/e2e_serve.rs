@@ -1,23 +1,15 @@
 //! `keyhold serve` end to end: the AWS CLI, boto3 and the AWS SDK for Rust get role
 //! credentials from its IMDSv2 and ECS endpoints (a SoftHSM key through moto's STS, and an
 //! X.509 key through the local Roles Anywhere endpoint); what the protocols refuse is
-//! refused; faults (STS gone, back; SIGHUP; SIGTERM) and 1,000 concurrent clients.
+//! refused; 1,000 concurrent clients. Faults: `e2e_serve_faults.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::serve::*;
 use common::*;
-
-fn role_arn() -> String {
-    env(test_support::env::ROLE_ARN)
-}
-
-fn json(body: &str) -> serde_json::Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
-}
 
 #[test]
 fn the_aws_cli_boto3_and_the_rust_sdk_get_role_credentials_from_serve() {
@@ -264,132 +256,6 @@ fn imds_and_ecs_refuse_what_the_protocols_refuse() {
             .log()
             .contains(document["SecretAccessKey"].as_str().unwrap()),
         "the log holds no secret"
-    );
-}
-
-#[test]
-fn a_failed_refresh_serves_the_last_good_credentials_then_503_and_recovers() {
-    let dir = scratch("serve-faults");
-    let source = Source::new(Kind::Hmac, &dir, "serve-faults");
-    let sts = &source.proxy;
-    // 900-second credentials, due for refresh after 12 s, served until 24 s old.
-    let served = Served::start(
-        &dir,
-        &[
-            source.args(),
-            vec![
-                "--duration-seconds",
-                "900",
-                "--refresh-ahead",
-                "888",
-                "--stop-before-expiry",
-                "876",
-            ],
-        ]
-        .concat(),
-    );
-    let started = Instant::now();
-    let token = served.ecs_token.clone().unwrap();
-    let key_id = |body: &str| json(body)["AccessKeyId"].as_str().unwrap().to_owned();
-    let (status, body) = served.ecs(&token);
-    assert_eq!(status, 200, "{body}");
-    let first = key_id(&body);
-    assert_eq!(sts.requests(), 1);
-
-    // STS goes away: after the refresh point the last good credentials are still served...
-    sts.set_down(true);
-    std::thread::sleep(Duration::from_secs(14).saturating_sub(started.elapsed()));
-    let (status, body) = served.ecs(&token);
-    assert_eq!(
-        (status, key_id(&body)),
-        (200, first.clone()),
-        "the last good credentials"
-    );
-    // ...until they are too close to expiry: then 503 with the reason, never expired ones.
-    std::thread::sleep(Duration::from_secs(27).saturating_sub(started.elapsed()));
-    let (status, body) = served.ecs(&token);
-    assert_eq!(status, 503, "{body}");
-    assert_eq!(json(&body)["Code"], "CredentialsUnavailable");
-    assert!(
-        body.contains("STS"),
-        "the reason names the failing call: {body}"
-    );
-    let imds = served.imds_token(60);
-    let role = role_arn().rsplit('/').next().unwrap().to_owned();
-    let path = format!("/latest/meta-data/iam/security-credentials/{role}");
-    assert_eq!(
-        request(
-            &served.address,
-            "GET",
-            &path,
-            &[("X-aws-ec2-metadata-token", imds.as_str())]
-        )
-        .0,
-        503
-    );
-
-    // STS back: new credentials without a restart.
-    sts.set_down(false);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let renewed = loop {
-        let (status, body) = served.ecs(&token);
-        if status == 200 {
-            break key_id(&body);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no recovery: {body}\n{}",
-            served.log()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    assert_ne!(renewed, first);
-    assert!(
-        served.log().contains("refreshing credentials failed"),
-        "{}",
-        served.log()
-    );
-}
-
-#[test]
-fn sighup_rereads_the_key_and_sigterm_drains_and_exits() {
-    let dir = scratch("serve-signals");
-    let source = Source::new(Kind::Hmac, &dir, "serve-signals");
-    let sts = &source.proxy;
-    let mut served = Served::start(&dir, &source.args());
-    let token = served.ecs_token.clone().unwrap();
-    let (_, body) = served.ecs(&token);
-    let first = json(&body)["AccessKeyId"].as_str().unwrap().to_owned();
-    assert_eq!(
-        served.ecs(&token).1,
-        body,
-        "fresh credentials come from the cache"
-    );
-    assert_eq!(sts.requests(), 1);
-
-    served.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !served.log().contains("read again") {
-        assert!(Instant::now() < deadline, "{}", served.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let (status, body) = served.ecs(&token);
-    assert_eq!(status, 200, "{body}");
-    assert_ne!(
-        json(&body)["AccessKeyId"].as_str().unwrap(),
-        first,
-        "the re-read key refreshed"
-    );
-    assert_eq!(sts.requests(), 2);
-
-    served.signal("TERM");
-    let status = served
-        .wait(Duration::from_secs(15))
-        .expect("serve exits on SIGTERM");
-    assert!(status.success(), "{status:?}\n{}", served.log());
-    assert!(
-        std::net::TcpStream::connect(&served.address).is_err(),
-        "no longer listening"
     );
 }
 

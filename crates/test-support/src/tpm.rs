@@ -95,3 +95,98 @@ pub fn signing_key_file(
     flush_all(tcti);
     (PathBuf::from(key_file), PathBuf::from(public_pem))
 }
+
+/// An swtpm of one test's own (its state in a directory of the test's, on two free ports),
+/// which the test can kill and start again on the same state, as a TPM restarting under a
+/// running program. Killed when dropped.
+pub struct OwnSwtpm {
+    /// `swtpm:host=127.0.0.1,port=P` (the control port is P + 1, as the TCTI expects).
+    pub tcti: String,
+    port: u16,
+    state: PathBuf,
+}
+
+impl OwnSwtpm {
+    /// Starts one with its state in `dir`.
+    pub fn start(dir: &Path) -> Self {
+        let state = dir.join("swtpm-state");
+        std::fs::create_dir_all(&state).expect("swtpm state directory");
+        let port = (0..200)
+            .map(|i| {
+                20_000
+                    + ((std::process::id() as u16)
+                        .wrapping_mul(7)
+                        .wrapping_add(i * 13))
+                        % 40_000
+            })
+            .find(|p| {
+                std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()
+                    && std::net::TcpListener::bind(("127.0.0.1", *p + 1)).is_ok()
+            })
+            .expect("two free ports");
+        let swtpm = Self {
+            tcti: format!("swtpm:host=127.0.0.1,port={port}"),
+            port,
+            state,
+        };
+        swtpm.launch();
+        swtpm
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.state.join("swtpm.pid")
+    }
+
+    fn launch(&self) {
+        let status = std::process::Command::new("swtpm")
+            .args(["socket", "--tpm2", "--daemon"])
+            .arg(format!("--tpmstate=dir={}", self.state.display()))
+            .arg(format!(
+                "--server=type=tcp,port={},bindaddr=127.0.0.1",
+                self.port
+            ))
+            .arg(format!(
+                "--ctrl=type=tcp,port={},bindaddr=127.0.0.1",
+                self.port + 1
+            ))
+            .arg("--flags=not-need-init,startup-clear")
+            .arg(format!("--pid=file={}", self.pid_file().display()))
+            .status()
+            .expect("swtpm (apt-get install swtpm)");
+        assert!(status.success(), "swtpm did not start");
+        self.wait_for(true);
+    }
+
+    fn wait_for(&self, listening: bool) {
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port + 1)).is_ok() != listening {
+            assert!(
+                start.elapsed().as_secs() < 10,
+                "swtpm did not {}",
+                if listening { "start" } else { "stop" }
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&self) {
+        if let Ok(pid) = std::fs::read_to_string(self.pid_file()) {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", pid.trim()])
+                .status();
+            self.wait_for(false);
+        }
+    }
+
+    /// Kills it (SIGKILL) and starts it again on the same state and ports.
+    pub fn restart(&self) {
+        self.kill();
+        self.launch();
+    }
+}
+
+impl Drop for OwnSwtpm {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

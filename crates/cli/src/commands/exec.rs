@@ -14,7 +14,7 @@ use signal_hook::consts::{SIGQUIT, SIGUSR1, SIGUSR2};
 
 use crate::args::ExecArgs;
 use crate::error::CliError;
-use crate::serve::tokens::{EcsToken, ImdsTokens};
+use crate::serve::tokens::EcsToken;
 use crate::serve::{self, ECS_PATH, Server};
 
 /// Signals passed on to the command, besides SIGINT, SIGTERM and SIGHUP.
@@ -64,14 +64,13 @@ pub fn run(args: &ExecArgs, signals: crate::Signals) -> Result<u8, CliError> {
             None
         } else {
             let provider = serve::first_credentials(&args.source, &refresh).await?;
-            let server = Arc::new(Server {
+            let server = Arc::new(Server::new(
                 provider,
-                role_name: "keyhold".into(),
-                region: args.source.sts.region.clone(),
-                imds_tokens: ImdsTokens::default(),
-                ecs_token: EcsToken::create(None)?,
-                allowed_hosts: Vec::new(),
-            });
+                "keyhold".into(),
+                args.source.sts.region.clone(),
+                EcsToken::create(None)?,
+                Vec::new(),
+            ));
             let listener = serve::listen(([127, 0, 0, 1], 0).into()).await?;
             let address = serve::local_address(&listener)?;
             command

@@ -46,6 +46,29 @@ pub struct Server {
     pub ecs_token: EcsToken,
     /// Host header names accepted besides IP addresses and localhost.
     pub allowed_hosts: Vec<String>,
+    /// The replies for the current credentials.
+    rendered: std::sync::RwLock<Option<routes::Rendered>>,
+}
+
+impl Server {
+    /// A server handing out `provider`'s credentials, IMDS listing them as `role_name`.
+    pub fn new(
+        provider: CredentialsProvider,
+        role_name: String,
+        region: Option<String>,
+        ecs_token: EcsToken,
+        allowed_hosts: Vec<String>,
+    ) -> Self {
+        Self {
+            provider,
+            role_name,
+            region,
+            imds_tokens: ImdsTokens::default(),
+            ecs_token,
+            allowed_hosts,
+            rendered: std::sync::RwLock::new(None),
+        }
+    }
 }
 
 /// The refresh timing for `source`'s duration and the flags.
@@ -112,14 +135,13 @@ pub fn run(args: &ServeArgs, signals: crate::Signals) -> Result<(), CliError> {
     let runtime = crate::server_runtime()?;
     runtime.block_on(async {
         let provider = first_credentials(&args.source, &refresh).await?;
-        let server = Arc::new(Server {
+        let server = Arc::new(Server::new(
             provider,
-            role_name: role_name(args),
-            region: args.source.sts.region.clone(),
-            imds_tokens: ImdsTokens::default(),
-            ecs_token: EcsToken::create(args.ecs_token_file.as_deref())?,
-            allowed_hosts: args.allowed_host.clone(),
-        });
+            role_name(args),
+            args.source.sts.region.clone(),
+            EcsToken::create(args.ecs_token_file.as_deref())?,
+            args.allowed_host.clone(),
+        ));
         let listener = listen(args.listen).await?;
         let address = local_address(&listener)?;
         print_exports(&server, address, args);

@@ -177,6 +177,54 @@ struct Document<'a> {
     expiration: &'a str,
 }
 
+/// Both replies for one set of credentials, written once: a request then costs a lookup and
+/// a reference count. The bytes are zeroized when the last reply holding them is dropped.
+pub struct Rendered {
+    access_key_id: String,
+    expires: OffsetDateTime,
+    ecs: Bytes,
+    imds: Bytes,
+}
+
+impl Rendered {
+    fn new(expiring: &sdk_credentials::Expiring) -> Result<Self, &'static str> {
+        let rfc3339 = |t: OffsetDateTime| t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339);
+        let (Ok(expiration), Ok(now)) = (
+            rfc3339(expiring.expires),
+            rfc3339(OffsetDateTime::now_utc()),
+        ) else {
+            return Err("a time cannot be written as RFC 3339");
+        };
+        let sdk = &expiring.credentials;
+        let body = |imds: bool| {
+            let document = Document {
+                code: imds.then_some("Success"),
+                last_updated: imds.then_some(now.as_str()),
+                kind: imds.then_some("AWS-HMAC"),
+                access_key_id: sdk.access_key_id(),
+                secret_access_key: sdk.secret_access_key(),
+                token: sdk.session_token().unwrap_or_default(),
+                expiration: &expiration,
+            };
+            let mut buffer = zeroize::Zeroizing::new(Vec::with_capacity(2048));
+            serde_json::to_writer(&mut *buffer, &document)
+                .map(|()| Bytes::from_owner(buffer))
+                .map_err(|_| "the reply could not be written")
+        };
+        Ok(Self {
+            access_key_id: sdk.access_key_id().to_owned(),
+            expires: expiring.expires,
+            ecs: body(false)?,
+            imds: body(true)?,
+        })
+    }
+
+    fn is_for(&self, expiring: &sdk_credentials::Expiring) -> bool {
+        self.expires == expiring.expires
+            && self.access_key_id == expiring.credentials.access_key_id()
+    }
+}
+
 async fn credentials(server: &Server, imds: bool) -> Reply {
     let expiring = match server.provider.expiring().await {
         Ok(expiring) => expiring,
@@ -190,33 +238,32 @@ async fn credentials(server: &Server, imds: bool) -> Reply {
             );
         }
     };
-    let rfc3339 = |t: OffsetDateTime| t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339);
-    let (Ok(expiration), Ok(now)) = (
-        rfc3339(expiring.expires),
-        rfc3339(OffsetDateTime::now_utc()),
-    ) else {
-        return text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "a time cannot be written as RFC 3339",
-        );
+    let read = |rendered: &Rendered| match imds {
+        true => rendered.imds.clone(),
+        false => rendered.ecs.clone(),
     };
-    let sdk = &expiring.credentials;
-    let document = Document {
-        code: imds.then_some("Success"),
-        last_updated: imds.then_some(now.as_str()),
-        kind: imds.then_some("AWS-HMAC"),
-        access_key_id: sdk.access_key_id(),
-        secret_access_key: sdk.secret_access_key(),
-        token: sdk.session_token().unwrap_or_default(),
-        expiration: &expiration,
+    let cached = server
+        .rendered
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .filter(|r| r.is_for(&expiring))
+        .map(read);
+    let body = match cached {
+        Some(body) => body,
+        None => match Rendered::new(&expiring) {
+            Ok(rendered) => {
+                let body = read(&rendered);
+                *server
+                    .rendered
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(rendered);
+                body
+            }
+            Err(why) => return text(StatusCode::INTERNAL_SERVER_ERROR, why),
+        },
     };
-    match serde_json::to_vec(&document) {
-        Ok(body) => reply(StatusCode::OK, "application/json", body),
-        Err(_) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the reply could not be written",
-        ),
-    }
+    reply(StatusCode::OK, "application/json", body)
 }
 
 #[cfg(test)]

@@ -26,12 +26,17 @@ pub struct Served {
 }
 
 impl Served {
-    /// Starts `keyhold serve --listen 127.0.0.1:0 ARGS` and reads the lines it prints.
+    /// Starts `keyhold serve ARGS` (on `--listen 127.0.0.1:0` unless ARGS say where) and
+    /// reads the lines it prints.
     pub fn start(dir: &Path, args: &[&str]) -> Self {
         let stderr = dir.join(format!("serve-{}.log", Instant::now().elapsed().as_nanos()));
         let mut child = keyhold()
-            .args(["-v", "serve", "--listen", "127.0.0.1:0"])
+            .args(["-v", "serve"])
             .args(args)
+            .args(match args.contains(&"--listen") {
+                true => &[][..],
+                false => &["--listen", "127.0.0.1:0"][..],
+            })
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
@@ -241,6 +246,16 @@ pub fn boto3_caller_and_bucket(dir: &Path, vars: &[(&str, &str)], bucket: &str) 
         .iter()
         .any(|b| b == bucket);
     (seen["Arn"].as_str().unwrap().to_owned(), listed)
+}
+
+/// The test role's ARN.
+pub fn role_arn() -> String {
+    env(test_support::env::ROLE_ARN)
+}
+
+/// `body` as JSON; panics with it if it is not.
+pub fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
 /// The test role's ARN for a session: `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
