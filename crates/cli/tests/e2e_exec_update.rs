@@ -53,6 +53,36 @@ fn exec_gives_the_command_credentials_both_ways() {
                 source.expected_arn().as_str(),
                 "{kind:?} {flags:?}"
             );
+            // boto3 too: it creates and lists a bucket with what it was given.
+            let python = python_bin().join("python");
+            let bucket =
+                format!("exec-{kind:?}-{}-{}", flags.len(), std::process::id()).to_lowercase();
+            let out = exec(
+                &dir,
+                &source,
+                flags,
+                &[
+                    python.to_str().unwrap(),
+                    "-c",
+                    BOTO3_IDENTITY_AND_BUCKETS,
+                    &bucket,
+                ],
+            )
+            .ok();
+            let seen: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+            assert_eq!(
+                seen["Arn"],
+                source.expected_arn().as_str(),
+                "{kind:?} {flags:?}"
+            );
+            assert!(
+                seen["Buckets"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|b| b == bucket.as_str()),
+                "{seen}"
+            );
         }
         let script = "import os, json; print(json.dumps({k: v for k, v in os.environ.items() if k.startswith('AWS_')}))";
         let python = python_bin().join("python");
@@ -277,6 +307,15 @@ fn update_once_writes_one_profile_and_keeps_every_other_byte() {
         assert_eq!(
             caller_through_profile(&dir, &file, "work"),
             source.expected_arn()
+        );
+        let bucket = format!("update-{kind:?}-{}", std::process::id()).to_lowercase();
+        let vars = [
+            ("AWS_SHARED_CREDENTIALS_FILE", file.to_str().unwrap()),
+            ("AWS_PROFILE", "work"),
+        ];
+        assert_eq!(
+            boto3_caller_and_bucket(&dir, &vars, &bucket),
+            (source.expected_arn(), true)
         );
         // Again: the profile's keys are replaced in place, nothing else moves.
         run(update(&source, &file, &["--once", "--profile", "work"]).stdin(Stdio::null())).ok();
