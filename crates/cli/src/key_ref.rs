@@ -28,6 +28,9 @@ pub enum KeyRef {
     /// A KMS-encrypted Tink JSON keyset file (opened through the KMS key `--kek-uri` names).
     #[cfg(feature = "tink")]
     Tink(PathBuf),
+    /// An HMAC key in a Vault or OpenBao transit engine (`vault:NAME`, `vault:MOUNT/NAME`).
+    #[cfg(feature = "vault")]
+    Vault(backend_vault::KeyPath),
 }
 
 /// Why a `--key` value was not understood.
@@ -37,7 +40,7 @@ pub enum KeyRefError {
     /// No `type:` prefix, or one keyhold does not know.
     #[error(
         "'{prefix}' is not a key type: use pkcs11:<PKCS#11 URI>, tpm:file=<key.pem>, \
-         tpm:handle=0x81xxxxxx or tink:<keyset.json>"
+         tpm:handle=0x81xxxxxx, tink:<keyset.json> or vault:<transit key>"
     )]
     UnknownType {
         /// What came before the first `:` (or the whole value).
@@ -45,7 +48,12 @@ pub enum KeyRefError {
     },
     /// A backend this binary was built without.
     #[cfg_attr(
-        all(feature = "pkcs11", feature = "tpm", feature = "tink"),
+        all(
+            feature = "pkcs11",
+            feature = "tpm",
+            feature = "tink",
+            feature = "vault"
+        ),
         allow(dead_code)
     )]
     #[error(
@@ -76,6 +84,7 @@ impl std::str::FromStr for KeyRef {
             "pkcs11" => parse_pkcs11(text),
             "tpm" => parse_tpm(rest),
             "tink" => parse_tink(rest),
+            "vault" => parse_vault(rest),
             _ => Err(KeyRefError::UnknownType {
                 prefix: prefix.chars().take(40).collect(),
             }),
@@ -181,6 +190,24 @@ fn parse_tink(_rest: &str) -> Result<KeyRef, KeyRefError> {
     })
 }
 
+#[cfg(feature = "vault")]
+fn parse_vault(rest: &str) -> Result<KeyRef, KeyRefError> {
+    rest.parse()
+        .map(KeyRef::Vault)
+        .map_err(|e| KeyRefError::Invalid {
+            backend: "Vault",
+            reason: e.to_string(),
+        })
+}
+
+#[cfg(not(feature = "vault"))]
+fn parse_vault(_rest: &str) -> Result<KeyRef, KeyRefError> {
+    Err(KeyRefError::NotBuilt {
+        backend: "Vault",
+        feature: "vault",
+    })
+}
+
 impl KeyRef {
     /// The backend's name, for messages.
     pub fn backend(&self) -> &'static str {
@@ -191,6 +218,8 @@ impl KeyRef {
             KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => "TPM",
             #[cfg(feature = "tink")]
             KeyRef::Tink(_) => "Tink keyset",
+            #[cfg(feature = "vault")]
+            KeyRef::Vault(_) => "Vault transit engine",
         }
     }
 }
@@ -260,6 +289,8 @@ impl fmt::Display for KeyRef {
             KeyRef::TpmHandle(handle) => write!(f, "tpm:handle={handle:#010x}"),
             #[cfg(feature = "tink")]
             KeyRef::Tink(path) => write!(f, "tink:{}", path.display()),
+            #[cfg(feature = "vault")]
+            KeyRef::Vault(key) => write!(f, "vault:{key}"),
         }
     }
 }

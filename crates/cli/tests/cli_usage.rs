@@ -14,10 +14,7 @@ fn usage_errors_exit_2_and_say_what_was_wrong() {
         (&[], "Usage"),
         (&["frobnicate"], "unrecognized subcommand"),
         (&["whoami"], "--key"),
-        (
-            &["whoami", "--key", "vault:prod"],
-            "'vault' is not a key type",
-        ),
+        (&["whoami", "--key", "kms:prod"], "'kms' is not a key type"),
         (
             &["whoami", "--key", "tpm:handle=0x1234"],
             "not a persistent owner handle",

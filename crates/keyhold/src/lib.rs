@@ -20,6 +20,10 @@ pub use backend_tpm as tpm;
 /// The Tink backend (feature `tink`): the secret in a KMS-wrapped Tink keyset.
 #[cfg(feature = "tink")]
 pub use backend_tink as tink;
+/// The Vault / OpenBao backend (feature `vault`): the secret as a non-exportable transit HMAC
+/// key.
+#[cfg(feature = "vault")]
+pub use backend_vault as vault;
 
 /// STS calls signed by the device key (feature `sts`).
 #[cfg(feature = "sts")]

@@ -38,3 +38,7 @@ pub fn var(name: &str) -> String {
         )
     })
 }
+/// The OpenBao dev server's address (`http://127.0.0.1:N`), transit mounted at `transit/`.
+pub const VAULT_ADDR: &str = "KEYHOLD_TEST_VAULT_ADDR";
+/// Its root token, for the tests' set-up only (keyhold is given least-privilege tokens).
+pub const VAULT_ROOT_TOKEN: &str = "KEYHOLD_TEST_VAULT_ROOT_TOKEN";

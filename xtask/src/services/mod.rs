@@ -1,4 +1,4 @@
-//! Local services the end-to-end tests run against (SoftHSM, swtpm, moto).
+//! Local services the end-to-end tests run against (SoftHSM, swtpm, moto, OpenBao).
 //!
 //! Each service module has `pub fn start(ctx: &Ctx) -> anyhow::Result<Box<dyn Service>>`.
 //! A started service tells the tests where it is through environment variables
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 pub mod moto;
+pub mod openbao;
 pub mod softhsm;
 pub mod swtpm;
 

@@ -43,6 +43,11 @@ pub struct KeyArgs {
     #[cfg(feature = "tink")]
     #[command(flatten)]
     pub tink: TinkArgs,
+
+    /// Vault / OpenBao options.
+    #[cfg(feature = "vault")]
+    #[command(flatten)]
+    pub vault: VaultArgs,
 }
 
 impl KeyArgs {
@@ -133,4 +138,40 @@ pub struct StsArgs {
     /// endpoint is used and where it came from.
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
+}
+
+/// Where the Vault or OpenBao server is and how to log in (`--key vault:NAME`). The token
+/// itself is never a flag: `VAULT_TOKEN`, a token file, or an AppRole login.
+#[cfg(feature = "vault")]
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Vault / OpenBao")]
+pub struct VaultArgs {
+    /// The server: https://vault.example.com:8200 (http only on loopback, or with
+    /// --allow-insecure-http).
+    #[arg(long, env = "VAULT_ADDR", value_name = "URL")]
+    pub vault_addr: Option<String>,
+
+    /// The namespace (Vault Enterprise, OpenBao).
+    #[arg(long, env = "VAULT_NAMESPACE", value_name = "NS")]
+    pub vault_namespace: Option<String>,
+
+    /// A PEM file of CA certificates to trust for the server, besides the usual roots.
+    #[arg(long, env = "VAULT_CACERT", value_name = "FILE")]
+    pub vault_cacert: Option<PathBuf>,
+
+    /// A file holding the token (default: VAULT_TOKEN, else ~/.vault-token).
+    #[arg(long, env = "KEYHOLD_VAULT_TOKEN_FILE", value_name = "FILE")]
+    pub vault_token_file: Option<PathBuf>,
+
+    /// Log in with AppRole: the role id (its secret id from --vault-secret-id-file).
+    #[arg(long, env = "VAULT_ROLE_ID", value_name = "ID")]
+    pub vault_role_id: Option<String>,
+
+    /// The file holding the AppRole's secret id.
+    #[arg(long, env = "KEYHOLD_VAULT_SECRET_ID_FILE", value_name = "FILE")]
+    pub vault_secret_id_file: Option<PathBuf>,
+
+    /// The AppRole auth method's mount.
+    #[arg(long, default_value = "approle", value_name = "PATH")]
+    pub vault_approle_mount: String,
 }

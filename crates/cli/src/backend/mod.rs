@@ -21,6 +21,8 @@ pub mod pkcs11;
 mod tink;
 #[cfg(feature = "tpm")]
 pub mod tpm;
+#[cfg(feature = "vault")]
+mod vault;
 
 /// A key ready to sign: the device key and the access key id that goes with it.
 pub struct OpenedKey {
@@ -40,6 +42,8 @@ pub fn open(args: &KeyArgs) -> Result<OpenedKey, CliError> {
         KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => tpm::open(args),
         #[cfg(feature = "tink")]
         KeyRef::Tink(path) => tink::open(path, args),
+        #[cfg(feature = "vault")]
+        KeyRef::Vault(key) => vault::open(key, args),
     })?;
     Ok(OpenedKey {
         root_key: Arc::new(Deferring(opened.root_key)),
@@ -65,7 +69,7 @@ pub enum Prepared {
     #[cfg(feature = "pkcs11")]
     Pkcs11(Box<pkcs11::Prepared>),
     /// Checked; the import reaches the device itself.
-    #[cfg(any(feature = "tpm", feature = "tink"))]
+    #[cfg(any(feature = "tpm", feature = "tink", feature = "vault"))]
     Checked,
 }
 
@@ -81,7 +85,10 @@ pub fn import(
     signals::critical(|| match (prepared, args.key.key()) {
         #[cfg(feature = "pkcs11")]
         (Prepared::Pkcs11(prepared), _) => pkcs11::import(*prepared, args, secret),
-        #[cfg(all(feature = "pkcs11", any(feature = "tpm", feature = "tink")))]
+        #[cfg(all(
+            feature = "pkcs11",
+            any(feature = "tpm", feature = "tink", feature = "vault")
+        ))]
         (Prepared::Checked, KeyRef::Pkcs11(_)) => {
             unreachable!("preflight_import prepares every PKCS#11 import")
         }
@@ -89,6 +96,8 @@ pub fn import(
         (_, KeyRef::TpmFile(_) | KeyRef::TpmHandle(_)) => tpm::import(args, secret, akid),
         #[cfg(feature = "tink")]
         (_, KeyRef::Tink(path)) => tink::import(path, args, secret, akid),
+        #[cfg(feature = "vault")]
+        (_, KeyRef::Vault(key)) => vault::import(key, args, secret),
     })
 }
 
@@ -107,6 +116,8 @@ pub fn preflight_import(args: &ImportArgs, akid: &str) -> Result<Prepared, CliEr
         }
         #[cfg(feature = "tink")]
         KeyRef::Tink(path) => tink::preflight_import(path, args).map(|()| Prepared::Checked),
+        #[cfg(feature = "vault")]
+        KeyRef::Vault(key) => vault::preflight_import(key, args).map(|()| Prepared::Checked),
     }
 }
 
@@ -120,11 +131,16 @@ pub fn doctor(args: &KeyArgs) -> (Vec<Link>, Option<OpenedKey>) {
         KeyRef::TpmFile(_) | KeyRef::TpmHandle(_) => tpm::doctor(args),
         #[cfg(feature = "tink")]
         KeyRef::Tink(path) => tink::doctor(path, args),
+        #[cfg(feature = "vault")]
+        KeyRef::Vault(key) => vault::doctor(key, args),
     })
 }
 
 /// The access key id: the flag (or AWS_ACCESS_KEY_ID), else the one the backend stored.
-#[cfg_attr(not(any(feature = "tpm", feature = "tink")), allow(dead_code))] // PKCS#11 resolves it while opening
+#[cfg_attr(
+    not(any(feature = "tpm", feature = "tink", feature = "vault")),
+    allow(dead_code)
+)] // PKCS#11 resolves it while opening
 pub fn access_key_id(
     args: &KeyArgs,
     stored: Option<&str>,

@@ -1,0 +1,541 @@
+//! [`VaultClient`]: the server, its namespace, and a token (given, or from an AppRole login),
+//! renewed ahead of its expiry for long-running use; and the few transit and token API calls
+//! keyhold makes.
+
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::KeyPath;
+use crate::error::{VaultError, server_message};
+use crate::http::{Http, Reply};
+
+/// How keyhold logs in to Vault.
+pub enum Auth {
+    /// A token (from `VAULT_TOKEN` or a token file such as `~/.vault-token`).
+    Token(SecretString),
+    /// AppRole: the role id and the secret id (from a file), at an auth mount (`approle`).
+    AppRole {
+        /// The auth method's mount path.
+        mount: String,
+        /// The role id (not a secret on its own).
+        role_id: String,
+        /// The secret id.
+        secret_id: SecretString,
+    },
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Token(_) => f.write_str("Token(** redacted **)"),
+            Self::AppRole { mount, role_id, .. } => f
+                .debug_struct("AppRole")
+                .field("mount", mount)
+                .field("role_id", role_id)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// Where the server is and how to log in.
+#[derive(Debug)]
+pub struct VaultConfig {
+    /// `https://vault.example.com:8200` (`VAULT_ADDR`).
+    pub addr: String,
+    /// Vault Enterprise / OpenBao namespace (`VAULT_NAMESPACE`).
+    pub namespace: Option<String>,
+    /// Extra CA certificates, PEM (the file `VAULT_CACERT` names).
+    pub ca_pem: Option<Vec<u8>>,
+    /// Plain http to another machine is refused unless this is set (loopback always works).
+    pub allow_insecure_http: bool,
+    /// How to log in.
+    pub auth: Auth,
+}
+
+/// The token in use and when to renew it.
+struct Session {
+    token: SecretString,
+    /// Renew (or log in again) after this; `None`: the token does not expire.
+    renew_after: Option<Instant>,
+    renewable: bool,
+}
+
+/// A logged-in client.
+pub struct VaultClient {
+    http: Http,
+    addr: String,
+    namespace: Option<String>,
+    auth: Auth,
+    session: Mutex<Session>,
+}
+
+impl fmt::Debug for VaultClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultClient")
+            .field("addr", &self.addr)
+            .field("namespace", &self.namespace)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a token is (`auth/token/lookup-self`).
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    /// Seconds left (0: no expiry).
+    pub ttl: u64,
+    /// Its policies.
+    pub policies: Vec<String>,
+    /// Whether it can be renewed.
+    pub renewable: bool,
+}
+
+/// What the key is (`MOUNT/keys/NAME`, when the token may read it).
+#[derive(Debug, Clone, Deserialize)]
+pub struct KeyInfo {
+    /// `hmac` for keyhold's keys.
+    #[serde(rename = "type")]
+    pub key_type: String,
+    /// Whether the key may be exported.
+    #[serde(default)]
+    pub exportable: bool,
+    /// Whether a plaintext backup may be taken.
+    #[serde(default)]
+    pub allow_plaintext_backup: bool,
+    /// Whether it was imported.
+    #[serde(default)]
+    pub imported_key: bool,
+}
+
+/// The `data` of a reply.
+#[derive(Deserialize)]
+struct Data<T> {
+    data: T,
+}
+
+impl VaultClient {
+    /// Checks the address, logs in (AppRole), and learns the token's lifetime.
+    pub fn connect(config: VaultConfig) -> Result<Self, VaultError> {
+        let addr = config.addr.trim_end_matches('/').to_owned();
+        let uri: http::Uri = addr
+            .parse()
+            .map_err(|_| VaultError::Config(format!("the Vault address {addr:?} is not a URL")))?;
+        sigv4_core::transport::check_scheme(&uri, config.allow_insecure_http)
+            .map_err(|why| VaultError::Config(format!("the Vault address {addr}: {why}")))?;
+        let http = Http::new(&addr, config.ca_pem.as_deref(), Duration::from_secs(30))?;
+        let token = match &config.auth {
+            Auth::Token(token) => token.clone(),
+            Auth::AppRole { .. } => SecretString::from(String::new()),
+        };
+        let client = Self {
+            http,
+            addr,
+            namespace: config.namespace.filter(|n| !n.is_empty()),
+            auth: config.auth,
+            session: Mutex::new(Session {
+                token,
+                renew_after: None,
+                renewable: false,
+            }),
+        };
+        match &client.auth {
+            Auth::AppRole { .. } => client.log_in()?,
+            Auth::Token(_) => {
+                let info = client.lookup_self()?;
+                client.schedule(info.ttl, info.renewable);
+            }
+        }
+        Ok(client)
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
+        self.session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Renews two thirds of the way through the token's lifetime.
+    fn schedule(&self, ttl: u64, renewable: bool) {
+        let mut session = self.session();
+        session.renewable = renewable;
+        session.renew_after = (ttl > 0).then(|| Instant::now() + Duration::from_secs(ttl * 2 / 3));
+    }
+
+    /// AppRole login: a new token.
+    fn log_in(&self) -> Result<(), VaultError> {
+        let Auth::AppRole {
+            mount,
+            role_id,
+            secret_id,
+        } = &self.auth
+        else {
+            return Ok(());
+        };
+        #[derive(Deserialize)]
+        struct Login {
+            auth: LoginAuth,
+        }
+        #[derive(Deserialize)]
+        struct LoginAuth {
+            client_token: String,
+            #[serde(default)]
+            lease_duration: u64,
+            #[serde(default)]
+            renewable: bool,
+        }
+        let body = serde_json::json!({"role_id": role_id, "secret_id": secret_id.expose_secret()});
+        let what = format!("the AppRole login at auth/{mount}/login");
+        let reply = self.send(
+            Method::POST,
+            &format!("auth/{mount}/login"),
+            None,
+            Some(&body),
+        )?;
+        match reply.status {
+            200 => {}
+            400 | 403 => {
+                return Err(VaultError::Server {
+                    what,
+                    status: reply.status,
+                    message: format!(
+                        "{} (check the role id and the secret id file)",
+                        server_message(&reply.body)
+                    ),
+                });
+            }
+            _ => return Err(self.unexpected(&what, &reply)),
+        }
+        let login: Login = parse(&what, &reply)?;
+        {
+            let mut session = self.session();
+            session.token = SecretString::from(login.auth.client_token);
+        }
+        self.schedule(login.auth.lease_duration, login.auth.renewable);
+        tracing::info!(
+            lease_secs = login.auth.lease_duration,
+            "logged in to Vault with AppRole"
+        );
+        Ok(())
+    }
+
+    /// Renews the token (or logs in again) if it is due.
+    fn refresh_token(&self) -> Result<(), VaultError> {
+        let (due, renewable) = {
+            let session = self.session();
+            (
+                session.renew_after.is_some_and(|at| Instant::now() >= at),
+                session.renewable,
+            )
+        };
+        if !due {
+            return Ok(());
+        }
+        if matches!(self.auth, Auth::AppRole { .. }) && !renewable {
+            return self.log_in();
+        }
+        #[derive(Deserialize)]
+        struct Renewed {
+            auth: RenewedAuth,
+        }
+        #[derive(Deserialize)]
+        struct RenewedAuth {
+            #[serde(default)]
+            lease_duration: u64,
+            #[serde(default)]
+            renewable: bool,
+        }
+        let reply = self.authed(
+            Method::POST,
+            "auth/token/renew-self",
+            Some(&serde_json::json!({})),
+        )?;
+        match reply.status {
+            200 => {
+                let renewed: Renewed = parse("renewing the token", &reply)?;
+                self.schedule(renewed.auth.lease_duration, renewed.auth.renewable);
+                tracing::info!(
+                    lease_secs = renewed.auth.lease_duration,
+                    "renewed the Vault token"
+                );
+                Ok(())
+            }
+            // Past its maximum TTL, or not renewable after all: AppRole logs in again; a
+            // given token is used until Vault refuses it.
+            _ if matches!(self.auth, Auth::AppRole { .. }) => self.log_in(),
+            _ => {
+                self.schedule(0, false);
+                Ok(())
+            }
+        }
+    }
+
+    fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&SecretString>,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Reply, VaultError> {
+        let body = body
+            .map(|b| serde_json::to_vec(b).map(Zeroizing::new))
+            .transpose()
+            .map_err(|e| VaultError::Config(format!("a request could not be written: {e}")))?;
+        let url = format!("{}/v1/{path}", self.addr);
+        self.http
+            .call(method, url, token, self.namespace.as_deref(), body)
+    }
+
+    /// A call with the current token.
+    fn authed(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Reply, VaultError> {
+        let token = self.session().token.clone();
+        let reply = self.send(method, path, Some(&token), body)?;
+        if reply.status == 503 && server_message(&reply.body).contains("sealed") {
+            return Err(VaultError::Sealed {
+                addr: self.addr.clone(),
+            });
+        }
+        Ok(reply)
+    }
+
+    /// A call with the current token, renewed first if due; an AppRole token that Vault
+    /// refuses is replaced by a new login once.
+    fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Reply, VaultError> {
+        self.refresh_token()?;
+        let reply = self.authed(method.clone(), path, body)?;
+        if reply.status == 403
+            && matches!(self.auth, Auth::AppRole { .. })
+            && !self.token_valid()?
+        {
+            self.log_in()?;
+            return self.authed(method, path, body);
+        }
+        Ok(reply)
+    }
+
+    /// Whether the token is still valid (after a 403: is it the token, or its policy?).
+    fn token_valid(&self) -> Result<bool, VaultError> {
+        let reply = self.authed(Method::GET, "auth/token/lookup-self", None)?;
+        Ok(reply.status == 200)
+    }
+
+    /// The error for a 403 on `path`: the token is gone, or lacks `capability` there.
+    fn denied(&self, capability: &'static str, path: &str) -> VaultError {
+        match self.token_valid() {
+            Ok(false) => VaultError::TokenInvalid,
+            Ok(true) => VaultError::Denied {
+                capability,
+                path: path.to_owned(),
+            },
+            Err(e) => e,
+        }
+    }
+
+    fn unexpected(&self, what: &str, reply: &Reply) -> VaultError {
+        VaultError::Server {
+            what: what.to_owned(),
+            status: reply.status,
+            message: server_message(&reply.body),
+        }
+    }
+
+    /// The token's remaining lifetime and policies.
+    pub fn lookup_self(&self) -> Result<TokenInfo, VaultError> {
+        #[derive(Deserialize)]
+        struct Lookup {
+            #[serde(default)]
+            ttl: u64,
+            #[serde(default)]
+            policies: Vec<String>,
+            #[serde(default)]
+            renewable: bool,
+        }
+        let reply = self.authed(Method::GET, "auth/token/lookup-self", None)?;
+        match reply.status {
+            200 => {
+                let Data { data }: Data<Lookup> = parse("the token lookup", &reply)?;
+                Ok(TokenInfo {
+                    ttl: data.ttl,
+                    policies: data.policies,
+                    renewable: data.renewable,
+                })
+            }
+            403 => Err(VaultError::TokenInvalid),
+            _ => Err(self.unexpected("the token lookup", &reply)),
+        }
+    }
+
+    /// The token's capabilities on `path` (`sys/capabilities-self`); empty if it may not ask.
+    pub fn capabilities(&self, path: &str) -> Result<Vec<String>, VaultError> {
+        #[derive(Deserialize)]
+        struct Capabilities {
+            #[serde(default)]
+            capabilities: Vec<String>,
+        }
+        let body = serde_json::json!({"paths": [path]});
+        let reply = self.call(Method::POST, "sys/capabilities-self", Some(&body))?;
+        match reply.status {
+            200 => parse::<Capabilities>("the capabilities query", &reply).map(|c| c.capabilities),
+            403 => Ok(Vec::new()),
+            _ => Err(self.unexpected("the capabilities query", &reply)),
+        }
+    }
+
+    /// HMAC-SHA256 of `input` with the key: the 32 bytes.
+    pub fn hmac(&self, key: &KeyPath, input: &[u8]) -> Result<Zeroizing<[u8; 32]>, VaultError> {
+        #[derive(Deserialize)]
+        struct Hmac {
+            hmac: String,
+        }
+        let path = format!("{}/hmac/{}/sha2-256", key.mount, key.name);
+        let body = serde_json::json!({"input": BASE64.encode(input)});
+        let reply = self.call(Method::POST, &path, Some(&body))?;
+        match reply.status {
+            200 => {}
+            403 => return Err(self.denied("update", &path)),
+            400 if server_message(&reply.body).contains("not found") => {
+                return Err(VaultError::NotFound {
+                    what: format!(
+                        "no transit key {key}: import one (keyhold import --key vault:{key})"
+                    ),
+                });
+            }
+            404 => {
+                return Err(VaultError::NotFound {
+                    what: format!(
+                        "no transit engine at {}/: check the mount of --key vault:{key}",
+                        key.mount
+                    ),
+                });
+            }
+            _ => return Err(self.unexpected("the HMAC call", &reply)),
+        }
+        let Data { data }: Data<Hmac> = parse("the HMAC call", &reply)?;
+        let bad = |why: &str| VaultError::Reply {
+            what: "the HMAC call".into(),
+            why: why.into(),
+        };
+        let encoded = data
+            .hmac
+            .strip_prefix("vault:v")
+            .and_then(|rest| rest.split_once(':'))
+            .map(|(_version, b64)| b64)
+            .ok_or_else(|| bad("the HMAC is not vault:vN:BASE64"))?;
+        let bytes = Zeroizing::new(
+            BASE64
+                .decode(encoded)
+                .map_err(|_| bad("the HMAC is not base64"))?,
+        );
+        let mut out = Zeroizing::new([0u8; 32]);
+        if bytes.len() != 32 {
+            return Err(bad("the HMAC is not 32 bytes"));
+        }
+        out.copy_from_slice(&bytes);
+        Ok(out)
+    }
+
+    /// The key's settings, `None` if there is no such key.
+    pub fn key_info(&self, key: &KeyPath) -> Result<Option<KeyInfo>, VaultError> {
+        let path = format!("{}/keys/{}", key.mount, key.name);
+        let reply = self.call(Method::GET, &path, None)?;
+        match reply.status {
+            200 => parse::<Data<KeyInfo>>("reading the key", &reply).map(|d| Some(d.data)),
+            404 => Ok(None),
+            403 => Err(self.denied("read", &path)),
+            _ => Err(self.unexpected("reading the key", &reply)),
+        }
+    }
+
+    /// The transit engine's wrapping key (RSA-4096), PEM.
+    pub fn wrapping_key(&self, mount: &str) -> Result<String, VaultError> {
+        #[derive(Deserialize)]
+        struct Wrapping {
+            public_key: String,
+        }
+        let path = format!("{mount}/wrapping_key");
+        let reply = self.call(Method::GET, &path, None)?;
+        match reply.status {
+            200 => parse::<Data<Wrapping>>("the wrapping key", &reply).map(|d| d.data.public_key),
+            403 => Err(self.denied("read", &path)),
+            404 => Err(VaultError::NotFound {
+                what: format!(
+                    "no transit engine at {mount}/: enable one (bao secrets enable transit)"
+                ),
+            }),
+            _ => Err(self.unexpected("reading the wrapping key", &reply)),
+        }
+    }
+
+    /// Imports `ciphertext` (the wrapped key material) as a non-exportable HMAC key.
+    pub fn import(&self, key: &KeyPath, ciphertext: &str) -> Result<(), VaultError> {
+        let path = format!("{}/keys/{}/import", key.mount, key.name);
+        let body = serde_json::json!({
+            "type": "hmac",
+            "ciphertext": ciphertext,
+            "hash_function": "SHA256",
+            "exportable": false,
+            "allow_plaintext_backup": false,
+        });
+        let reply = self.call(Method::POST, &path, Some(&body))?;
+        match reply.status {
+            200 | 204 => Ok(()),
+            403 => Err(self.denied("update", &path)),
+            _ if server_message(&reply.body).contains("existing key") => {
+                Err(VaultError::KeyExists {
+                    key: key.to_string(),
+                })
+            }
+            _ => Err(self.unexpected("the import", &reply)),
+        }
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, reply: &Reply) -> Result<T, VaultError> {
+    serde_json::from_slice(&reply.body).map_err(|e| VaultError::Reply {
+        what: what.to_owned(),
+        why: format!(
+            "{} at line {} column {}",
+            e.classify_name(),
+            e.line(),
+            e.column()
+        ),
+    })
+}
+
+/// serde_json's error category, named.
+trait Classify {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl Classify for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "unreadable",
+            serde_json::error::Category::Syntax => "not JSON",
+            serde_json::error::Category::Data => "missing or mistyped fields",
+            serde_json::error::Category::Eof => "cut short",
+        }
+    }
+}

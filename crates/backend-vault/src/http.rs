@@ -1,0 +1,129 @@
+//! Blocking HTTP for a synchronous [`RootKey`](sigv4_core::RootKey): a private thread owns a
+//! current-thread tokio runtime and a reqwest client, and runs one request at a time for
+//! whoever asks. The caller blocks on the reply, wherever it runs (inside another runtime
+//! too, where reqwest's own blocking client would panic), just as it blocks on a PKCS#11 or
+//! TPM call.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use crate::error::VaultError;
+
+/// A request for the thread.
+struct Job {
+    method: reqwest::Method,
+    url: String,
+    token: Option<SecretString>,
+    namespace: Option<String>,
+    body: Option<Zeroizing<Vec<u8>>>,
+    reply: mpsc::Sender<Result<Reply, reqwest::Error>>,
+}
+
+/// A reply: its status and body (zeroized when dropped: it may hold a token).
+pub(crate) struct Reply {
+    pub status: u16,
+    pub body: Zeroizing<Vec<u8>>,
+}
+
+/// The HTTP client. Dropping it ends the thread.
+pub(crate) struct Http {
+    jobs: mpsc::Sender<Job>,
+    /// The server, for errors.
+    addr: String,
+}
+
+impl Http {
+    /// A client trusting the system's usual roots plus `ca_pem` (VAULT_CACERT), following no
+    /// redirects, giving up on a call after `timeout`.
+    pub fn new(addr: &str, ca_pem: Option<&[u8]>, timeout: Duration) -> Result<Self, VaultError> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(timeout)
+            .user_agent(concat!("keyhold/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = ca_pem {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                VaultError::Config(format!("VAULT_CACERT holds no usable PEM certificate: {e}"))
+            })?;
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let client = builder
+            .build()
+            .map_err(|e| VaultError::Config(format!("the HTTP client could not be made: {e}")))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| VaultError::Config(format!("the HTTP runtime could not start: {e}")))?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("keyhold-vault-http".into())
+            .spawn(move || {
+                while let Ok(job) = queue.recv() {
+                    let result = runtime.block_on(send(&client, &job));
+                    let _ = job.reply.send(result);
+                }
+            })
+            .map_err(|e| VaultError::Config(format!("the HTTP thread could not start: {e}")))?;
+        Ok(Self {
+            jobs,
+            addr: addr.to_owned(),
+        })
+    }
+
+    /// Sends one request and waits for its reply.
+    pub fn call(
+        &self,
+        method: reqwest::Method,
+        url: String,
+        token: Option<&SecretString>,
+        namespace: Option<&str>,
+        body: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<Reply, VaultError> {
+        let (reply, answer) = mpsc::channel();
+        let job = Job {
+            method,
+            url,
+            token: token.cloned(),
+            namespace: namespace.map(str::to_owned),
+            body,
+            reply,
+        };
+        let unreachable = |source| VaultError::Unreachable {
+            addr: self.addr.clone(),
+            source,
+        };
+        match self.jobs.send(job).ok().and_then(|()| answer.recv().ok()) {
+            Some(result) => result.map_err(unreachable),
+            // The thread ends only when `self` is dropped, or if it panicked.
+            None => Err(VaultError::Config(
+                "the HTTP thread of the Vault client has stopped".into(),
+            )),
+        }
+    }
+}
+
+async fn send(client: &reqwest::Client, job: &Job) -> Result<Reply, reqwest::Error> {
+    let mut request = client
+        .request(job.method.clone(), &job.url)
+        .header("X-Vault-Request", "true");
+    if let Some(token) = &job.token {
+        request = request.header("X-Vault-Token", token.expose_secret());
+    }
+    if let Some(namespace) = &job.namespace {
+        request = request.header("X-Vault-Namespace", namespace);
+    }
+    if let Some(body) = &job.body {
+        request = request
+            .header("Content-Type", "application/json")
+            .body(body.to_vec());
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let body = Zeroizing::new(response.bytes().await?.to_vec());
+    Ok(Reply { status, body })
+}

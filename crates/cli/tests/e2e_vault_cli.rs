@@ -1,0 +1,204 @@
+//! `keyhold --key vault:NAME` end to end against a real OpenBao (dev mode, started by xtask):
+//! import with a token file, whoami and the AWS CLI and boto3 through credential_process with
+//! a least-privilege token, doctor, and the mistakes a user makes, each named.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+fn root_token() -> String {
+    env(test_support::env::VAULT_ROOT_TOKEN)
+}
+
+/// `bao ARGS` as root; stdout.
+fn bao(args: &[&str]) -> String {
+    let out = run(Command::new(python_bin().join("bao"))
+        .args(args)
+        .env("VAULT_ADDR", env(test_support::env::VAULT_ADDR))
+        .env("VAULT_TOKEN", root_token())
+        .env("HOME", std::env::temp_dir()))
+    .ok();
+    out.stdout
+}
+
+/// `keyhold` pointed at the OpenBao server, its token in `token_file`.
+fn vault_keyhold(token_file: &Path) -> Command {
+    let mut cmd = keyhold();
+    cmd.env("VAULT_ADDR", env(test_support::env::VAULT_ADDR))
+        .env("KEYHOLD_VAULT_TOKEN_FILE", token_file)
+        .env_remove("VAULT_TOKEN");
+    cmd
+}
+
+/// A token file for a token with only `update` on the key's HMAC path.
+fn signing_token(dir: &Path, name: &str) -> std::path::PathBuf {
+    let policy = dir.join("policy.hcl");
+    std::fs::write(
+        &policy,
+        format!("path \"transit/hmac/{name}/sha2-256\" {{ capabilities = [\"update\"] }}\n"),
+    )
+    .unwrap();
+    bao(&["policy", "write", name, policy.to_str().unwrap()]);
+    let token = bao(&[
+        "token", "create", "-policy", name, "-ttl", "1h", "-field", "token",
+    ]);
+    let file = dir.join("signing-token");
+    std::fs::write(&file, token.trim()).unwrap();
+    file
+}
+
+#[test]
+fn import_whoami_and_the_aws_cli_through_a_vault_key() {
+    let dir = scratch("vault-cli");
+    let name = format!("cli-{}", std::process::id());
+    let key = format!("vault:{name}");
+    let admin = dir.join("admin-token");
+    std::fs::write(&admin, root_token()).unwrap();
+
+    let out = run_with_stdin(
+        vault_keyhold(&admin).args(["import", "--key", &key, "--access-key-id", &access_key_id()]),
+        &format!("{}\n", secret()),
+    )
+    .ok();
+    assert_eq!(out.stdout.trim(), format!("vault:transit/{name}"));
+
+    // Importing again under the same name is refused before the secret is read.
+    let again = run(vault_keyhold(&admin).args([
+        "import",
+        "--key",
+        &key,
+        "--access-key-id",
+        &access_key_id(),
+    ]));
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("exists already") && again.stderr.contains("new name"),
+        "{}",
+        again.stderr
+    );
+
+    // From here on, a token that may only HMAC.
+    let token = signing_token(&dir, &name);
+    let whoami = run(vault_keyhold(&token).args([
+        "whoami",
+        "--key",
+        &key,
+        "--access-key-id",
+        &access_key_id(),
+        "--endpoint-url",
+        &moto(),
+    ]))
+    .ok();
+    assert_is_test_user(&whoami.stdout);
+    let arguments = format!(
+        "--key {key} --access-key-id {} --endpoint-url {} --role-session-name vault-cli",
+        access_key_id(),
+        moto()
+    );
+    let profile = AwsProfile::with_arguments(
+        &dir,
+        &format!(
+            "{arguments} --role-arn {} --vault-addr {} --vault-token-file {}",
+            env(test_support::env::ROLE_ARN),
+            env(test_support::env::VAULT_ADDR),
+            token.display()
+        ),
+    );
+    let identity = profile.aws(&["sts", "get-caller-identity"]);
+    let role = env(test_support::env::ROLE_ARN);
+    let role_name = role.rsplit('/').next().unwrap();
+    assert_eq!(
+        identity["Arn"],
+        format!(
+            "arn:aws:sts::{}:assumed-role/{role_name}/vault-cli",
+            account()
+        )
+        .as_str()
+    );
+    let bucket = format!("vault-cli-{}", std::process::id());
+    let seen = profile.boto3_identity_and_buckets(&bucket);
+    assert!(
+        seen["Buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b == bucket.as_str()),
+        "{seen}"
+    );
+
+    // doctor: every link, with the least-privilege token's view; with the root token, a
+    // warning that it could make the key exportable.
+    let doctor = |token: &Path| {
+        let args = [
+            "doctor",
+            "--key",
+            &key,
+            "--access-key-id",
+            &access_key_id(),
+            "--endpoint-url",
+            &moto(),
+        ];
+        run(vault_keyhold(token).args(args)).ok().stdout
+    };
+    let report = doctor(&token);
+    assert!(report.contains("least privilege"), "{report}");
+    let report = doctor(&admin);
+    assert!(
+        report.contains("WARNING") && report.contains("exportable false"),
+        "{report}"
+    );
+}
+
+#[test]
+fn vault_mistakes_are_named_with_the_fix() {
+    let dir = scratch("vault-mistakes");
+    let key = "vault:nothing-here";
+    // No server named.
+    let out = run(keyhold()
+        .args(["whoami", "--key", key, "--access-key-id", "AKIAEXAMPLE"])
+        .env_remove("VAULT_ADDR"));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("VAULT_ADDR"), "{}", out.stderr);
+    // No token anywhere.
+    let out = run(keyhold()
+        .args(["whoami", "--key", key, "--access-key-id", "AKIAEXAMPLE"])
+        .env("VAULT_ADDR", env(test_support::env::VAULT_ADDR))
+        .env("HOME", &dir)
+        .env_remove("VAULT_TOKEN")
+        .env_remove("KEYHOLD_VAULT_TOKEN_FILE"));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("no Vault token"), "{}", out.stderr);
+    // No access key id: a transit key does not store one.
+    let out = run(keyhold()
+        .args(["whoami", "--key", key])
+        .env("VAULT_ADDR", env(test_support::env::VAULT_ADDR)));
+    assert!(
+        out.stderr.contains("does not store its access key id"),
+        "{}",
+        out.stderr
+    );
+    // A key that does not exist.
+    let token = dir.join("t");
+    std::fs::write(&token, root_token()).unwrap();
+    let out =
+        run(vault_keyhold(&token).args(["whoami", "--key", key, "--access-key-id", "AKIAEXAMPLE"]));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no transit key transit/nothing-here"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(&root_token()));
+    // A malformed reference.
+    let out = run(keyhold().args(["whoami", "--key", "vault:a b"]));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("vault:NAME or vault:MOUNT/NAME"),
+        "{}",
+        out.stderr
+    );
+}
