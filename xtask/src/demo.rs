@@ -60,7 +60,7 @@ pub fn run() -> anyhow::Result<()> {
         &format!(
             "moto (a local AWS that checks every SigV4 signature) runs at {}; it has an IAM \
              user {user_arn}\nwith access key {access_key_id} and a role {role_arn}. SoftHSM \
-             (a PKCS#11 token) and swtpm (a TPM 2.0) run on loopback too.",
+             (a PKCS#11 token), swtpm (a TPM 2.0) and OpenBao (Vault) run on loopback too.",
             demo.moto
         ),
     );
@@ -92,6 +92,36 @@ pub fn run() -> anyhow::Result<()> {
     );
     let tpm_ref = demo.import(&tpm_key, &access_key_id, &secret, &["--tcti", &tcti])?;
     let tcti_flag = ["--tcti", tcti.as_str()];
+
+    // 2b. Import into OpenBao's transit engine, then sign with a token that may only HMAC.
+    let vault_addr = get(test_support::env::VAULT_ADDR)?;
+    let admin_token = demo.dir.join("vault-admin-token");
+    std::fs::write(&admin_token, get(test_support::env::VAULT_ROOT_TOKEN)?)?;
+    say(
+        "Import the same secret into OpenBao (Vault) transit",
+        "keyhold wraps the secret for transit's bring-your-own-key import (RSA-OAEP + AES key \
+         wrap) and creates a key that is not exportable and has no plaintext backup. The \
+         import uses an administrator's token; signing uses a token whose policy allows one \
+         thing: update on transit/hmac/aws-demo/sha2-256.",
+    );
+    let vault_flags = |token: &Path| {
+        [
+            "--vault-addr".to_owned(),
+            vault_addr.clone(),
+            "--vault-token-file".to_owned(),
+            token.display().to_string(),
+        ]
+    };
+    let admin_flags = vault_flags(&admin_token);
+    let admin_flags: Vec<&str> = admin_flags.iter().map(String::as_str).collect();
+    let vault_ref = demo.import("vault:aws-demo", &access_key_id, &secret, &admin_flags)?;
+    let signing_token = demo.dir.join("vault-signing-token");
+    std::fs::write(
+        &signing_token,
+        demo.vault_signing_token(&vault_addr, &admin_token)?,
+    )?;
+    let signing_flags = vault_flags(&signing_token);
+    let signing_flags: Vec<&str> = signing_flags.iter().map(String::as_str).collect();
     drop(secret);
 
     // 3. whoami through each device.
@@ -111,6 +141,21 @@ pub fn run() -> anyhow::Result<()> {
         "--endpoint-url",
         &demo.moto,
     ])?;
+
+    say(
+        "Who am I? (signed by OpenBao, with the least-privilege token)",
+        "",
+    );
+    let mut whoami = vec![
+        "whoami",
+        "--key",
+        &vault_ref,
+        "--access-key-id",
+        &access_key_id,
+    ];
+    whoami.extend_from_slice(&signing_flags);
+    whoami.extend_from_slice(&["--endpoint-url", &demo.moto]);
+    demo.keyhold(&whoami)?;
 
     // 4. Any AWS request, signed by the device and sent.
     say(
@@ -212,6 +257,51 @@ pub fn run() -> anyhow::Result<()> {
         &["s3api", "list-buckets", "--query", "Buckets[].Name"],
     )?;
 
+    // 8. A command run with credentials that refresh themselves.
+    say(
+        "keyhold exec: a command with role credentials (signed by OpenBao)",
+        "keyhold serves the ECS credential endpoint on a random loopback port for as long as \
+         the command runs (credentials refresh themselves), and removes inherited AWS \
+         variables that would shadow them. Also: keyhold serve (IMDSv2 + ECS for the whole \
+         machine), keyhold update (~/.aws/credentials), keyhold export.",
+    );
+    let aws = demo.python_bin.join("aws");
+    let aws = aws.display().to_string();
+    let mut exec = vec![
+        "exec",
+        "--key",
+        &vault_ref,
+        "--access-key-id",
+        &access_key_id,
+    ];
+    exec.extend_from_slice(&signing_flags);
+    exec.extend_from_slice(&[
+        "--role-arn",
+        &role_arn,
+        "--role-session-name",
+        "keyhold-exec",
+    ]);
+    exec.extend_from_slice(&[
+        "--endpoint-url",
+        &demo.moto,
+        "--",
+        &aws,
+        "sts",
+        "get-caller-identity",
+    ]);
+    println!("$ keyhold {}", shown(&exec));
+    let out = demo
+        .command(&demo.keyhold)
+        .args(&exec)
+        .env("AWS_ENDPOINT_URL", &demo.moto)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", demo.dir.join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", demo.dir.join("none"))
+        .stdin(Stdio::null())
+        .output()
+        .context("could not run keyhold exec")?;
+    println!("{}", check("keyhold exec", &out)?);
+
     drop(services);
     say(
         "Done",
@@ -310,6 +400,41 @@ impl Demo {
         print!("{}", check("aws", &out)?);
         println!();
         Ok(())
+    }
+
+    /// A token that may only HMAC with transit/aws-demo, made with the admin token.
+    fn vault_signing_token(&self, addr: &str, admin_token: &Path) -> anyhow::Result<String> {
+        let bao = |args: &[&str]| -> anyhow::Result<String> {
+            let out = self
+                .command(&self.python_bin.join("bao"))
+                .args(args)
+                .env("VAULT_ADDR", addr)
+                .env("VAULT_TOKEN", std::fs::read_to_string(admin_token)?.trim())
+                .env("HOME", &self.dir)
+                .output()
+                .context("could not run bao")?;
+            check("bao", &out)
+        };
+        let policy = self.dir.join("aws-demo-signing.hcl");
+        std::fs::write(
+            &policy,
+            "path \"transit/hmac/aws-demo/sha2-256\" { capabilities = [\"update\"] }\n",
+        )?;
+        bao(&[
+            "policy",
+            "write",
+            "aws-demo-signing",
+            &policy.display().to_string(),
+        ])?;
+        let token = bao(&[
+            "token",
+            "create",
+            "-policy",
+            "aws-demo-signing",
+            "-field",
+            "token",
+        ])?;
+        Ok(token.trim().to_owned())
     }
 
     /// A fresh SoftHSM token in the run's private token directory.
