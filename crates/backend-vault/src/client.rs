@@ -75,6 +75,8 @@ pub struct VaultClient {
     namespace: Option<String>,
     auth: Auth,
     session: Mutex<Session>,
+    /// Whether a renewal thread runs ([`VaultClient::keep_renewed`]).
+    renewing: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for VaultClient {
@@ -145,6 +147,7 @@ impl VaultClient {
                 renew_after: None,
                 renewable: false,
             }),
+            renewing: std::sync::atomic::AtomicBool::new(false),
         };
         match &client.auth {
             Auth::AppRole { .. } => client.log_in()?,
@@ -154,6 +157,47 @@ impl VaultClient {
             }
         }
         Ok(client)
+    }
+
+    /// Renews the token (or logs in again) in the background, two thirds into each lease,
+    /// for as long as the client is in use: a signer asks Vault for kDate once a day, far
+    /// less often than tokens expire. Idempotent; the thread ends soon after the client is
+    /// dropped.
+    pub fn keep_renewed(self: &std::sync::Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.renewing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let client = std::sync::Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("keyhold-vault-renew".into())
+            .spawn(move || {
+                loop {
+                    let Some(wait) = client.upgrade().map(|c| c.until_renewal()) else {
+                        return;
+                    };
+                    // In slices, so that a dropped client ends the thread within a second.
+                    std::thread::sleep(wait.min(Duration::from_secs(1)));
+                    let Some(client) = client.upgrade() else {
+                        return;
+                    };
+                    if let Err(e) = client.refresh_token() {
+                        tracing::warn!(error = %e, "renewing the Vault token failed; trying again at the next use");
+                    }
+                }
+            });
+        if spawned.is_err() {
+            self.renewing.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// How long until the token is due for renewal (a minute when it never expires).
+    fn until_renewal(&self) -> Duration {
+        self.session()
+            .renew_after
+            .map_or(Duration::from_secs(60), |at| {
+                at.saturating_duration_since(Instant::now())
+            })
     }
 
     /// The server's address.
@@ -411,7 +455,12 @@ impl VaultClient {
         }
         let path = format!("{}/hmac/{}/sha2-256", key.mount, key.name);
         let body = serde_json::json!({"input": BASE64.encode(input)});
-        let reply = self.call(Method::POST, &path, Some(&body))?;
+        // An HMAC changes nothing, so a call that met a dead connection (kept from before
+        // the server restarted) is made once more on a new one.
+        let reply = match self.call(Method::POST, &path, Some(&body)) {
+            Err(VaultError::Unreachable { .. }) => self.call(Method::POST, &path, Some(&body))?,
+            other => other?,
+        };
         match reply.status {
             200 => {}
             403 => return Err(self.denied("update", &path)),

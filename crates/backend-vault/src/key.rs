@@ -30,6 +30,7 @@ impl VaultRootKey {
     /// The key `key` through `client`. Where the token may read the key, it must be an HMAC
     /// key that cannot be exported or backed up in plaintext; where it may not (a
     /// least-privilege token), that is the administrator's to check (`keyhold doctor`).
+    /// The client's token is renewed in the background from now on.
     pub fn open(client: Arc<VaultClient>, key: KeyPath) -> Result<Self, VaultError> {
         match client.key_info(&key) {
             Ok(Some(info)) => {
@@ -62,6 +63,7 @@ impl VaultRootKey {
             Err(VaultError::Denied { .. }) => {}
             Err(e) => return Err(e),
         }
+        client.keep_renewed();
         Ok(Self { client, key })
     }
 

@@ -333,3 +333,100 @@ fn approle_logs_in_and_signs() {
         software.date_key(&date).unwrap().as_bytes()
     );
 }
+
+#[test]
+fn tokens_are_renewed_and_approle_logs_in_again_for_long_running_use() {
+    let root = client(&var(env::VAULT_ROOT_TOKEN)).unwrap();
+    let key = unique("renewal");
+    let material = "a-secret-access-key-for-the-renewal-tests";
+    backend_vault::import(&root, &key, &secret(material)).unwrap();
+    let software = SoftwareRootKey::from_secret_access_key(material);
+    let policy = format!("renewal-{}", key.name);
+    let file = std::env::temp_dir().join(format!("{policy}.hcl"));
+    std::fs::write(&file, hmac_policy(&key)).unwrap();
+    bao(&["policy", "write", &policy, file.to_str().unwrap()]);
+    let day =
+        |n| DateStamp::from_date(time::macros::date!(2026 - 12 - 01) + time::Duration::days(n));
+
+    // A renewable token good for 6 s: after 5 s keyhold has renewed it, and it keeps working.
+    let token = bao(&[
+        "token",
+        "create",
+        "-policy",
+        &policy,
+        "-ttl",
+        "6s",
+        "-explicit-max-ttl",
+        "1h",
+        "-field",
+        "token",
+    ]);
+    let signer = VaultRootKey::open(Arc::new(client(token.trim()).unwrap()), key.clone()).unwrap();
+    for n in 0..3 {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let got = signer.date_key(&day(n)).expect("the token was renewed");
+        assert_eq!(
+            got.as_bytes(),
+            software.date_key(&day(n)).unwrap().as_bytes()
+        );
+    }
+
+    // AppRole tokens that cannot be renewed past 4 s: keyhold logs in again.
+    let _ = bao_as(&var(env::VAULT_ROOT_TOKEN), &["auth", "enable", "approle"]);
+    let role = format!("auth/approle/role/{policy}");
+    bao(&[
+        "write",
+        &role,
+        &format!("token_policies={policy}"),
+        "token_ttl=4s",
+        "token_max_ttl=4s",
+    ]);
+    let role_id = bao(&["read", "-field", "role_id", &format!("{role}/role-id")])
+        .trim()
+        .to_owned();
+    let secret_id = bao(&[
+        "write",
+        "-f",
+        "-field",
+        "secret_id",
+        &format!("{role}/secret-id"),
+    ])
+    .trim()
+    .to_owned();
+    let approle = Auth::AppRole {
+        mount: "approle".into(),
+        role_id,
+        secret_id: SecretString::from(secret_id),
+    };
+    let signer = VaultRootKey::open(
+        Arc::new(connect(&var(env::VAULT_ADDR), approle).unwrap()),
+        key,
+    )
+    .unwrap();
+    for n in 0..3 {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let got = signer.date_key(&day(n)).expect("a new login");
+        assert_eq!(
+            got.as_bytes(),
+            software.date_key(&day(n)).unwrap().as_bytes()
+        );
+    }
+}
+
+#[test]
+fn an_exportable_key_is_refused() {
+    let key = unique("exportable");
+    bao(&[
+        "write",
+        &format!("{}/keys/{}", key.mount, key.name),
+        "type=hmac",
+        "key_size=32",
+        "exportable=true",
+    ]);
+    let opened = VaultRootKey::open(Arc::new(client(&var(env::VAULT_ROOT_TOKEN)).unwrap()), key);
+    let Err(error) = opened else {
+        panic!("an exportable key was accepted");
+    };
+    assert!(matches!(error, VaultError::Unsuitable { .. }), "{error:?}");
+    assert!(error.to_string().contains("can be exported"), "{error}");
+}
