@@ -76,6 +76,29 @@ fn secret(text: &str) -> RootSecret {
     RootSecret::from_secret_access_key(Zeroizing::new(text.as_bytes().to_vec()))
 }
 
+/// An AppRole whose tokens have `policy` and the `ttl` settings given; its role id and a
+/// new secret id.
+fn approle(policy: &str, ttl: &[&str]) -> (String, String) {
+    let _ = bao_as(&var(env::VAULT_ROOT_TOKEN), &["auth", "enable", "approle"]);
+    let role = format!("auth/approle/role/{policy}");
+    let mut write = vec![
+        "write".to_owned(),
+        role.clone(),
+        format!("token_policies={policy}"),
+    ];
+    write.extend(ttl.iter().map(|s| (*s).to_owned()));
+    bao(&write.iter().map(String::as_str).collect::<Vec<_>>());
+    let role_id = bao(&["read", "-field", "role_id", &format!("{role}/role-id")]);
+    let secret_id = bao(&[
+        "write",
+        "-f",
+        "-field",
+        "secret_id",
+        &format!("{role}/secret-id"),
+    ]);
+    (role_id.trim().to_owned(), secret_id.trim().to_owned())
+}
+
 fn hmac_policy(key: &KeyPath) -> String {
     format!(
         "path \"{}/hmac/{}/sha2-256\" {{ capabilities = [\"update\"] }}\n",
@@ -291,26 +314,7 @@ fn approle_logs_in_and_signs() {
     let file = std::env::temp_dir().join(format!("{policy}.hcl"));
     std::fs::write(&file, hmac_policy(&key)).unwrap();
     bao(&["policy", "write", &policy, file.to_str().unwrap()]);
-    let _ = bao_as(&var(env::VAULT_ROOT_TOKEN), &["auth", "enable", "approle"]);
-    let role = format!("auth/approle/role/{policy}");
-    bao(&[
-        "write",
-        &role,
-        &format!("token_policies={policy}"),
-        "token_ttl=2m",
-    ]);
-    let role_id = bao(&["read", "-field", "role_id", &format!("{role}/role-id")])
-        .trim()
-        .to_owned();
-    let secret_id = bao(&[
-        "write",
-        "-f",
-        "-field",
-        "secret_id",
-        &format!("{role}/secret-id"),
-    ])
-    .trim()
-    .to_owned();
+    let (role_id, secret_id) = approle(&policy, &["token_ttl=2m"]);
     let client = connect(
         &var(env::VAULT_ADDR),
         Auth::AppRole {
@@ -372,27 +376,7 @@ fn tokens_are_renewed_and_approle_logs_in_again_for_long_running_use() {
     }
 
     // AppRole tokens that cannot be renewed past 4 s: keyhold logs in again.
-    let _ = bao_as(&var(env::VAULT_ROOT_TOKEN), &["auth", "enable", "approle"]);
-    let role = format!("auth/approle/role/{policy}");
-    bao(&[
-        "write",
-        &role,
-        &format!("token_policies={policy}"),
-        "token_ttl=4s",
-        "token_max_ttl=4s",
-    ]);
-    let role_id = bao(&["read", "-field", "role_id", &format!("{role}/role-id")])
-        .trim()
-        .to_owned();
-    let secret_id = bao(&[
-        "write",
-        "-f",
-        "-field",
-        "secret_id",
-        &format!("{role}/secret-id"),
-    ])
-    .trim()
-    .to_owned();
+    let (role_id, secret_id) = approle(&policy, &["token_ttl=4s", "token_max_ttl=4s"]);
     let approle = Auth::AppRole {
         mount: "approle".into(),
         role_id,
