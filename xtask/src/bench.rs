@@ -1,239 +1,13 @@
 //! `cargo xtask bench`: runs the criterion benchmarks and prints the ratios the project
 //! promises, each from one run (keyhold and its baseline measured side by side).
 
-use std::borrow::Cow;
 use std::path::Path;
 
 use anyhow::{Context, bail};
 
-/// A ratio the README quotes: `numerator / denominator` of mean times, and the target. When
-/// the rows ran in rounds (criterion ids `group/row/1`, `group/row/2`, ...), the ratio is
-/// taken per round and the median reported: see [`per_round`].
-struct Ratio {
-    what: Cow<'static, str>,
-    /// Mean time of the baseline (criterion id `group/name`).
-    baseline: Cow<'static, str>,
-    /// Mean time of keyhold.
-    ours: Cow<'static, str>,
-    /// What `baseline / ours` must be.
-    target: Target,
-}
+mod ratios;
 
-/// The promise a ratio is held to.
-enum Target {
-    AtLeast(f64),
-    AtMost(f64),
-    /// Reported, not judged (a cost worth knowing, e.g. of an encrypted session).
-    Report,
-}
-
-const SIGV4_RATIOS: &[Ratio] = &[
-    Ratio {
-        what: Cow::Borrowed("warm cache GET-vanilla, x aws-sigv4 throughput"),
-        baseline: Cow::Borrowed("get-vanilla/aws-sigv4"),
-        ours: Cow::Borrowed("get-vanilla/keyhold-warm"),
-        target: Target::AtLeast(6.0),
-    },
-    Ratio {
-        what: Cow::Borrowed("cache off GET-vanilla, x aws-sigv4 throughput"),
-        baseline: Cow::Borrowed("get-vanilla/aws-sigv4"),
-        ours: Cow::Borrowed("get-vanilla/keyhold-cache-off"),
-        target: Target::AtLeast(3.5),
-    },
-    Ratio {
-        what: Cow::Borrowed("warm cache time / limit (crypto floor) time"),
-        baseline: Cow::Borrowed("get-vanilla/keyhold-warm"),
-        ours: Cow::Borrowed("get-vanilla/limit"),
-        target: Target::AtMost(2.0),
-    },
-    Ratio {
-        what: Cow::Borrowed("1 MiB PUT, x plain sha2 throughput"),
-        baseline: Cow::Borrowed("put-1mib/sha256-only"),
-        ours: Cow::Borrowed("put-1mib/keyhold-warm"),
-        target: Target::AtLeast(0.9),
-    },
-];
-
-const PKCS11_RATIOS: &[Ratio] = &[
-    Ratio {
-        what: Cow::Borrowed("PKCS#11 cache off, x bare C_Sign loop throughput"),
-        baseline: Cow::Borrowed("pkcs11-cache-off/bare-c-sign"),
-        ours: Cow::Borrowed("pkcs11-cache-off/keyhold"),
-        target: Target::AtLeast(0.9),
-    },
-    Ratio {
-        what: Cow::Borrowed(
-            "PKCS#11 cache off, x the same signer on a minimal RootKey (one locked session)",
-        ),
-        baseline: Cow::Borrowed("pkcs11-cache-off/minimal-root-key"),
-        ours: Cow::Borrowed("pkcs11-cache-off/keyhold"),
-        target: Target::Report,
-    },
-    Ratio {
-        what: Cow::Borrowed(
-            "PKCS#11 cache off on the minimal RootKey, x bare C_Sign loop throughput",
-        ),
-        baseline: Cow::Borrowed("pkcs11-cache-off/bare-c-sign"),
-        ours: Cow::Borrowed("pkcs11-cache-off/minimal-root-key"),
-        target: Target::Report,
-    },
-    Ratio {
-        what: Cow::Borrowed(
-            "PKCS#11 cache off, the signature without setting headers on an http::Request, x bare C_Sign loop",
-        ),
-        baseline: Cow::Borrowed("pkcs11-cache-off/bare-c-sign"),
-        ours: Cow::Borrowed("pkcs11-cache-off/no-http-request"),
-        target: Target::Report,
-    },
-    Ratio {
-        what: Cow::Borrowed("PKCS#11 kDate alone, x bare C_Sign loop throughput"),
-        baseline: Cow::Borrowed("pkcs11-date-key/bare-c-sign"),
-        ours: Cow::Borrowed("pkcs11-date-key/keyhold"),
-        target: Target::AtLeast(0.9),
-    },
-    Ratio {
-        what: Cow::Borrowed("PKCS#11 cache on, x software signer throughput"),
-        baseline: Cow::Borrowed("pkcs11-cache-on/software"),
-        ours: Cow::Borrowed("pkcs11-cache-on/keyhold"),
-        target: Target::AtLeast(0.9),
-    },
-];
-
-const TPM_RATIOS: &[Ratio] = &[
-    Ratio {
-        what: Cow::Borrowed("TPM cache off, x bare tss-esapi HMAC loop throughput"),
-        baseline: Cow::Borrowed("tpm-cache-off/bare-tss-esapi-hmac"),
-        ours: Cow::Borrowed("tpm-cache-off/keyhold-cleartext"),
-        target: Target::AtLeast(0.9),
-    },
-    Ratio {
-        what: Cow::Borrowed("TPM cache off, salted encrypted session: time x cleartext session's"),
-        baseline: Cow::Borrowed("tpm-salted/keyhold-salted"),
-        ours: Cow::Borrowed("tpm-salted/keyhold-cleartext"),
-        target: Target::Report,
-    },
-    Ratio {
-        what: Cow::Borrowed("TPM cache on, x software signer throughput"),
-        baseline: Cow::Borrowed("tpm-cache-on/software-signer"),
-        ours: Cow::Borrowed("tpm-cache-on/keyhold-tpm"),
-        target: Target::AtLeast(0.9),
-    },
-];
-
-/// The ratio of a Roles Anywhere signing group (issue #18): CreateSession signed by keyhold
-/// against the key's bare sign call, target 0.9x.
-const fn roles_anywhere(what: &'static str, baseline: &'static str, ours: &'static str) -> Ratio {
-    Ratio {
-        what: Cow::Borrowed(what),
-        baseline: Cow::Borrowed(baseline),
-        ours: Cow::Borrowed(ours),
-        target: Target::AtLeast(0.9),
-    }
-}
-
-const ROLES_ANYWHERE_FILE_RATIOS: &[Ratio] = &[
-    roles_anywhere(
-        "Roles Anywhere CreateSession, P-256 file key, x bare ECDSA sign throughput",
-        "ra-file-p256/bare-sign",
-        "ra-file-p256/keyhold",
-    ),
-    roles_anywhere(
-        "Roles Anywhere CreateSession, RSA-2048 file key, x bare RSA sign throughput",
-        "ra-file-rsa2048/bare-sign",
-        "ra-file-rsa2048/keyhold",
-    ),
-];
-
-const ROLES_ANYWHERE_PKCS11_RATIOS: &[Ratio] = &[
-    roles_anywhere(
-        "Roles Anywhere CreateSession, P-256 in SoftHSM, x bare C_Sign loop throughput",
-        "ra-pkcs11-p256/bare-c-sign",
-        "ra-pkcs11-p256/keyhold",
-    ),
-    roles_anywhere(
-        "Roles Anywhere CreateSession, RSA-2048 in SoftHSM, x bare C_Sign loop throughput",
-        "ra-pkcs11-rsa2048/bare-c-sign",
-        "ra-pkcs11-rsa2048/keyhold",
-    ),
-];
-
-const ROLES_ANYWHERE_TPM_RATIOS: &[Ratio] = &[
-    roles_anywhere(
-        "Roles Anywhere CreateSession, P-256 in swtpm, x bare TPM2_Sign loop throughput",
-        "ra-tpm-p256/bare-tss-esapi-sign",
-        "ra-tpm-p256/keyhold",
-    ),
-    roles_anywhere(
-        "Roles Anywhere CreateSession, RSA-2048 in swtpm, x bare TPM2_Sign loop throughput",
-        "ra-tpm-rsa2048/bare-tss-esapi-sign",
-        "ra-tpm-rsa2048/keyhold",
-    ),
-];
-
-/// A whole credential-process run against Python's iam-rolesanywhere-session (reported).
-const fn python_against(what: &'static str, ours: &'static str) -> Ratio {
-    Ratio {
-        what: Cow::Borrowed(what),
-        baseline: Cow::Borrowed("ra-process/python-iam-rolesanywhere-session"),
-        ours: Cow::Borrowed(ours),
-        target: Target::Report,
-    }
-}
-
-const ROLES_ANYWHERE_PROCESS_RATIOS: &[Ratio] = &[
-    python_against(
-        "keyhold credential-process run, file key, x Python iam-rolesanywhere-session",
-        "ra-process/keyhold-file",
-    ),
-    python_against(
-        "keyhold credential-process run, SoftHSM key, x Python iam-rolesanywhere-session (file key)",
-        "ra-process/keyhold-pkcs11",
-    ),
-    python_against(
-        "keyhold credential-process run, swtpm key (salted sessions), x Python iam-rolesanywhere-session (file key)",
-        "ra-process/keyhold-tpm",
-    ),
-];
-
-const SERVE_RATIOS: &[Ratio] = &[
-    Ratio {
-        what: Cow::Borrowed(
-            "keyhold serve, ECS endpoint, requests/s x a bare hyper server (16 clients)",
-        ),
-        baseline: Cow::Borrowed("serve/bare-hyper"),
-        ours: Cow::Borrowed("serve/keyhold-ecs"),
-        target: Target::AtLeast(0.8),
-    },
-    Ratio {
-        what: Cow::Borrowed("keyhold serve, IMDSv2 credentials, requests/s x a bare hyper server"),
-        baseline: Cow::Borrowed("serve/bare-hyper"),
-        ours: Cow::Borrowed("serve/keyhold-imds"),
-        target: Target::AtLeast(0.8),
-    },
-];
-
-const PROCESS_CACHE_RATIOS: &[Ratio] = &[
-    Ratio {
-        what: Cow::Borrowed("credential-process from the cache, time / keyhold --version"),
-        baseline: Cow::Borrowed("process-cache/keyhold-warm"),
-        ours: Cow::Borrowed("process-cache/keyhold-version"),
-        target: Target::AtMost(1.5),
-    },
-    Ratio {
-        what: Cow::Borrowed(
-            "credential-process from the cache x without it (SoftHSM, AssumeRole at moto)",
-        ),
-        baseline: Cow::Borrowed("process-cache/keyhold-cold"),
-        ours: Cow::Borrowed("process-cache/keyhold-warm"),
-        target: Target::Report,
-    },
-    Ratio {
-        what: Cow::Borrowed("credential-process from the cache x aws sts assume-role (same moto)"),
-        baseline: Cow::Borrowed("process-cache/aws-sts-assume-role"),
-        ours: Cow::Borrowed("process-cache/keyhold-warm"),
-        target: Target::Report,
-    },
-];
+use ratios::*;
 
 /// One benchmark binary and the ratios it feeds.
 struct Suite {
@@ -249,6 +23,8 @@ struct Suite {
     python: bool,
     /// Needs moto (and SoftHSM, swtpm: `devices` too).
     moto: bool,
+    /// Needs OpenBao (and SoftHSM, swtpm: `devices` too).
+    openbao: bool,
 }
 
 /// The criterion groups of request shapes (`shape-NAME`) in the results.
@@ -308,6 +84,7 @@ const SUITES: &[Suite] = &[
         shapes: true,
         python: false,
         moto: false,
+        openbao: false,
     },
     Suite {
         name: "pkcs11",
@@ -318,6 +95,7 @@ const SUITES: &[Suite] = &[
         shapes: false,
         python: false,
         moto: false,
+        openbao: false,
     },
     Suite {
         name: "tpm",
@@ -328,6 +106,7 @@ const SUITES: &[Suite] = &[
         shapes: false,
         python: false,
         moto: false,
+        openbao: false,
     },
     Suite {
         name: "rolesanywhere",
@@ -338,6 +117,7 @@ const SUITES: &[Suite] = &[
         shapes: false,
         python: false,
         moto: false,
+        openbao: false,
     },
     Suite {
         name: "pkcs11-x509",
@@ -348,6 +128,7 @@ const SUITES: &[Suite] = &[
         shapes: false,
         python: false,
         moto: false,
+        openbao: false,
     },
     Suite {
         name: "tpm-x509",
@@ -358,6 +139,7 @@ const SUITES: &[Suite] = &[
         shapes: false,
         python: false,
         moto: false,
+        openbao: false,
     },
     Suite {
         name: "ra-process",
@@ -368,6 +150,7 @@ const SUITES: &[Suite] = &[
         shapes: false,
         python: true,
         moto: false,
+        openbao: false,
     },
     Suite {
         name: "serve",
@@ -378,6 +161,7 @@ const SUITES: &[Suite] = &[
         shapes: false,
         python: true,
         moto: false,
+        openbao: false,
     },
     Suite {
         name: "process-cache",
@@ -388,13 +172,25 @@ const SUITES: &[Suite] = &[
         shapes: false,
         python: true,
         moto: true,
+        openbao: false,
+    },
+    Suite {
+        name: "vault",
+        package: "backend-vault",
+        bench: "vault",
+        devices: true,
+        ratios: VAULT_RATIOS,
+        shapes: false,
+        python: true,
+        moto: false,
+        openbao: true,
     },
 ];
 
 /// Runs the benchmarks and prints the table.
 ///
 /// `args`: optional suite names (`sigv4`, `pkcs11`, `tpm`, `rolesanywhere`, `pkcs11-x509`,
-/// `tpm-x509`, `ra-process`, `serve`, `process-cache`;
+/// `tpm-x509`, `ra-process`, `serve`, `process-cache`, `vault`;
 /// all when none), then optionally
 /// `--` and arguments for criterion. SoftHSM and swtpm are started for the device suites.
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
@@ -415,16 +211,17 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         .collect();
     let services = if chosen.iter().any(|s| s.devices) {
         super::setup::run(root)?;
-        let moto = chosen.iter().any(|s| s.moto);
-        let all: &[super::services::StartFn] = &[
+        let mut which: Vec<super::services::StartFn> = vec![
             super::services::softhsm::start,
             super::services::swtpm::start,
-            super::services::moto::start,
         ];
-        Some(super::services::start(
-            root,
-            &all[..if moto { 3 } else { 2 }],
-        )?)
+        if chosen.iter().any(|s| s.moto) {
+            which.push(super::services::moto::start);
+        }
+        if chosen.iter().any(|s| s.openbao) {
+            which.push(super::services::openbao::start);
+        }
+        Some(super::services::start(root, &which)?)
     } else {
         None
     };

@@ -45,9 +45,12 @@ impl Http {
             .timeout(timeout)
             .user_agent(concat!("keyhold/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = ca_pem {
-            let certificates = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-                VaultError::Config(format!("VAULT_CACERT holds no usable PEM certificate: {e}"))
-            })?;
+            let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                .ok()
+                .filter(|certificates| !certificates.is_empty())
+                .ok_or_else(|| {
+                    VaultError::Config("the CA file (VAULT_CACERT) holds no PEM certificate".into())
+                })?;
             for certificate in certificates {
                 builder = builder.add_root_certificate(certificate);
             }

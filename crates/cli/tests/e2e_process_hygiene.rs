@@ -24,7 +24,7 @@ fn no_core_dumps_and_sigint_ends_the_process_as_the_default_action_would() {
         .args(["import", "--key", &key, "--access-key-id", &access_key_id()])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let limits_path = format!("/proc/{}/limits", child.id());
@@ -48,8 +48,11 @@ fn no_core_dumps_and_sigint_ends_the_process_as_the_default_action_would() {
     // Give the signal thread time to start, then interrupt.
     std::thread::sleep(Duration::from_millis(300));
     assert!(send_signal(&child, "INT"));
+    let stderr = child.stderr.take().unwrap();
     let status = child.wait().unwrap();
-    assert_eq!(status.signal(), Some(2), "{status:?}");
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut { stderr }, &mut said).unwrap();
+    assert_eq!(status.signal(), Some(2), "{status:?}: {said}");
     // Nothing was created: a later import needs no --replace.
     import(&key, &access_key_id(), &secret(), &[]).ok();
 }
