@@ -29,13 +29,7 @@ fn bao_program() -> PathBuf {
 
 impl Server {
     fn start(dir: &Path) -> Self {
-        let port = (0..300u16)
-            .map(|i| 33_000 + (std::process::id() as u16 % 997) * 7 % 20_000 + i * 11)
-            .find(|p| {
-                std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()
-                    && std::net::TcpListener::bind(("127.0.0.1", *p + 1)).is_ok()
-            })
-            .expect("two free ports");
+        let port = test_support::free_port_pair();
         std::fs::create_dir_all(dir.join("raft")).unwrap();
         let config = format!(
             "storage \"raft\" {{\n  path = \"{raft}\"\n  node_id = \"n1\"\n  performance_multiplier = 1\n}}\n\

@@ -42,13 +42,7 @@ fn tls_with_a_private_ca_and_a_namespace() {
     let dir = std::env::temp_dir().join(format!("keyhold-vault-tls-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let port = (0..300u16)
-        .map(|i| 40_000 + (std::process::id() as u16 % 991) * 5 % 15_000 + i * 13)
-        .find(|p| {
-            std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()
-                && std::net::TcpListener::bind(("127.0.0.1", *p + 1)).is_ok()
-        })
-        .expect("two free ports");
+    let port = test_support::free_port_pair();
     let _server = Killed(
         Command::new(bao_program())
             .args(["server", "-dev", "-dev-tls", "-dev-no-store-token"])

@@ -32,6 +32,20 @@ pub mod rounds;
 pub mod softhsm;
 pub mod tpm;
 
+/// Two consecutive free TCP ports on 127.0.0.1 (swtpm and OpenBao put a second listener on
+/// port + 1), from a spread that depends on the process id, so that tests running at once
+/// rarely try the same ones. Racy only against other programs binding them meanwhile.
+pub fn free_port_pair() -> u16 {
+    let seed = std::process::id() % 997;
+    (0..500u32)
+        .map(|i| (20_000 + (seed * 7 + i * 13) % 30_000) as u16)
+        .find(|p| {
+            std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()
+                && std::net::TcpListener::bind(("127.0.0.1", *p + 1)).is_ok()
+        })
+        .expect("two consecutive free ports on 127.0.0.1")
+}
+
 /// An error and its causes, joined by ": ", as the `keyhold` CLI prints them: for asserting
 /// on a cause that errors leave to `source()`.
 pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {

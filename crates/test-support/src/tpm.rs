@@ -111,19 +111,7 @@ impl OwnSwtpm {
     pub fn start(dir: &Path) -> Self {
         let state = dir.join("swtpm-state");
         std::fs::create_dir_all(&state).expect("swtpm state directory");
-        let port = (0..200)
-            .map(|i| {
-                20_000
-                    + ((std::process::id() as u16)
-                        .wrapping_mul(7)
-                        .wrapping_add(i * 13))
-                        % 40_000
-            })
-            .find(|p| {
-                std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()
-                    && std::net::TcpListener::bind(("127.0.0.1", *p + 1)).is_ok()
-            })
-            .expect("two free ports");
+        let port = crate::free_port_pair();
         let swtpm = Self {
             tcti: format!("swtpm:host=127.0.0.1,port={port}"),
             port,
