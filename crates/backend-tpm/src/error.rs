@@ -191,7 +191,46 @@ pub enum TpmError {
     },
 }
 
+/// Where in the use of a TPM key a failure happened, typed so that callers act on it (a
+/// diagnosis, a fix to suggest) without matching every [`TpmError`] variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TpmStage {
+    /// Naming the TPM: the TCTI string.
+    Tcti,
+    /// Reaching the TPM and trusting it: the connection, the EK name.
+    Connect,
+    /// Finding and loading the key: the file or handle, its attributes, its parent.
+    Key,
+    /// Authorizing the key's use: password, PCR policy, dictionary-attack lockout.
+    Authorize,
+    /// A TPM command after that.
+    Command,
+}
+
 impl TpmError {
+    /// The stage that failed.
+    pub fn stage(&self) -> TpmStage {
+        match self {
+            Self::InvalidTcti { .. } => TpmStage::Tcti,
+            Self::Unreachable { .. } | Self::EkNameMismatch { .. } => TpmStage::Connect,
+            Self::WrongPassword { .. }
+            | Self::PcrChanged { .. }
+            | Self::PolicyFailed { .. }
+            | Self::PolicyRequired { .. }
+            | Self::Lockout { .. } => TpmStage::Authorize,
+            Self::UnsuitableSigningKey { .. }
+            | Self::UnsuitableKey { .. }
+            | Self::KeyNotFound { .. }
+            | Self::HandleInUse { .. }
+            | Self::KeyFile { .. }
+            | Self::WrongTpm { .. }
+            | Self::InvalidArgument { .. }
+            | Self::Io { .. } => TpmStage::Key,
+            Self::Command { .. } => TpmStage::Command,
+        }
+    }
+
     /// Wraps a tss-esapi error from `op`, recognizing the answers callers act on.
     pub(crate) fn tpm(op: &'static str, source: tss_esapi::Error) -> Self {
         match tpm_kind(&source) {
@@ -360,5 +399,18 @@ mod tests {
         assert_eq!(KeyError::from(e).kind(), KeyErrorKind::Denied);
         let e = TpmError::UnsuitableKey { reason: "x".into() };
         assert_eq!(KeyError::from(e).kind(), KeyErrorKind::Unsuitable);
+    }
+
+    #[test]
+    fn every_error_names_its_stage() {
+        let mismatch = TpmError::EkNameMismatch {
+            expected: "00".into(),
+            found: "11".into(),
+        };
+        assert_eq!(mismatch.stage(), TpmStage::Connect);
+        let file = TpmError::KeyFile { reason: "x".into() };
+        assert_eq!(file.stage(), TpmStage::Key);
+        let argument = TpmError::InvalidArgument { reason: "x".into() };
+        assert_eq!(argument.stage(), TpmStage::Key);
     }
 }

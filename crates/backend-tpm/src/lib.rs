@@ -18,7 +18,7 @@ mod transport;
 
 #[cfg(feature = "duplicate")]
 pub use duplicate::{EkPublic, wrap_for_tpm};
-pub use error::TpmError;
+pub use error::{TpmError, TpmStage};
 pub use import::{ImportOptions, ImportedKey};
 pub use key::{KeyAuth, TpmRootKey};
 pub use keyfile::{KeyKind, OWNER_STANDARD_PRIMARY, PolicyCommand, TpmKeyFile};

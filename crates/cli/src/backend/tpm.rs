@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use backend_tpm::{
     EkAlgorithm, ImportOptions, KeyAuth, PcrSelection, SessionEncryption, Tpm, TpmError,
-    TpmRootKey, parse_hex,
+    TpmRootKey, TpmStage, parse_hex,
 };
 use sigv4_core::{KeyErrorKind, RootSecret};
 use zeroize::Zeroizing;
@@ -286,14 +286,11 @@ fn absolute(path: &Path) -> PathBuf {
 
 /// Which doctor link a TPM error belongs to: 0 TCTI, 1 TPM, 2 key, 3 authorization.
 fn link_of(error: &TpmError) -> usize {
-    match error {
-        TpmError::InvalidTcti { .. } => 0,
-        TpmError::Unreachable { .. } | TpmError::EkNameMismatch { .. } => 1,
-        TpmError::WrongPassword { .. }
-        | TpmError::PcrChanged { .. }
-        | TpmError::PolicyFailed { .. }
-        | TpmError::PolicyRequired { .. }
-        | TpmError::Lockout { .. } => 3,
+    match error.stage() {
+        TpmStage::Tcti => 0,
+        TpmStage::Connect => 1,
+        TpmStage::Authorize => 3,
+        // A failed command while the key is loaded is the key's link.
         _ => 2,
     }
 }
