@@ -315,10 +315,16 @@ impl LoadedKey {
         c.ctx
             .tr_set_auth(handle.into(), auth)
             .map_err(|e| TpmError::tpm("Esys_TR_SetAuth", e))?;
+        // With a password, the policy's TPM2_PolicyAuthValue HMAC must not be testable
+        // offline: the session is salted (when sessions are).
+        let new_session = |c: &mut Connection| match password.is_empty() {
+            true => c.policy_session(),
+            false => c.secret_policy_session(),
+        };
         let policy = match &self.authorization {
             Authorization::AuthValue => None,
             Authorization::Steps(steps) => {
-                let session = c.policy_session()?;
+                let session = new_session(c)?;
                 if let Err(e) = run_steps(&mut c.ctx, session, steps) {
                     c.flush_session(session);
                     return Err(e);
@@ -326,7 +332,7 @@ impl LoadedKey {
                 Some(session)
             }
             Authorization::Custom(custom) => {
-                let session = c.policy_session()?;
+                let session = new_session(c)?;
                 if let Err(e) = custom.authorize(&mut c.ctx, session) {
                     c.flush_session(session);
                     return Err(TpmError::tpm("custom policy", e));

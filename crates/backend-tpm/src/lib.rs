@@ -10,6 +10,7 @@ mod import;
 mod key;
 mod keyfile;
 mod policy;
+mod sessions;
 mod signing;
 mod signing_keygen;
 mod templates;

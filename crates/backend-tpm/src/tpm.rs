@@ -13,15 +13,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tss_esapi::Context;
 use tss_esapi::abstraction::ek;
-use tss_esapi::attributes::SessionAttributesBuilder;
 use tss_esapi::constants::{CapabilityType, SessionType};
-use tss_esapi::handles::{
-    AuthHandle, KeyHandle, ObjectHandle, PersistentTpmHandle, SessionHandle, TpmHandle,
-};
-use tss_esapi::interface_types::algorithm::{AsymmetricAlgorithm, HashingAlgorithm};
+use tss_esapi::handles::{KeyHandle, ObjectHandle, PersistentTpmHandle, SessionHandle, TpmHandle};
+use tss_esapi::interface_types::algorithm::AsymmetricAlgorithm;
 use tss_esapi::interface_types::resource_handles::Hierarchy;
 use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
-use tss_esapi::structures::{CapabilityData, Digest, Nonce, Public, SymmetricDefinition};
+use tss_esapi::structures::{CapabilityData, Public};
 use tss_esapi::tcti_ldr::TctiNameConf;
 
 use crate::error::{TpmError, is_transport_error};
@@ -247,11 +244,13 @@ fn flush_leftovers(shared: &Shared) {
 pub(crate) struct Connection {
     pub(crate) ctx: Context,
     /// The long-lived salted session used to encrypt parameters, when encryption is on.
-    salted: Option<AuthSession>,
+    pub(crate) salted: Option<AuthSession>,
     /// The one keyhold key kept loaded between calls: (key id, handle).
     loaded: Option<(u64, KeyHandle)>,
     /// ESAPI objects for persistent handles, looked up once per connection.
     persistent: HashMap<u32, ObjectHandle>,
+    /// The EK sessions are salted with (and its pinned name), when they are.
+    pub(crate) salt: Option<(EkAlgorithm, Option<Vec<u8>>)>,
 }
 
 impl Connection {
@@ -270,23 +269,16 @@ impl Connection {
             salted: None,
             loaded: None,
             persistent: HashMap::new(),
+            salt: None,
         };
         if let SessionEncryption::SaltedWithEk { ek, pinned_name } = &shared.encryption {
-            let (handle, _, name) = connection.create_ek(*ek).map_err(|e| match e {
+            connection.salt = Some((*ek, pinned_name.clone()));
+            let handle = connection.salt_key().map_err(|e| match e {
                 TpmError::Command { source, .. } if is_transport_error(&source) => {
                     unreachable(stack_error(source))
                 }
                 other => other,
             })?;
-            if let Some(expected) = pinned_name
-                && *expected != name
-            {
-                connection.flush(handle);
-                return Err(TpmError::EkNameMismatch {
-                    expected: hex(expected),
-                    found: hex(&name),
-                });
-            }
             let session = connection.start_session(Some(handle), SessionType::Hmac, true);
             connection.flush(handle);
             connection.salted = Some(session?);
@@ -318,93 +310,6 @@ impl Connection {
             .tr_get_name(handle)
             .map(|n| n.value().to_vec())
             .map_err(|e| TpmError::tpm("Esys_TR_GetName", e))
-    }
-
-    /// Starts an auth session; `encrypting` sessions carry decrypt+encrypt, all continue.
-    pub(crate) fn start_session(
-        &mut self,
-        salt_key: Option<KeyHandle>,
-        kind: SessionType,
-        encrypting: bool,
-    ) -> Result<AuthSession, TpmError> {
-        let op = "TPM2_StartAuthSession";
-        let symmetric = if encrypting {
-            SymmetricDefinition::AES_128_CFB
-        } else {
-            SymmetricDefinition::Null
-        };
-        let session = self
-            .ctx
-            .execute_without_session(|ctx| {
-                ctx.start_auth_session(
-                    salt_key,
-                    None,
-                    None,
-                    kind,
-                    symmetric,
-                    HashingAlgorithm::Sha256,
-                )
-            })
-            .map_err(|e| TpmError::tpm(op, e))?
-            .ok_or_else(|| TpmError::tpm(op, wrapper_error()))?;
-        let (attributes, mask) = SessionAttributesBuilder::new()
-            .with_continue_session(true)
-            .with_decrypt(encrypting)
-            .with_encrypt(encrypting)
-            .build();
-        self.ctx
-            .tr_sess_set_attributes(session, attributes, mask)
-            .map_err(|e| TpmError::tpm(op, e))?;
-        Ok(session)
-    }
-
-    /// A fresh SHA-256 policy session (flush it with [`Connection::flush_session`]).
-    pub(crate) fn policy_session(&mut self) -> Result<PolicySession, TpmError> {
-        let session = self.start_session(None, SessionType::Policy, false)?;
-        PolicySession::try_from(session).map_err(|e| TpmError::tpm("TPM2_StartAuthSession", e))
-    }
-
-    /// A policy session satisfying the endorsement key's policy, PolicySecret(endorsement).
-    pub(crate) fn ek_policy_session(&mut self) -> Result<PolicySession, TpmError> {
-        let session = self.policy_session()?;
-        let result = self
-            .ctx
-            .execute_with_session(Some(AuthSession::Password), |ctx| {
-                ctx.policy_secret(
-                    session,
-                    AuthHandle::Endorsement,
-                    Nonce::default(),
-                    Digest::default(),
-                    Nonce::default(),
-                    None,
-                )
-            });
-        if let Err(e) = result {
-            self.flush_session(session);
-            return Err(TpmError::tpm("TPM2_PolicySecret (endorsement)", e));
-        }
-        Ok(session)
-    }
-
-    /// The sessions for a command with one authorized handle that carries secrets: the
-    /// authorizing session (`policy`, else the salted session, else a password session)
-    /// plus the salted session for encryption when a policy session authorizes.
-    pub(crate) fn secret_sessions(
-        &self,
-        policy: Option<PolicySession>,
-    ) -> (
-        Option<AuthSession>,
-        Option<AuthSession>,
-        Option<AuthSession>,
-    ) {
-        match policy {
-            Some(p) => (Some(p.into()), self.salted, None),
-            None => (
-                Some(self.salted.unwrap_or(AuthSession::Password)),
-                None,
-                None,
-            ),
-        }
     }
 
     /// Loads a parent: the owner's standard primary, a persistent handle, or (for the TCG EK
@@ -525,7 +430,7 @@ pub(crate) struct LoadedParent {
     pub(crate) is_ek: bool,
 }
 
-fn wrapper_error() -> tss_esapi::Error {
+pub(crate) fn wrapper_error() -> tss_esapi::Error {
     tss_esapi::Error::WrapperError(tss_esapi::WrapperErrorKind::WrongValueFromTpm)
 }
 
