@@ -9,8 +9,9 @@ use crate::key_ref::KeyRef;
 /// Naming and opening a key.
 #[derive(Clone, Debug, Args)]
 pub struct KeyArgs {
-    /// The key: pkcs11:<RFC 7512 URI>, tpm:file=<key.pem>, tpm:handle=0x81xxxxxx or
-    /// tink:<keyset.json> (with --kek-uri).
+    /// The key: pkcs11:<RFC 7512 URI>, tpm:file=<key.pem>, tpm:handle=0x81xxxxxx,
+    /// tink:<keyset.json> (with --kek-uri) or vault:NAME / vault:MOUNT/NAME (a Vault or OpenBao
+    /// transit key, with --vault-addr).
     ///
     /// A PKCS#11 PIN comes from the URI's pin-source=file:PATH, else from the
     /// KEYHOLD_PKCS11_PIN environment variable.
@@ -24,7 +25,8 @@ pub struct KeyArgs {
     pub key: Option<KeyRef>,
 
     /// The AWS access key id of the secret. Default: the one stored with the key at import
-    /// (for a Tink keyset, in the file <keyset>.access-key-id next to it).
+    /// (for a Tink keyset, in the file <keyset>.access-key-id next to it; a Vault key stores
+    /// none).
     #[arg(long, env = "AWS_ACCESS_KEY_ID", value_name = "AKID")]
     pub access_key_id: Option<String>,
 
