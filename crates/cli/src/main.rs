@@ -65,6 +65,11 @@ fn main() -> ExitCode {
              KEYHOLD_PKCS11_PIN instead"
         );
     }
+    if let Command::CredentialProcess(args) = &cli.command
+        && let Some(result) = commands::credential_process::answer_from_cache(args)
+    {
+        return exit_with(result.map(|()| 0));
+    }
     let needs = cli.command.process_needs();
     if let Some(parent) = process::nesting_parent(&needs) {
         eprintln!(
@@ -91,7 +96,12 @@ fn main() -> ExitCode {
         }
         None
     };
-    match run(&cli.command, signals) {
+    exit_with(run(&cli.command, signals))
+}
+
+/// The exit code for a command's result; a failure is one line on stderr.
+fn exit_with(result: Result<u8, CliError>) -> ExitCode {
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             tracing::debug!(error = ?e, "failed");

@@ -72,6 +72,11 @@ pub fn ensure_environment(needs: &Needs) {
             return;
         }
     };
+    let names: Vec<&str> = add.iter().map(|(name, _)| *name).collect();
+    tracing::debug!(
+        ?names,
+        "setting the libraries' environment: executing keyhold again"
+    );
     let mut command = std::process::Command::new(exe);
     command.args(std::env::args_os().skip(1)).envs(add);
     #[cfg(unix)]

@@ -174,3 +174,46 @@ fn a_directory_others_can_open_is_not_used() {
     credential_process(&source, &cache, &[]).ok();
     assert_eq!(source.proxy.requests(), 2);
 }
+
+#[test]
+fn a_warm_hit_with_a_tpm_key_starts_one_process_and_never_the_tpm() {
+    let dir = scratch("cache-tpm");
+    let key = format!("tpm:file={}", dir.join("aws.pem").display());
+    let tcti = env(test_support::env::TPM_TCTI);
+    import(&key, &access_key_id(), &secret(), &["--tcti", &tcti]).ok();
+    let cache = dir.join("cache");
+    let process = |tcti: &str| {
+        run(keyhold()
+            .args(["-vv", "credential-process", "--key", &key, "--tcti", tcti])
+            .args([
+                "--role-arn",
+                &env(test_support::env::ROLE_ARN),
+                "--endpoint-url",
+                &moto(),
+            ])
+            .env_remove("KEYHOLD_NO_CACHE")
+            .env_remove("TSS2_LOG")
+            .env("KEYHOLD_CACHE_DIR", &cache))
+        .ok()
+    };
+    // Cold: keyhold sets libtss2's environment by executing itself again, then asks the TPM.
+    let cold = process(&tcti);
+    assert!(
+        cold.stderr.contains("executing keyhold again"),
+        "{}",
+        cold.stderr
+    );
+    // Warm, with no TPM there at all: answered from the cache by the first process.
+    let warm = process("swtpm:host=127.0.0.1,port=9");
+    assert_eq!(key_id(&warm), key_id(&cold));
+    assert!(
+        warm.stderr.contains("credentials from the cache"),
+        "{}",
+        warm.stderr
+    );
+    assert!(
+        !warm.stderr.contains("executing keyhold again"),
+        "{}",
+        warm.stderr
+    );
+}

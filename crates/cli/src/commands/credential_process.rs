@@ -69,6 +69,18 @@ impl Document {
     }
 }
 
+/// A cache hit, printed, before anything else runs (keyhold re-executes itself to set up
+/// libtss2's environment for TPM keys, which would double a hit's cost); `None` when the
+/// cache is off or has nothing good, or the flags need the full path to report a mistake.
+pub fn answer_from_cache(process_args: &CredentialProcessArgs) -> Option<Result<(), CliError>> {
+    let args = &process_args.source;
+    if process_args.no_cache || credential_source::check(args).is_err() {
+        return None;
+    }
+    let hit = cache::Entry::for_args(args, process_args.cache_margin)?.read()?;
+    Some(print(&hit))
+}
+
 /// Gets the credentials (from the cache when it has good ones) and prints them.
 pub fn run(process_args: &CredentialProcessArgs) -> Result<(), CliError> {
     let args = &process_args.source;
