@@ -1,7 +1,9 @@
 //! What a `credential_process` run costs the `aws` command that starts it, in one run: group
 //! `process-cache`, rows
 //! - `keyhold-warm`: `keyhold credential-process` answered from its cache (no device, no
-//!   network);
+//!   network), the key in SoftHSM;
+//! - `keyhold-warm-tpm`: the same with a key in swtpm (whose cold path re-executes keyhold to
+//!   set libtss2's environment; a hit must not);
 //! - `keyhold-version`: `keyhold --version`, the process-start floor of the same binary;
 //! - `keyhold-cold`: the same run with `--no-cache` (SoftHSM login and HMAC, AssumeRole at moto);
 //! - `aws-sts-assume-role`: `aws sts assume-role` against the same moto (the AWS CLI's own
@@ -90,6 +92,33 @@ fn benches(c: &mut Criterion) {
     };
     // Fill the cache.
     run(&mut process(&[]), b"ASIA");
+
+    // The same secret in swtpm, a key file of the bench's own.
+    let tcti = var(env::TPM_TCTI);
+    let tpm_key = format!("tpm:file={}", dir.join("aws.pem").display());
+    run(
+        Command::new(keyhold)
+            .args(["import", "--key", &tpm_key, "--tcti", &tcti])
+            .args(["--access-key-id", &var(env::AWS_ACCESS_KEY_ID)])
+            .args(["--secret-env", env::AWS_SECRET_ACCESS_KEY]),
+        b"tpm:",
+    );
+    let mut warm_tpm = Command::new(keyhold);
+    warm_tpm
+        .args(["credential-process", "--key", &tpm_key, "--tcti", &tcti])
+        .args([
+            "--role-arn",
+            &role,
+            "--endpoint-url",
+            &moto,
+            "--role-session-name",
+            "bench",
+        ])
+        .env("KEYHOLD_CACHE_DIR", dir.join("cache"))
+        .env_remove("KEYHOLD_NO_CACHE")
+        .env_remove("TSS2_LOG")
+        .env_remove("AWS_PROFILE");
+    run(&mut warm_tpm, b"ASIA");
     let aws = Path::new(&var(env::PYTHON_BIN)).join("aws");
     let mut aws = Command::new(aws);
     aws.args([
@@ -121,6 +150,10 @@ fn benches(c: &mut Criterion) {
                 (
                     "keyhold-warm",
                     &mut plain(&mut |b| b.iter(|| run(&mut warm, b"ASIA"))),
+                ),
+                (
+                    "keyhold-warm-tpm",
+                    &mut plain(&mut |b| b.iter(|| run(&mut warm_tpm, b"ASIA"))),
                 ),
                 (
                     "keyhold-version",

@@ -224,6 +224,12 @@ pub const PROCESS_CACHE_RATIOS: &[Ratio] = &[
         target: Target::AtMost(1.5),
     },
     Ratio {
+        what: Cow::Borrowed("credential-process from the cache, TPM key, time / keyhold --version"),
+        baseline: Cow::Borrowed("process-cache/keyhold-warm-tpm"),
+        ours: Cow::Borrowed("process-cache/keyhold-version"),
+        target: Target::AtMost(1.5),
+    },
+    Ratio {
         what: Cow::Borrowed(
             "credential-process from the cache x without it (SoftHSM, AssumeRole at moto)",
         ),
