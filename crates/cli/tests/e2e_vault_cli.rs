@@ -202,3 +202,44 @@ fn vault_mistakes_are_named_with_the_fix() {
         out.stderr
     );
 }
+
+#[test]
+fn serve_hands_out_role_credentials_signed_by_a_vault_key() {
+    let dir = scratch("vault-serve");
+    let name = format!("serve-{}", std::process::id());
+    let key = format!("vault:{name}");
+    let admin = dir.join("admin-token");
+    std::fs::write(&admin, root_token()).unwrap();
+    run_with_stdin(
+        vault_keyhold(&admin).args(["import", "--key", &key, "--access-key-id", &access_key_id()]),
+        &format!("{}\n", secret()),
+    )
+    .ok();
+    let token = signing_token(&dir, &name);
+    let vault_addr = env(test_support::env::VAULT_ADDR);
+    let role = env(test_support::env::ROLE_ARN);
+    let served = common::serve::Served::start(
+        &dir,
+        &[
+            "--key",
+            &key,
+            "--access-key-id",
+            &access_key_id(),
+            "--vault-addr",
+            &vault_addr,
+            "--vault-token-file",
+            token.to_str().unwrap(),
+            "--role-arn",
+            &role,
+            "--role-session-name",
+            "vault-serve",
+            "--endpoint-url",
+            &moto(),
+        ],
+    );
+    let imds = [("AWS_EC2_METADATA_SERVICE_ENDPOINT", served.imds.as_str())];
+    assert_eq!(
+        common::serve::aws_cli_caller(&dir, &imds),
+        common::serve::assumed_role_arn("vault-serve")
+    );
+}
