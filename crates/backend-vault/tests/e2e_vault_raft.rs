@@ -29,7 +29,7 @@ fn bao_program() -> PathBuf {
 
 impl Server {
     fn start(dir: &Path) -> Self {
-        let port = test_support::free_port_pair();
+        let port = test_support::free_port_pair().expect("two free ports");
         std::fs::create_dir_all(dir.join("raft")).unwrap();
         let config = format!(
             "storage \"raft\" {{\n  path = \"{raft}\"\n  node_id = \"n1\"\n  performance_multiplier = 1\n}}\n\

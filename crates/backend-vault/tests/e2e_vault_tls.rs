@@ -42,7 +42,7 @@ fn tls_with_a_private_ca_and_a_namespace() {
     let dir = std::env::temp_dir().join(format!("keyhold-vault-tls-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let port = test_support::free_port_pair();
+    let port = test_support::free_port_pair().expect("two free ports");
     let _server = Killed(
         Command::new(bao_program())
             .args(["server", "-dev", "-dev-tls", "-dev-no-store-token"])

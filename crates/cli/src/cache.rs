@@ -25,6 +25,7 @@ use zeroize::Zeroizing;
 
 use crate::args::SourceArgs;
 use crate::atomic_file::StagedFile;
+use crate::bytes::hex;
 use crate::commands::credential_process::Document;
 
 /// How long a miss waits for another invocation's refresh before fetching on its own.
@@ -55,6 +56,7 @@ impl Entry {
             }
         };
         let name = hex(&Sha256::digest(description(args).as_bytes()));
+        let name = name.as_str();
         Some(Self {
             path: dir.join(format!("{name}.json")),
             lock_path: dir.join(format!("{name}.lock")),
@@ -174,7 +176,7 @@ fn description(args: &SourceArgs) -> String {
     let ra = &args.roles_anywhere;
     let file_digest = |path: &Path| {
         std::fs::read(path)
-            .map(|bytes| hex(&Sha256::digest(bytes)))
+            .map(|bytes| hex(&Sha256::digest(bytes)).as_str().to_owned())
             .unwrap_or_default()
     };
     let env = |name| std::env::var(name).unwrap_or_default();
@@ -247,8 +249,4 @@ fn description(args: &SourceArgs) -> String {
         ));
     }
     lines.join("\n")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

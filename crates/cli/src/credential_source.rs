@@ -30,18 +30,23 @@ pub fn check(args: &SourceArgs) -> Result<(), CliError> {
     if args.roles_anywhere.certificate.is_some() {
         crate::commands::roles_anywhere::session_request(args).map(drop)
     } else {
-        sts::endpoint(&args.sts, &args.key)?;
-        check_duration(args)?;
-        match &args.role_arn {
-            Some(role_arn) => sts::check_role_arn(role_arn),
-            None => Ok(()),
-        }
+        sts_endpoint(args).map(drop)
     }
 }
 
-/// Opens the key or certificate the flags name and builds the source (no network call).
+/// Where STS is, once the duration and the role ARN have been checked.
+fn sts_endpoint(args: &SourceArgs) -> Result<sts::Endpoint, CliError> {
+    let endpoint = sts::endpoint(&args.sts, &args.key)?;
+    check_duration(args)?;
+    if let Some(role_arn) = &args.role_arn {
+        sts::check_role_arn(role_arn)?;
+    }
+    Ok(endpoint)
+}
+
+/// Opens the key or certificate the flags name and builds the source (no network call),
+/// after the checks of [`check`].
 pub fn open(args: &SourceArgs) -> Result<Opened, CliError> {
-    check(args)?;
     if args.roles_anywhere.certificate.is_some() {
         let (client, request) = crate::commands::roles_anywhere::open(args)?;
         return Ok(Opened {
@@ -49,7 +54,7 @@ pub fn open(args: &SourceArgs) -> Result<Opened, CliError> {
             key: None,
         });
     }
-    let endpoint = sts::endpoint(&args.sts, &args.key)?;
+    let endpoint = sts_endpoint(args)?;
     let key = backend::open(&args.key)?;
     let client = sts::client(&key, &endpoint)?;
     let call = match &args.role_arn {

@@ -11,6 +11,7 @@
 mod args;
 mod atomic_file;
 mod backend;
+mod bytes;
 mod cache;
 mod commands;
 mod credential_source;
@@ -65,10 +66,11 @@ fn main() -> ExitCode {
              KEYHOLD_PKCS11_PIN instead"
         );
     }
-    if let Command::CredentialProcess(args) = &cli.command
-        && let Some(result) = commands::credential_process::answer_from_cache(args)
-    {
-        return exit_with(result.map(|()| 0));
+    if let Command::CredentialProcess(args) = &cli.command {
+        match commands::credential_process::answer_from_cache(args) {
+            Ok(false) => {}
+            answered => return exit_with(answered.map(|_| 0)),
+        }
     }
     let needs = cli.command.process_needs();
     if let Some(parent) = process::nesting_parent(&needs) {

@@ -13,6 +13,22 @@ use zeroize::Zeroizing;
 
 use crate::error::CliError;
 
+/// The first line of a file holding a secret (a key password, a Vault token, an AppRole
+/// secret id), without its line ending; `op` names the read in the error.
+pub fn first_line_of_file(
+    op: &'static str,
+    path: &std::path::Path,
+) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    let text = Zeroizing::new(std::fs::read(path).map_err(|source| CliError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    })?);
+    let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    Ok(Zeroizing::new(line.to_vec()))
+}
+
 /// Where the secret comes from.
 #[derive(Clone, Debug)]
 pub enum SecretSource {

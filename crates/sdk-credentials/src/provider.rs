@@ -250,14 +250,28 @@ impl CredentialsProvider {
     /// fresh credentials in the cache instead of waiting for the source. After a failure it
     /// tries again after 5 seconds, doubling to a minute.
     pub async fn keep_fresh(&self) {
+        self.keep_fresh_with(|_| true).await;
+    }
+
+    /// As [`keep_fresh`](Self::keep_fresh), handing the current credentials to
+    /// `on_credentials` at each wake (the first at once); when it returns `false` (it could
+    /// not use them), it is called again after the failure back-off.
+    pub async fn keep_fresh_with(&self, mut on_credentials: impl FnMut(&Expiring) -> bool) {
         let mut retry = FAILURE_HOLD_OFF;
         loop {
-            let wait = match self.expiring().await {
-                Ok(_) if self.next_refresh_in() > Duration::ZERO => {
-                    retry = FAILURE_HOLD_OFF;
-                    self.next_refresh_in()
+            let used = match self.expiring().await {
+                Ok(current) => on_credentials(&current),
+                Err(error) => {
+                    tracing::warn!(error = %crate::error_chain(&error), "no usable credentials; trying again");
+                    false
                 }
-                // Due again at once (short-lived credentials) or failed: back off.
+            };
+            let wait = match self.next_refresh_in() {
+                due if used && due > Duration::ZERO => {
+                    retry = FAILURE_HOLD_OFF;
+                    due
+                }
+                // Failed, unused, or due again at once (short-lived credentials): back off.
                 _ => {
                     let wait = retry;
                     retry = (retry * 2).min(MAX_RETRY_WAIT);

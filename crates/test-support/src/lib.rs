@@ -33,17 +33,26 @@ pub mod softhsm;
 pub mod tpm;
 
 /// Two consecutive free TCP ports on 127.0.0.1 (swtpm and OpenBao put a second listener on
-/// port + 1), from a spread that depends on the process id, so that tests running at once
-/// rarely try the same ones. Racy only against other programs binding them meanwhile.
-pub fn free_port_pair() -> u16 {
-    let seed = std::process::id() % 997;
-    (0..500u32)
-        .map(|i| (20_000 + (seed * 7 + i * 13) % 30_000) as u16)
-        .find(|p| {
-            std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()
-                && std::net::TcpListener::bind(("127.0.0.1", *p + 1)).is_ok()
-        })
-        .expect("two consecutive free ports on 127.0.0.1")
+/// port + 1); `None` if none were found.
+///
+/// Candidates come from below the kernel's ephemeral range (32768 and up on Linux): a busy
+/// client leaves thousands of its ephemeral ports in TIME_WAIT (libtss2's swtpm TCTI
+/// connects once per command), and those cannot be bound again for a minute, so "the port
+/// after a free ephemeral port" is often taken. A simple generator seeded from the clock and
+/// pid spreads the picks so that runs at the same time rarely try the same ports.
+pub fn free_port_pair() -> Option<u16> {
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+        ^ std::process::id().rotate_left(16);
+    (0..500).find_map(|_| {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let port = 20_000 + (seed >> 16) as u16 % 12_000;
+        (std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok())
+        .then_some(port)
+    })
 }
 
 /// An error and its causes, joined by ": ", as the `keyhold` CLI prints them: for asserting

@@ -111,7 +111,7 @@ impl OwnSwtpm {
     pub fn start(dir: &Path) -> Self {
         let state = dir.join("swtpm-state");
         std::fs::create_dir_all(&state).expect("swtpm state directory");
-        let port = crate::free_port_pair();
+        let port = crate::free_port_pair().expect("two free ports");
         let swtpm = Self {
             tcti: format!("swtpm:host=127.0.0.1,port={port}"),
             port,

@@ -161,29 +161,11 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Two consecutive free ports (swtpm puts its control channel on port + 1).
-///
-/// Candidates come from below the kernel's ephemeral range (32768 and up on Linux): a busy
-/// client leaves thousands of its ephemeral ports in TIME_WAIT (libtss2's swtpm TCTI
-/// connects once per command), and those cannot be bound again for a minute, so "the port
-/// after a free ephemeral port" is often taken. A simple generator seeded from the clock and
-/// pid spreads the picks so that runs at the same time rarely try the same ports.
+/// Two consecutive free ports (swtpm puts its control channel on port + 1; OpenBao its
+/// cluster listener): see [`test_support::free_port_pair`].
 pub fn free_port_pair() -> anyhow::Result<u16> {
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
-        ^ std::process::id().rotate_left(16);
-    for _ in 0..500 {
-        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        let port = 20_000 + (seed >> 16) as u16 % 12_000;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok()
-            && TcpListener::bind(("127.0.0.1", port + 1)).is_ok()
-        {
-            return Ok(port);
-        }
-    }
-    bail!("no two consecutive free ports on 127.0.0.1 between 20000 and 32000")
+    test_support::free_port_pair()
+        .context("no two consecutive free ports on 127.0.0.1 between 20000 and 32000")
 }
 
 /// Waits until something accepts TCP connections on `port`, checking `child` stays alive.

@@ -162,14 +162,9 @@ pub fn prove_import(key: &dyn RootKey, secret: &RootSecret) -> Result<bool, sigv
     let date = DateStamp::from_date(time::OffsetDateTime::now_utc().date());
     let device = key.date_key(&date)?;
     let reference = SoftwareRootKey::new(secret.clone()).date_key(&date)?;
-    // Compared without an early exit, as MACs are.
-    let difference = device
-        .as_bytes()
-        .iter()
-        .zip(reference.as_bytes())
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
     tracing::debug!(date = %date, "import check: device kDate compared with software kDate");
-    Ok(difference == 0)
+    // Compared without an early exit, as MACs are.
+    Ok(crate::bytes::same(device.as_bytes(), reference.as_bytes()))
 }
 
 /// One kDate from the device, for doctor: proves the key signs, without a secret to compare.

@@ -36,10 +36,10 @@ fn read_file(what: &'static str, path: &Path) -> Result<Zeroizing<Vec<u8>>, CliE
 
 /// The first line of a secret file, without surrounding whitespace.
 fn secret_line(what: &'static str, path: &Path) -> Result<SecretString, CliError> {
-    let bytes = read_file(what, path)?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| CliError::Usage(format!("{} is not text", path.display())))?;
-    let line = text.lines().next().unwrap_or_default().trim();
+    let bytes = crate::secret_input::first_line_of_file(what, path)?;
+    let line = std::str::from_utf8(&bytes)
+        .map_err(|_| CliError::Usage(format!("{} is not text", path.display())))?
+        .trim();
     if line.is_empty() {
         return Err(CliError::Usage(format!("{} is empty", path.display())));
     }

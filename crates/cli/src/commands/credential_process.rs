@@ -69,35 +69,34 @@ impl Document {
     }
 }
 
-/// A cache hit, printed, before anything else runs (keyhold re-executes itself to set up
-/// libtss2's environment for TPM keys, which would double a hit's cost); `None` when the
-/// cache is off or has nothing good, or the flags need the full path to report a mistake.
-pub fn answer_from_cache(process_args: &CredentialProcessArgs) -> Option<Result<(), CliError>> {
-    let args = &process_args.source;
-    if process_args.no_cache || credential_source::check(args).is_err() {
-        return None;
-    }
-    let hit = cache::Entry::for_args(args, process_args.cache_margin)?.read()?;
-    Some(print(&hit))
-}
-
-/// Gets the credentials (from the cache when it has good ones) and prints them.
-pub fn run(process_args: &CredentialProcessArgs) -> Result<(), CliError> {
+/// The flags checked and a cache hit printed, before anything else runs (keyhold
+/// re-executes itself to set up libtss2's environment for TPM keys, which would double a
+/// hit's cost); `Ok(false)` when the cache is off or has nothing good: then [`run`].
+pub fn answer_from_cache(process_args: &CredentialProcessArgs) -> Result<bool, CliError> {
     let args = &process_args.source;
     credential_source::check(args)?;
-    let entry = if process_args.no_cache {
-        None
-    } else {
-        cache::Entry::for_args(args, process_args.cache_margin)
+    if process_args.no_cache {
+        return Ok(false);
+    }
+    match cache::Entry::for_args(args, process_args.cache_margin).and_then(|e| e.read()) {
+        Some(hit) => print(&hit).map(|()| true),
+        None => Ok(false),
+    }
+}
+
+/// Gets the credentials and prints them, after [`answer_from_cache`] found none: the cache
+/// is read again under its lock (another invocation may have refreshed meanwhile), then
+/// written.
+pub fn run(process_args: &CredentialProcessArgs) -> Result<(), CliError> {
+    let args = &process_args.source;
+    let entry = match process_args.no_cache {
+        true => None,
+        false => cache::Entry::for_args(args, process_args.cache_margin),
     };
     let Some(entry) = entry else {
         return print(&fetch(args)?);
     };
-    if let Some(hit) = entry.read() {
-        return print(&hit);
-    }
     let _refreshing = entry.lock();
-    // Another invocation may have refreshed while this one waited for the lock.
     if let Some(hit) = entry.read() {
         return print(&hit);
     }

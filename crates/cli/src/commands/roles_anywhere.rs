@@ -37,10 +37,7 @@ fn usage(flag: &str, error: impl std::fmt::Display) -> CliError {
 /// The password of an encrypted key: the file's first line, else the environment's value.
 fn password(file: Option<&Path>) -> Result<Option<Zeroizing<Vec<u8>>>, CliError> {
     if let Some(path) = file {
-        let text = Zeroizing::new(read(path)?);
-        let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        return Ok(Some(Zeroizing::new(line.to_vec())));
+        return crate::secret_input::first_line_of_file("read", path).map(Some);
     }
     Ok(std::env::var_os(PASSWORD_ENV).map(|value| Zeroizing::new(value.into_encoded_bytes())))
 }

@@ -119,34 +119,26 @@ pub fn run(args: &UpdateArgs, signals: crate::Signals) -> Result<(), CliError> {
     runtime.block_on(async {
         let provider = serve::first_credentials(&args.source, &refresh).await?;
         let mut signals = signals;
-        let mut written = None;
-        let mut retry = Duration::from_secs(5);
+        // The access key id in the file; new credentials are written, a failed write is
+        // tried again after the provider's back-off.
+        let mut written: Option<String> = None;
+        let mut write_new = |current: &sdk_credentials::Expiring| {
+            let id = current.credentials.access_key_id();
+            if written.as_deref() == Some(id) {
+                return true;
+            }
+            let result = Document::new(current).and_then(|d| write(&path, &args.profile, &d));
+            match result {
+                Ok(()) => written = Some(id.to_owned()),
+                Err(e) => tracing::warn!(error = %crate::error::one_line(&e), "could not write the credentials; trying again"),
+            }
+            written.as_deref() == Some(id)
+        };
         loop {
-            let wait = match provider.expiring().await {
-                Ok(current) => {
-                    let id = current.credentials.access_key_id().to_owned();
-                    if written.as_deref() != Some(id.as_str()) {
-                        let document = Document::new(&current)?;
-                        match write(&path, &args.profile, &document) {
-                            Ok(()) => written = Some(id),
-                            Err(e) => tracing::warn!(error = %crate::error::one_line(&e), "could not write the credentials; trying again"),
-                        }
-                    }
-                    match provider.next_refresh_in() {
-                        Duration::ZERO => retry,
-                        wait => wait,
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %crate::error::one_line(&e), "no fresh credentials; the file keeps the last good ones");
-                    retry
-                }
-            };
-            retry = if wait == retry { (retry * 2).min(Duration::from_secs(60)) } else { Duration::from_secs(5) };
-            let signal = crate::signals::next(&mut signals);
             tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                signal = signal => match signal {
+                () = provider.keep_fresh_with(&mut write_new) => return Ok(()),
+                signal = crate::signals::next(&mut signals) => match signal {
+                    // A new keep_fresh loop refreshes through the new source at once.
                     Some(SIGHUP) => match crate::credential_source::open(&args.source) {
                         Ok(opened) => provider.replace_source(opened.source),
                         Err(e) => tracing::warn!(error = %crate::error::one_line(&e), "SIGHUP: keeping the old key"),

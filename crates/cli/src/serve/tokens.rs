@@ -25,17 +25,7 @@ pub fn random_token() -> Result<Zeroizing<String>, CliError> {
     getrandom::fill(&mut *bytes).map_err(|e| {
         CliError::Credentials(format!("the system's random numbers are unavailable: {e}").into())
     })?;
-    let mut text = Zeroizing::new(String::with_capacity(64));
-    for b in bytes.iter() {
-        text.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        text.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-    }
-    Ok(text)
-}
-
-/// Equal bytes, in time that does not depend on where they differ.
-pub fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    Ok(crate::bytes::hex(&*bytes))
 }
 
 /// The live IMDSv2 tokens, kept as their SHA-256 digests (the map never holds a token).
@@ -134,7 +124,7 @@ impl EcsToken {
     /// token file matches nothing.
     pub fn matches(&self, given: &[u8]) -> bool {
         match self {
-            Self::Fixed(token) => same(token.as_bytes(), given),
+            Self::Fixed(token) => crate::bytes::same(token.as_bytes(), given),
             Self::File { path, read } => {
                 let Ok(meta) = std::fs::metadata(path) else {
                     return false;
@@ -153,8 +143,9 @@ impl EcsToken {
                     };
                     *read = Some((Zeroizing::new(text.trim().to_owned()), modified, size));
                 }
-                read.as_ref()
-                    .is_some_and(|(token, _, _)| !token.is_empty() && same(token.as_bytes(), given))
+                read.as_ref().is_some_and(|(token, _, _)| {
+                    !token.is_empty() && crate::bytes::same(token.as_bytes(), given)
+                })
             }
         }
     }
