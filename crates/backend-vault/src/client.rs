@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 use crate::KeyPath;
 use crate::error::{VaultError, server_message};
 use crate::http::{Http, Reply};
+use crate::reply::{Data, hmac_of_reply, parse};
 
 /// How keyhold logs in to Vault.
 pub enum Auth {
@@ -115,12 +116,6 @@ pub struct KeyInfo {
     /// Whether it was imported.
     #[serde(default)]
     pub imported_key: bool,
-}
-
-/// The `data` of a reply.
-#[derive(Deserialize)]
-struct Data<T> {
-    data: T,
 }
 
 impl VaultClient {
@@ -449,10 +444,6 @@ impl VaultClient {
 
     /// HMAC-SHA256 of `input` with the key: the 32 bytes.
     pub fn hmac(&self, key: &KeyPath, input: &[u8]) -> Result<Zeroizing<[u8; 32]>, VaultError> {
-        #[derive(Deserialize)]
-        struct Hmac {
-            hmac: String,
-        }
         let path = format!("{}/hmac/{}/sha2-256", key.mount, key.name);
         let body = serde_json::json!({"input": BASE64.encode(input)});
         // An HMAC changes nothing, so a call that met a dead connection (kept from before
@@ -481,28 +472,7 @@ impl VaultClient {
             }
             _ => return Err(self.unexpected("the HMAC call", &reply)),
         }
-        let Data { data }: Data<Hmac> = parse("the HMAC call", &reply)?;
-        let bad = |why: &str| VaultError::Reply {
-            what: "the HMAC call".into(),
-            why: why.into(),
-        };
-        let encoded = data
-            .hmac
-            .strip_prefix("vault:v")
-            .and_then(|rest| rest.split_once(':'))
-            .map(|(_version, b64)| b64)
-            .ok_or_else(|| bad("the HMAC is not vault:vN:BASE64"))?;
-        let bytes = Zeroizing::new(
-            BASE64
-                .decode(encoded)
-                .map_err(|_| bad("the HMAC is not base64"))?,
-        );
-        let mut out = Zeroizing::new([0u8; 32]);
-        if bytes.len() != 32 {
-            return Err(bad("the HMAC is not 32 bytes"));
-        }
-        out.copy_from_slice(&bytes);
-        Ok(out)
+        hmac_of_reply(&reply.body)
     }
 
     /// The key's settings, `None` if there is no such key.
@@ -557,34 +527,6 @@ impl VaultClient {
                 })
             }
             _ => Err(self.unexpected("the import", &reply)),
-        }
-    }
-}
-
-fn parse<T: serde::de::DeserializeOwned>(what: &str, reply: &Reply) -> Result<T, VaultError> {
-    serde_json::from_slice(&reply.body).map_err(|e| VaultError::Reply {
-        what: what.to_owned(),
-        why: format!(
-            "{} at line {} column {}",
-            e.classify_name(),
-            e.line(),
-            e.column()
-        ),
-    })
-}
-
-/// serde_json's error category, named.
-trait Classify {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl Classify for serde_json::Error {
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "unreadable",
-            serde_json::error::Category::Syntax => "not JSON",
-            serde_json::error::Category::Data => "missing or mistyped fields",
-            serde_json::error::Category::Eof => "cut short",
         }
     }
 }

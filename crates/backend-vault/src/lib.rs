@@ -13,6 +13,7 @@ mod error;
 mod http;
 mod import;
 mod key;
+mod reply;
 
 use std::fmt;
 use std::str::FromStr;

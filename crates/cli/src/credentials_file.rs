@@ -93,7 +93,8 @@ pub fn set_profile(text: &str, profile: &str, entries: &[(&str, &str)]) -> Strin
         .map_or(lines.len(), |(index, _)| index);
 
     // Which entries the section already has, and where the others go: after its last
-    // property or continuation line, else right after its header.
+    // property or continuation line; without one, after its last other line (an indented
+    // line there would otherwise continue the first new value), else right after its header.
     let section = lines.get(start + 1..end).unwrap_or_default();
     let found: Vec<bool> = entries
         .iter()
@@ -106,6 +107,7 @@ pub fn set_profile(text: &str, profile: &str, entries: &[(&str, &str)]) -> Strin
     let insert_after = section
         .iter()
         .rposition(|line| matches!(line.kind, Kind::Property(..) | Kind::Continuation(_)))
+        .or_else(|| section.iter().rposition(|line| line.kind == Kind::Other))
         .map_or(start, |index| start + 1 + index);
 
     let mut out = String::with_capacity(text.len() + 64 * entries.len());

@@ -267,3 +267,51 @@ fn set_values_read_back_and_other_lines_are_kept() {
         }
     }
 }
+
+/// The `credentials-file` fuzz target: whatever the file holds, setting a profile never
+/// panics, the values read back, and every line outside the profile is kept in order.
+#[test]
+fn fuzz_credentials_files() {
+    let dictionary: &[&[u8]] = &[
+        b"[default]",
+        b"[work]",
+        b"[ work ]",
+        b"\n",
+        b"\r\n",
+        b"\r",
+        b" = ",
+        b"aws_access_key_id",
+        b"AWS_SESSION_TOKEN",
+        b"  continued",
+        b"# ",
+        b"; ",
+        b"[",
+        b"]",
+    ];
+    let runs = test_support::fuzz::runs(20_000);
+    let entries = [
+        ("aws_access_key_id", "AKIANEW"),
+        ("aws_session_token", "tok"),
+    ];
+    test_support::fuzz::run("credentials-file", 0x5eed_0013, runs, dictionary, |input| {
+        let text = String::from_utf8_lossy(input);
+        let out = set_profile(&text, "work", &entries);
+        for (key, value) in entries {
+            assert_eq!(
+                get(&out, "work", key).as_deref(),
+                Some(value),
+                "{text:?} -> {out:?}"
+            );
+        }
+        // A last line ending in a lone \r gains the \n the file lacked: compare without it.
+        let mut output_lines = out.lines().map(|l| l.trim_end_matches('\r'));
+        for line in lines_outside(&text, "work") {
+            let line = line.trim_end_matches('\r');
+            assert!(
+                output_lines.any(|o| o == line),
+                "{line:?} of {text:?} lost: {out:?}"
+            );
+        }
+        true
+    });
+}
