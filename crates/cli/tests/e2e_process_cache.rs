@@ -217,3 +217,41 @@ fn a_warm_hit_with_a_tpm_key_starts_one_process_and_never_the_tpm() {
         warm.stderr
     );
 }
+
+#[test]
+fn a_credential_process_killed_at_any_point_leaves_no_half_made_cache_entry() {
+    let dir = scratch("cache-kill");
+    let source = Source::new(Kind::RolesAnywhere, &dir, "cache-kill");
+    let cache = dir.join("cache");
+    for delay_ms in (0..300).step_by(20) {
+        let _ = std::fs::remove_dir_all(&cache);
+        let mut child = keyhold()
+            .arg("credential-process")
+            .args(source.args())
+            .env_remove("KEYHOLD_NO_CACHE")
+            .env("KEYHOLD_CACHE_DIR", &cache)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        send_signal(&child, "KILL");
+        let _ = child.wait();
+        // Whatever the moment, an entry is complete or absent; the next run answers.
+        for entry in std::fs::read_dir(&cache).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let document: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&path).unwrap())
+                        .unwrap_or_else(|e| panic!("after a kill at {delay_ms} ms: {e}"));
+                assert!(
+                    document["SessionToken"]
+                        .as_str()
+                        .is_some_and(|t| !t.is_empty())
+                );
+            }
+        }
+        key_id(&credential_process(&source, &cache, &[]).ok());
+    }
+}
