@@ -232,15 +232,56 @@ fn bench_shapes(c: &mut Criterion) {
         let body = (!shape.unsigned_payload).then(|| shape.request.body.clone());
         let canonical = out.canonical_request().to_bytes();
         let string_to_sign = out.string_to_sign().to_bytes();
-        let key = [7u8; 32];
         let mut limit_row = |b: &mut Bencher<'_>| {
-            b.iter(|| {
-                let body_hash = body.as_ref().map(|body| Sha256::digest(black_box(body)));
-                let digest = Sha256::digest(black_box(&canonical));
-                let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("key");
-                mac.update(black_box(&string_to_sign));
-                (body_hash, digest, mac.finalize().into_bytes())
+            b.iter(|| limit_row_once(body.as_deref(), &canonical, &string_to_sign))
+        };
+        // The floor plus what any signer must do to put its result on an `http::Request`:
+        // make the header values and insert them (headers), or parse the new path and query
+        // into the URI (presigned). Inputs prebuilt from keyhold's output.
+        let header_additions = match out.is_presigned() {
+            true => Vec::new(),
+            false => out.additions(),
+        };
+        let additions: Vec<(http::HeaderName, String)> = header_additions
+            .iter()
+            .map(|a| {
+                (
+                    http::HeaderName::from_static(a.name()),
+                    a.value().to_owned(),
+                )
             })
+            .collect();
+        let mut presigned = fresh();
+        let presigned_target = shape.presign_secs.map(|_| {
+            shape.sign(&warm, &mut presigned, time);
+            let target = presigned.uri().path_and_query().expect("target");
+            target.as_str().to_owned()
+        });
+        let mut http_floor_row = |b: &mut Bencher<'_>| {
+            b.iter_batched_ref(
+                fresh,
+                |r| {
+                    let crypto = limit_row_once(body.as_deref(), &canonical, &string_to_sign);
+                    match &presigned_target {
+                        Some(target) => {
+                            let mut parts = r.uri().clone().into_parts();
+                            let target = target.as_bytes().to_vec();
+                            parts.path_and_query = Some(target.try_into().expect("target"));
+                            *r.uri_mut() = http::Uri::from_parts(parts).expect("uri");
+                        }
+                        None => {
+                            let headers = r.headers_mut();
+                            headers.reserve(additions.len());
+                            for (name, value) in &additions {
+                                let value = http::HeaderValue::from_str(value).expect("value");
+                                headers.insert(name.clone(), value);
+                            }
+                        }
+                    }
+                    crypto
+                },
+                BatchSize::SmallInput,
+            )
         };
         let group = format!("shape-{}", shape.name);
         for n in 1..=ROUNDS {
@@ -254,10 +295,25 @@ fn bench_shapes(c: &mut Criterion) {
                     ("keyhold-parts", &mut plain(&mut parts_row)),
                     ("aws-sigv4", &mut plain(&mut aws_row)),
                     ("limit", &mut plain(&mut limit_row)),
+                    ("limit-with-http", &mut plain(&mut http_floor_row)),
                 ],
             );
         }
     }
+}
+
+/// One round of a shape's crypto floor: SHA-256 of the body (when signed) and of the
+/// canonical request, one HMAC with a fresh key.
+fn limit_row_once(
+    body: Option<&[u8]>,
+    canonical: &[u8],
+    string_to_sign: &[u8],
+) -> (Option<[u8; 32]>, [u8; 32], [u8; 32]) {
+    let body_hash = body.map(|body| Sha256::digest(black_box(body)).into());
+    let digest = Sha256::digest(black_box(canonical)).into();
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&[7u8; 32]).expect("key");
+    mac.update(black_box(string_to_sign));
+    (body_hash, digest, mac.finalize().into_bytes().into())
 }
 
 /// Shapes are many: half a second of warm-up, a second and a half per row and round.

@@ -15,7 +15,7 @@ use smallvec::SmallVec;
 
 use crate::encoding::{encode_unsafe_path_bytes_into, normalize_path, percent_encode_into};
 use crate::names;
-use crate::query::write_query;
+use crate::query::{query_capacity, write_query};
 use crate::settings::{PathEncoding, SessionTokenMode, SigningSettings};
 
 /// Header values never shown by [`CanonicalRequest::redacted`].
@@ -35,7 +35,48 @@ pub struct SignableRequest<'a> {
     path: &'a str,
     query: Option<&'a str>,
     host: Option<&'a str>,
-    headers: Vec<(Cow<'a, str>, &'a [u8])>,
+    headers: Headers<'a>,
+    /// The first name given to [`header`](Self::header) that HTTP does not allow: signing
+    /// fails with it. (An `http::HeaderMap`'s names are valid already.)
+    invalid_name: Option<String>,
+}
+
+/// A request's headers: an `http` request's map as it is (its names are lowercase already),
+/// or a list built with [`SignableRequest::header`].
+#[derive(Clone, Debug)]
+enum Headers<'a> {
+    Map(&'a http::HeaderMap),
+    List(Vec<(Cow<'a, str>, &'a [u8])>),
+}
+
+impl<'a> Headers<'a> {
+    /// Each header's lowercase name and value, in order.
+    fn iter(&self) -> impl Iterator<Item = (&str, &'a [u8])> {
+        let (map, list) = match self {
+            Headers::Map(map) => (Some(map.iter()), None),
+            Headers::List(list) => (None, Some(list.iter())),
+        };
+        let map = map
+            .into_iter()
+            .flatten()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()));
+        let list = list.into_iter().flatten().map(|(n, v)| (n.as_ref(), *v));
+        map.chain(list)
+    }
+
+    /// The headers as a list that can be changed.
+    fn list(&mut self) -> &mut Vec<(Cow<'a, str>, &'a [u8])> {
+        if let Headers::Map(map) = *self {
+            let list = map
+                .iter()
+                .map(|(n, v)| (Cow::Borrowed(n.as_str()), v.as_bytes()));
+            *self = Headers::List(list.collect());
+        }
+        match self {
+            Headers::List(list) => list,
+            Headers::Map(_) => unreachable!("a map was just made a list"),
+        }
+    }
 }
 
 impl<'a> SignableRequest<'a> {
@@ -52,26 +93,31 @@ impl<'a> SignableRequest<'a> {
             path,
             query,
             host: None,
-            headers: Vec::new(),
+            headers: Headers::List(Vec::new()),
+            invalid_name: None,
         }
     }
 
     /// Adds a header (the name in any case; values of repeated names are kept in order).
     pub fn header(mut self, name: &'a str, value: &'a [u8]) -> Self {
+        let valid = !name.is_empty() && name.bytes().all(is_token_byte);
+        if !valid && self.invalid_name.is_none() {
+            self.invalid_name = Some(name.to_owned());
+        }
         let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
             Cow::Owned(name.to_ascii_lowercase())
         } else {
             Cow::Borrowed(name)
         };
-        self.headers.push((name, value));
+        self.headers.list().push((name, value));
         self
     }
 
     /// Sets a header, removing any of the same (lowercase) name first.
     pub(crate) fn replace_header(mut self, name: &'static str, value: &'a [u8]) -> Self {
-        self.headers
-            .retain(|(existing, _)| !existing.eq_ignore_ascii_case(name));
-        self.headers.push((Cow::Borrowed(name), value));
+        let list = self.headers.list();
+        list.retain(|(existing, _)| !existing.eq_ignore_ascii_case(name));
+        list.push((Cow::Borrowed(name), value));
         self
     }
 
@@ -104,10 +150,8 @@ impl<'a> SignableRequest<'a> {
             path: uri.path(),
             query: uri.query(),
             host,
-            headers: headers
-                .iter()
-                .map(|(name, value)| (Cow::Borrowed(name.as_str()), value.as_bytes()))
-                .collect(),
+            headers: Headers::Map(headers),
+            invalid_name: None,
         }
     }
 }
@@ -132,32 +176,41 @@ pub(crate) enum Placement<'p> {
     },
 }
 
-/// Step one of SigV4, its six parts named as AWS's documentation names them. `Display`
-/// writes exactly the bytes that are hashed (header values that are not UTF-8 show as
-/// U+FFFD; [`to_bytes`](Self::to_bytes) gives the bytes).
+/// Step one of SigV4: the exact text that is hashed, and where each of its six parts, named
+/// as AWS's documentation names them, lies in it. `Display` writes that text (header values
+/// that are not UTF-8 show as U+FFFD; [`to_bytes`](Self::to_bytes) gives the bytes).
+///
+/// The parts are written once, in order, into one buffer, which is hashed in one pass (bench
+/// rows `shape-*`: six separate buffers cost three more allocations and eleven hash updates
+/// per signature).
 #[derive(Clone, PartialEq, Eq)]
 pub struct CanonicalRequest {
-    method: Cow<'static, str>,
+    /// `method \n uri \n query \n headers \n signed headers \n payload hash`. Bytes: a
+    /// header value need not be UTF-8.
+    text: Vec<u8>,
+    /// The HTTP method.
+    method: Range<usize>,
     /// The path, normalized and encoded as the settings say.
-    canonical_uri: String,
+    canonical_uri: Range<usize>,
     /// `key=value` pairs, encoded, sorted, joined with `&`.
-    canonical_query: String,
+    canonical_query: Range<usize>,
     /// `name:value\n` for each signed header, sorted by name; the values of a repeated name
-    /// joined by `,`. Bytes: a header value need not be UTF-8.
-    canonical_headers: Vec<u8>,
+    /// joined by `,`.
+    canonical_headers: Range<usize>,
     /// The signed header names, joined with `;`.
-    signed_headers: String,
+    signed_headers: Range<usize>,
     /// The body's SHA-256 in hex, or a literal such as `UNSIGNED-PAYLOAD`.
-    payload_hash: Cow<'static, str>,
-    /// Values never shown by [`CanonicalRequest::redacted`]: the session token, customer keys.
-    sensitive: Sensitive,
+    payload_hash: Range<usize>,
+    /// Values never shown by [`CanonicalRequest::redacted`] (the session token, customer
+    /// keys), in order.
+    sensitive: Vec<Range<usize>>,
 }
 
-/// Where the sensitive values sit in the parts that can hold them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Sensitive {
-    in_query: Vec<Range<usize>>,
-    in_headers: Vec<Range<usize>>,
+/// Appends what `write` writes to `text`, and returns where it lies.
+fn span(text: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) -> Range<usize> {
+    let start = text.len();
+    write(text);
+    start..text.len()
 }
 
 impl CanonicalRequest {
@@ -167,112 +220,121 @@ impl CanonicalRequest {
         request: &SignableRequest<'_>,
         settings: &SigningSettings,
         placement: &Placement<'_>,
-        payload_hash: Cow<'static, str>,
+        payload_hash: &[u8],
     ) -> Result<Self, CanonicalError> {
         let mut headers = HeaderList::new();
-        collect_headers(&mut headers, request, settings, placement, &payload_hash)?;
-        let mut signed_headers =
-            Vec::with_capacity(headers.iter().map(|(name, _)| name.len() + 1).sum());
-        write_signed_names(&mut signed_headers, &headers);
-
-        // Encoding makes a byte at most three.
-        let mut canonical_uri = Vec::with_capacity(3 * request.path.len() + 1);
-        write_path(&mut canonical_uri, request.path, settings);
-
-        let mut sensitive = Sensitive::default();
-        let mut canonical_query = Vec::new();
+        collect_headers(&mut headers, request, settings, placement, payload_hash)?;
         let query = request.query.unwrap_or("");
-        if !query.is_empty() || matches!(placement, Placement::Query { .. }) {
-            write_query(
-                &mut canonical_query,
-                query,
-                placement,
-                &signed_headers,
-                settings,
-                &mut sensitive.in_query,
-            );
-        }
+        let presigned = matches!(placement, Placement::Query { .. });
 
-        let mut canonical_headers =
-            Vec::with_capacity(headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
-        for (i, (name, value)) in headers.iter().enumerate() {
-            let continues = i > 0 && headers[i - 1].0 == *name;
-            if continues {
-                canonical_headers.pop(); // the newline: the value joins the line before
-                canonical_headers.push(b',');
-            } else {
-                canonical_headers.extend_from_slice(name.as_bytes());
-                canonical_headers.push(b':');
-            }
-            let start = canonical_headers.len();
-            write_trimmed(&mut canonical_headers, value);
-            if SENSITIVE_HEADERS.contains(name) {
-                sensitive.in_headers.push(start..canonical_headers.len());
-            }
-            canonical_headers.push(b'\n');
-        }
-
-        drop(headers); // it borrows `payload_hash`, which moves into the result
-        let ascii = |bytes: Vec<u8>| {
-            String::from_utf8(bytes).expect("percent-encoding and header names write only ASCII")
+        // Encoding makes a path byte at most three; the query is written twice (unsorted,
+        // then sorted) before the unsorted copy goes.
+        let header_bytes: usize = headers.iter().map(|(n, v)| 2 * n.len() + v.len() + 3).sum();
+        let query_bytes = match presigned || !query.is_empty() {
+            true => query_capacity(query, placement, &headers),
+            false => 0,
         };
+        let mut text = Vec::with_capacity(
+            request.method.len() + 3 * request.path.len() + 1 + query_bytes + header_bytes + 70,
+        );
+        let mut sensitive = Vec::new();
+
+        let method = span(&mut text, |t| {
+            t.extend_from_slice(request.method.as_bytes())
+        });
+        text.push(b'\n');
+        let canonical_uri = span(&mut text, |t| write_path(t, request.path, settings));
+        text.push(b'\n');
+        let canonical_query = span(&mut text, |t| {
+            if !query.is_empty() || presigned {
+                write_query(t, query, placement, &headers, settings, &mut sensitive);
+            }
+        });
+        text.push(b'\n');
+        let canonical_headers = span(&mut text, |t| {
+            for (i, (name, value)) in headers.iter().enumerate() {
+                let continues = i > 0 && headers[i - 1].0 == *name;
+                if continues {
+                    t.pop(); // the newline: the value joins the line before
+                    t.push(b',');
+                } else {
+                    t.extend_from_slice(name.as_bytes());
+                    t.push(b':');
+                }
+                let value = span(t, |t| write_trimmed(t, value));
+                if SENSITIVE_HEADERS.contains(name) {
+                    sensitive.push(value);
+                }
+                t.push(b'\n');
+            }
+        });
+        text.push(b'\n');
+        let signed_headers = span(&mut text, |t| {
+            for (i, name) in signed_names(&headers).enumerate() {
+                if i > 0 {
+                    t.push(b';');
+                }
+                t.extend_from_slice(name.as_bytes());
+            }
+        });
+        text.push(b'\n');
+        let payload_hash = span(&mut text, |t| t.extend_from_slice(payload_hash));
         Ok(Self {
-            method: method_name(request.method),
-            canonical_uri: ascii(canonical_uri),
-            canonical_query: ascii(canonical_query),
+            text,
+            method,
+            canonical_uri,
+            canonical_query,
             canonical_headers,
-            signed_headers: ascii(signed_headers),
+            signed_headers,
             payload_hash,
             sensitive,
         })
     }
 
-    /// The parts in order with the newlines between them: the one definition of the
-    /// layout, which hashing, [`to_bytes`](Self::to_bytes) and `Display` all use.
-    pub(crate) fn parts(&self) -> [&[u8]; 11] {
-        [
-            self.method.as_bytes(),
-            b"\n",
-            self.canonical_uri.as_bytes(),
-            b"\n",
-            self.canonical_query.as_bytes(),
-            b"\n",
-            &self.canonical_headers,
-            b"\n",
-            self.signed_headers.as_bytes(),
-            b"\n",
-            self.payload_hash.as_bytes(),
-        ]
+    /// A part that is ASCII by construction (all but the canonical headers).
+    fn ascii(&self, part: &Range<usize>) -> &str {
+        std::str::from_utf8(&self.text[part.clone()])
+            .expect("percent-encoding, header names, digits and hex write only ASCII")
     }
 
     /// The exact bytes that are hashed into the string to sign.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.text
+    }
+
+    /// The exact bytes that are hashed into the string to sign, copied.
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.parts().concat()
+        self.text.clone()
     }
 
     /// The HTTP method.
     pub fn method(&self) -> &str {
-        &self.method
+        self.ascii(&self.method)
     }
 
     /// The canonical URI (the path as signed).
     pub fn canonical_uri(&self) -> &str {
-        &self.canonical_uri
+        self.ascii(&self.canonical_uri)
     }
 
     /// The canonical query string.
     pub fn canonical_query(&self) -> &str {
-        &self.canonical_query
+        self.ascii(&self.canonical_query)
+    }
+
+    /// The canonical headers, each `name:value` and a newline (values need not be UTF-8).
+    pub fn canonical_headers(&self) -> &[u8] {
+        &self.text[self.canonical_headers.clone()]
     }
 
     /// The `SignedHeaders` list (`host;x-amz-date`).
     pub fn signed_headers(&self) -> &str {
-        &self.signed_headers
+        self.ascii(&self.signed_headers)
     }
 
     /// The payload hash, the last line.
     pub fn payload_hash(&self) -> &str {
-        &self.payload_hash
+        self.ascii(&self.payload_hash)
     }
 
     /// A form for logs: the session token and customer-provided keys are replaced.
@@ -283,9 +345,7 @@ impl CanonicalRequest {
 
 impl fmt::Display for CanonicalRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.parts()
-            .iter()
-            .try_for_each(|part| f.write_str(&String::from_utf8_lossy(part)))
+        f.write_str(&String::from_utf8_lossy(&self.text))
     }
 }
 
@@ -301,36 +361,14 @@ pub struct Redacted<'c>(&'c CanonicalRequest);
 
 impl fmt::Display for Redacted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let request = self.0;
-        let redacted = |f: &mut fmt::Formatter<'_>, text: &[u8], ranges: &[Range<usize>]| {
-            let mut at = 0;
-            for range in ranges {
-                f.write_str(&String::from_utf8_lossy(&text[at..range.start]))?;
-                f.write_str("** redacted **")?;
-                at = range.end;
-            }
-            f.write_str(&String::from_utf8_lossy(&text[at..]))
-        };
-        write!(f, "{}\n{}\n", request.method, request.canonical_uri)?;
-        redacted(
-            f,
-            request.canonical_query.as_bytes(),
-            &request.sensitive.in_query,
-        )?;
-        f.write_str("\n")?;
-        redacted(f, &request.canonical_headers, &request.sensitive.in_headers)?;
-        write!(f, "\n{}\n{}", request.signed_headers, request.payload_hash)
-    }
-}
-
-/// The method as a static name when it is one of HTTP's, else owned.
-fn method_name(method: &str) -> Cow<'static, str> {
-    const KNOWN: [&str; 9] = [
-        "GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "CONNECT", "TRACE",
-    ];
-    match KNOWN.iter().find(|known| **known == method) {
-        Some(known) => Cow::Borrowed(known),
-        None => Cow::Owned(method.to_owned()),
+        let text = &self.0.text;
+        let mut at = 0;
+        for range in &self.0.sensitive {
+            f.write_str(&String::from_utf8_lossy(&text[at..range.start]))?;
+            f.write_str("** redacted **")?;
+            at = range.end;
+        }
+        f.write_str(&String::from_utf8_lossy(&text[at..]))
     }
 }
 
@@ -355,16 +393,14 @@ fn write_path(out: &mut Vec<u8>, path: &str, settings: &SigningSettings) {
     }
 }
 
-/// `name1;name2;...`, each name once.
-fn write_signed_names(out: &mut Vec<u8>, headers: &[(&str, &[u8])]) {
-    for (i, (name, _)) in headers.iter().enumerate() {
-        if i == 0 || headers[i - 1].0 != *name {
-            if i > 0 {
-                out.push(b';');
-            }
-            out.extend_from_slice(name.as_bytes());
-        }
-    }
+/// The signed header names in order, each once (the list is sorted, so repeats are
+/// neighbours).
+pub(crate) fn signed_names<'h>(headers: &'h [(&str, &[u8])]) -> impl Iterator<Item = &'h str> {
+    headers
+        .iter()
+        .enumerate()
+        .filter(|(i, (name, _))| *i == 0 || headers[i - 1].0 != *name)
+        .map(|(_, (name, _))| *name)
 }
 
 /// A header SigV4 itself sets (name, value when it is set).
@@ -372,7 +408,7 @@ type OwnHeader<'v> = (&'static str, Option<&'v [u8]>);
 
 /// Headers to sign; up to 32 (an S3 PUT with a dozen metadata headers has 16) stay on the
 /// stack.
-type HeaderList<'r> = SmallVec<[(&'r str, &'r [u8]); 32]>;
+pub(crate) type HeaderList<'r> = SmallVec<[(&'r str, &'r [u8]); 32]>;
 
 /// The headers to sign, lowercase names sorted (stable, so repeated names keep their order).
 fn collect_headers<'r>(
@@ -380,7 +416,7 @@ fn collect_headers<'r>(
     request: &'r SignableRequest<'_>,
     settings: &SigningSettings,
     placement: &'r Placement<'_>,
-    payload_hash: &'r str,
+    payload_hash: &'r [u8],
 ) -> Result<(), CanonicalError> {
     // SigV4's own headers replace any the caller set (header placement only).
     let (own, token_signed): (&[OwnHeader<'_>], bool) = match placement {
@@ -397,13 +433,16 @@ fn collect_headers<'r>(
                 ),
                 (
                     names::X_AMZ_CONTENT_SHA256,
-                    content_sha256.then_some(payload_hash.as_bytes()),
+                    content_sha256.then_some(payload_hash),
                 ),
             ],
             settings.session_token == SessionTokenMode::Signed,
         ),
         Placement::Query { .. } => (&[], true),
     };
+    if let Some(name) = &request.invalid_name {
+        return Err(CanonicalError::BadHeaderName(name.clone()));
+    }
     let presigned = matches!(placement, Placement::Query { .. });
     let skip = |name: &str| {
         settings.excluded_headers.iter().any(|e| e == name)
@@ -411,11 +450,7 @@ fn collect_headers<'r>(
             || (!token_signed && name == names::X_AMZ_SECURITY_TOKEN)
     };
 
-    for (name, value) in &request.headers {
-        let name = name.as_ref();
-        if !name.bytes().all(is_token_byte) || name.is_empty() {
-            return Err(CanonicalError::BadHeaderName(name.to_owned()));
-        }
+    for (name, value) in request.headers.iter() {
         let replaced = own
             .iter()
             .any(|(own_name, v)| v.is_some() && *own_name == name);
@@ -446,20 +481,116 @@ fn is_token_byte(b: u8) -> bool {
 }
 
 /// Writes a header value with leading and trailing spaces removed and runs of spaces made
-/// one. Only the space character: S3 and AWS's SDKs leave tabs alone.
+/// one. Only the space character: S3 and AWS's SDKs leave tabs alone. Copies the words
+/// between spaces in one go each (bench row `shape-s3-put-4k-meta`: a byte at a time took
+/// a third of its signing time).
 fn write_trimmed(out: &mut Vec<u8>, value: &[u8]) {
-    let mut pending_space = false;
-    let mut started = false;
-    for &b in value {
-        if b == b' ' {
-            pending_space = started;
-            continue;
+    let not_space = |b: &u8| *b != b' ';
+    let start = value.iter().position(not_space).unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(not_space)
+        .map_or(start, |last| last + 1);
+    let mut rest = &value[start..end];
+    // `rest` starts with a word (or is empty) and ends with one.
+    while let Some(space) = rest.iter().position(|b| *b == b' ') {
+        out.extend_from_slice(&rest[..=space]);
+        rest = &rest[space..];
+        let next_word = rest.iter().position(not_space).unwrap_or(rest.len());
+        rest = &rest[next_word..];
+    }
+    out.extend_from_slice(rest);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{Payload, SignatureLocation, Signer, SigningParams, SoftwareRootKey};
+
+    const TOKEN: &str = "SESSIONtoken/with+odd=chars";
+
+    /// A name given to `header` that HTTP does not allow fails the signature, named; an
+    /// `http::HeaderMap` cannot hold one.
+    #[test]
+    fn an_invalid_header_name_is_refused_with_its_name() {
+        let signer = Signer::new("AKIDEXAMPLE", SoftwareRootKey::from_secret_access_key("x"));
+        let params = SigningParams::new("us-east-1", "s3");
+        for bad in ["bad name", "", "colon:", "caf\u{e9}"] {
+            let request = crate::SignableRequest::new("GET", "/")
+                .header("host", b"example.com")
+                .header(bad, b"v")
+                .header("x-later", b"w");
+            let err = signer
+                .sign_signable(
+                    &request,
+                    Payload::Unsigned,
+                    &params,
+                    SignatureLocation::Headers,
+                )
+                .expect_err(bad);
+            assert!(
+                matches!(&err, crate::SignError::InvalidHeaderName(name) if name == bad),
+                "{bad:?}: {err}"
+            );
         }
-        if pending_space {
-            out.push(b' ');
-            pending_space = false;
+    }
+
+    #[test]
+    fn header_values_lose_outer_spaces_and_runs_of_spaces_but_keep_tabs() {
+        for (value, trimmed) in [
+            ("", ""),
+            ("   ", ""),
+            ("a", "a"),
+            ("  a  ", "a"),
+            ("a  b   c", "a b c"),
+            (" value 1 of  twelve ", "value 1 of twelve"),
+            ("\ta \t b\t", "\ta \t b\t"),
+        ] {
+            let mut out = Vec::new();
+            super::write_trimmed(&mut out, value.as_bytes());
+            assert_eq!(out, trimmed.as_bytes(), "{value:?}");
         }
-        started = true;
-        out.push(b);
+    }
+
+    /// Where a session token lies is kept through the query's sort and in the headers:
+    /// `redacted` hides exactly it, and the rest is the canonical request byte for byte.
+    #[test]
+    fn redacted_hides_exactly_the_session_token_wherever_it_lies() {
+        let signer = Signer::new("AKIDEXAMPLE", SoftwareRootKey::from_secret_access_key("x"))
+            .with_session_token(TOKEN);
+        let params =
+            SigningParams::new("us-east-1", "s3").at(time::macros::datetime!(2015-08-30 12:36 UTC));
+        let request = crate::SignableRequest::new("GET", "/key?z=last&a=first&X-Amz-Z=1")
+            .header("host", b"example.com")
+            .header(
+                "x-amz-server-side-encryption-customer-key",
+                b"  customer key ",
+            );
+        for (location, token_as_signed) in [
+            (SignatureLocation::Headers, TOKEN.to_owned()),
+            (
+                SignatureLocation::QueryParams {
+                    expires_in: Duration::from_secs(60),
+                },
+                TOKEN
+                    .replace('/', "%2F")
+                    .replace('+', "%2B")
+                    .replace('=', "%3D"),
+            ),
+        ] {
+            let out = signer
+                .sign_signable(&request, Payload::Unsigned, &params, location)
+                .expect("sign");
+            let text = out.canonical_request().to_string();
+            let redacted = out.canonical_request().redacted().to_string();
+            assert!(text.contains(&token_as_signed), "{text}");
+            assert!(text.contains("customer key"), "{text}");
+            let expected = text
+                .replace(&token_as_signed, "** redacted **")
+                .replace("customer key", "** redacted **");
+            assert_eq!(redacted, expected, "{location:?}");
+            assert!(!format!("{:?}", out.canonical_request()).contains("SESSION"));
+        }
     }
 }

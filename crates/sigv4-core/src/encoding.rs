@@ -42,13 +42,18 @@ pub(crate) fn percent_encode_into(out: &mut Vec<u8>, mut bytes: &[u8], keep_slas
 
 /// Appends a path that is already percent-encoded, encoding only the bytes a URI path can't
 /// carry (space, controls, non-ASCII). Used when double encoding is off (S3).
-pub(crate) fn encode_unsafe_path_bytes_into(out: &mut Vec<u8>, path: &[u8]) {
-    for &b in path {
-        if b.is_ascii_graphic() {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        }
+pub(crate) fn encode_unsafe_path_bytes_into(out: &mut Vec<u8>, mut path: &[u8]) {
+    while !path.is_empty() {
+        let run = path
+            .iter()
+            .position(|b| !b.is_ascii_graphic())
+            .unwrap_or(path.len());
+        out.extend_from_slice(&path[..run]);
+        let Some(&b) = path.get(run) else {
+            break;
+        };
+        out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        path = &path[run + 1..];
     }
 }
 
@@ -130,6 +135,19 @@ pub(crate) fn reencode_form_pairs_into(
             }
         };
         rest = &rest[used..];
+    }
+}
+
+/// `n` in decimal, written at the end of `buffer` (a u64 has at most 20 digits).
+pub(crate) fn decimal_into(buffer: &mut [u8; 20], mut n: u64) -> &[u8] {
+    let mut at = buffer.len();
+    loop {
+        at -= 1;
+        buffer[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buffer[at..];
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use crate::canonical::CanonicalRequest;
-use crate::encoding::percent_encode_into;
+use crate::encoding::{decimal_into, percent_encode_into};
 use crate::names;
 use crate::signer::SignError;
 use crate::stages::{Signature, StringToSign, credential_parts};
@@ -57,14 +57,6 @@ pub struct Addition {
 }
 
 impl Addition {
-    fn new(name: &'static str, value: impl Into<String>) -> Self {
-        Self {
-            name,
-            value: value.into(),
-            sensitive: false,
-        }
-    }
-
     /// Header or query parameter name.
     pub fn name(&self) -> &'static str {
         self.name
@@ -149,47 +141,75 @@ impl SigningOutput {
         let length = parts().map(|p| p.len()).sum::<usize>() + 2 * self.signature.as_bytes().len();
         let mut out = String::with_capacity(length);
         parts().for_each(|part| out.push_str(part));
-        self.signature.push_hex(&mut out);
+        out.push_str(std::str::from_utf8(&self.signature.hex()).expect("hex is ASCII"));
         Some(out)
     }
 
     /// Headers to set (header signing) or query parameters to append (presigning), in the
     /// order they are added.
     pub fn additions(&self) -> Vec<Addition> {
-        let date = self.string_to_sign.amz_date().as_str();
         let mut out = Vec::with_capacity(7);
-        let token_name = match self.location {
+        let mut add = |name, parts: &[&[u8]], sensitive| {
+            let value = String::from_utf8(parts.concat()).expect("SigV4's values are UTF-8");
+            out.push(Addition {
+                name,
+                value,
+                sensitive,
+            });
+        };
+        match self.location {
             Location::Headers { content_sha256 } => {
-                out.push(Addition::new(names::X_AMZ_DATE, date));
+                let date = self.string_to_sign.amz_date().as_str();
+                add(names::X_AMZ_DATE, &[date.as_bytes()], false);
                 let authorization = self.authorization().expect("a header signature");
-                out.push(Addition::new(names::AUTHORIZATION, authorization));
+                add(names::AUTHORIZATION, &[authorization.as_bytes()], false);
                 if content_sha256 {
                     let hash = self.canonical_request.payload_hash();
-                    out.push(Addition::new(names::X_AMZ_CONTENT_SHA256, hash));
+                    add(names::X_AMZ_CONTENT_SHA256, &[hash.as_bytes()], false);
                 }
-                names::X_AMZ_SECURITY_TOKEN
+                if let Some(token) = &self.session_token {
+                    add(names::X_AMZ_SECURITY_TOKEN, &[token.0.as_bytes()], true);
+                }
             }
-            Location::Query { expires_secs } => {
-                use names::query;
-                let algorithm = self.string_to_sign.algorithm().as_str();
-                out.push(Addition::new(query::ALGORITHM, algorithm));
-                out.push(Addition::new(query::CREDENTIAL, self.credential()));
-                out.push(Addition::new(query::DATE, date));
-                out.push(Addition::new(query::EXPIRES, expires_secs.to_string()));
-                let signed = self.canonical_request.signed_headers();
-                out.push(Addition::new(query::SIGNED_HEADERS, signed));
-                out.push(Addition::new(query::SIGNATURE, self.signature.to_string()));
-                query::SECURITY_TOKEN
-            }
-        };
-        if let Some(token) = &self.session_token {
-            out.push(Addition {
-                name: token_name,
-                value: token.0.to_string(),
-                sensitive: true,
-            });
+            Location::Query { expires_secs } => self.query_parameters(expires_secs, &mut add),
         }
         out
+    }
+
+    /// A presigned URL's parameters, in the order they are appended: `add(name, value in
+    /// parts, whether it is the session token)`.
+    fn query_parameters(
+        &self,
+        expires_secs: u64,
+        add: &mut impl FnMut(&'static str, &[&[u8]], bool),
+    ) {
+        use names::query;
+        let mut digits = [0; 20];
+        let credential = credential_parts(&self.credential_id, self.string_to_sign.scope());
+        let credential = credential.map(str::as_bytes);
+        let signed = self.canonical_request.signed_headers().as_bytes();
+        let signature = self.signature.hex();
+        add(
+            query::ALGORITHM,
+            &[self.string_to_sign.algorithm().as_str().as_bytes()],
+            false,
+        );
+        add(query::CREDENTIAL, &credential, false);
+        add(
+            query::DATE,
+            &[self.string_to_sign.amz_date().as_str().as_bytes()],
+            false,
+        );
+        add(
+            query::EXPIRES,
+            &[decimal_into(&mut digits, expires_secs)],
+            false,
+        );
+        add(query::SIGNED_HEADERS, &[signed], false);
+        add(query::SIGNATURE, &[&signature], false);
+        if let Some(token) = &self.session_token {
+            add(query::SECURITY_TOKEN, &[token.0.as_bytes()], true);
+        }
     }
 }
 
@@ -198,9 +218,13 @@ pub(crate) fn presigned_uri(
     uri: &http::Uri,
     output: &SigningOutput,
 ) -> Result<http::Uri, SignError> {
-    let mut target: Vec<u8> = Vec::with_capacity(512);
-    target.extend_from_slice(uri.path().as_bytes());
-    let mut separator = match uri.query() {
+    let Location::Query { expires_secs } = output.location else {
+        unreachable!("presigned_uri is called with a presigned signature");
+    };
+    let (path, query) = (uri.path(), uri.query());
+    let mut target: Vec<u8> = Vec::with_capacity(path.len() + query.map_or(0, str::len) + 512);
+    target.extend_from_slice(path.as_bytes());
+    let mut separator = match query {
         None => Some(b'?'),
         Some(query) => {
             target.push(b'?');
@@ -208,15 +232,17 @@ pub(crate) fn presigned_uri(
             (!query.is_empty()).then_some(b'&')
         }
     };
-    for addition in &output.additions() {
+    output.query_parameters(expires_secs, &mut |name, parts, _| {
         if let Some(sep) = separator {
             target.push(sep);
         }
         separator = Some(b'&');
-        percent_encode_into(&mut target, addition.name.as_bytes(), false);
+        percent_encode_into(&mut target, name.as_bytes(), false);
         target.push(b'=');
-        percent_encode_into(&mut target, addition.value.as_bytes(), false);
-    }
+        for part in parts {
+            percent_encode_into(&mut target, part, false);
+        }
+    });
     let mut parts = uri.clone().into_parts();
     parts.path_and_query = Some(
         http::uri::PathAndQuery::try_from(target).map_err(|e| SignError::InvalidUri(e.into()))?,
@@ -240,6 +266,8 @@ pub(crate) fn apply_headers(
         HeaderValue::from_str(text).map_err(|_| SignError::InvalidHeaderValue(name))
     };
     let date = output.string_to_sign.amz_date().as_str();
+    // Room for all of them at once: the map grows (and rehashes) at most once.
+    headers.reserve(2 + usize::from(content_sha256) + usize::from(output.session_token.is_some()));
     headers.insert(X_AMZ_DATE, value(date, names::X_AMZ_DATE)?);
     let authorization = output.authorization().expect("a header signature");
     let authorization = HeaderValue::try_from(authorization)

@@ -6,8 +6,8 @@ use std::ops::Range;
 
 use smallvec::SmallVec;
 
-use crate::canonical::Placement;
-use crate::encoding::{percent_encode_into, reencode_form_pairs_into};
+use crate::canonical::{HeaderList, Placement, signed_names};
+use crate::encoding::{decimal_into, percent_encode_into, reencode_form_pairs_into};
 use crate::names;
 use crate::settings::{SessionTokenMode, SigningSettings};
 use crate::stages::credential_parts;
@@ -32,30 +32,43 @@ impl QueryPair {
     }
 }
 
-/// Writes the canonical query string: every key and value of `query` decoded and encoded
-/// again the one SigV4 way, with a presigned URL's own parameters, sorted by key, then
-/// value (byte order), joined with `&`. `out` must be empty.
-pub(crate) fn write_query(
-    out: &mut Vec<u8>,
+/// Room the canonical query of `query` needs while [`write_query`] works: encoded, a byte
+/// takes at most three; a presigned URL adds its parameters; the pairs are written twice
+/// (unsorted, then in order) before the unsorted copy goes.
+pub(crate) fn query_capacity(
     query: &str,
     placement: &Placement<'_>,
-    signed_headers: &[u8],
-    settings: &SigningSettings,
-    sensitive: &mut Vec<Range<usize>>,
-) {
-    debug_assert!(out.is_empty());
-    // Encoded, a byte takes at most three; a presigned URL adds its parameters. The pairs
-    // are encoded unsorted into `out`, then copied after themselves in order, and the
-    // unsorted copy dropped: one buffer, sized once.
+    headers: &HeaderList<'_>,
+) -> usize {
     let extra = match placement {
         Placement::Query {
             credential,
             session_token,
             ..
-        } => 200 + credential.0.len() + signed_headers.len() + session_token.map_or(0, str::len),
+        } => {
+            let names: usize = headers.iter().map(|(name, _)| name.len() + 3).sum();
+            200 + credential.0.len() + names + session_token.map_or(0, str::len)
+        }
         Placement::Headers { .. } => 0,
     };
-    out.reserve(2 * (3 * (query.len() + extra)));
+    2 * 3 * (query.len() + extra)
+}
+
+/// Appends the canonical query string to `out`: every key and value of `query` decoded and
+/// encoded again the one SigV4 way, with a presigned URL's own parameters, sorted by key,
+/// then value (byte order), joined with `&`. `headers` are the signed headers (a presigned
+/// URL names them); `sensitive` gets where the session token lies in `out`.
+pub(crate) fn write_query(
+    out: &mut Vec<u8>,
+    query: &str,
+    placement: &Placement<'_>,
+    headers: &HeaderList<'_>,
+    settings: &SigningSettings,
+    sensitive: &mut Vec<Range<usize>>,
+) {
+    // The pairs are encoded unsorted after what `out` holds, then copied after themselves
+    // in order, and the unsorted copy dropped: one buffer, sized by `query_capacity`.
+    let unsorted = out.len();
     let mut pairs: SmallVec<[QueryPair; 24]> = SmallVec::new();
     // The request's own parameters are form-encoded: decoded first.
     reencode_form_pairs_into(out, query.as_bytes(), |key, value| {
@@ -87,11 +100,7 @@ pub(crate) fn write_query(
                 &[std::str::from_utf8(expires).expect("digits")],
                 false,
             ),
-            (
-                query::SIGNED_HEADERS,
-                &[std::str::from_utf8(signed_headers).expect("ASCII names")],
-                false,
-            ),
+            (query::SIGNED_HEADERS, &[], false),
             (query::SECURITY_TOKEN, &[token.unwrap_or_default()], true),
         ];
         for (key, value_parts, is_token) in parameters {
@@ -104,15 +113,23 @@ pub(crate) fn write_query(
             for part in value_parts {
                 percent_encode_into(out, part.as_bytes(), false);
             }
+            if key == query::SIGNED_HEADERS {
+                for (i, name) in signed_names(headers).enumerate() {
+                    if i > 0 {
+                        percent_encode_into(out, b";", false);
+                    }
+                    percent_encode_into(out, name.as_bytes(), false);
+                }
+            }
             pairs.push(QueryPair::ending_at(out, key_start, value_start, is_token));
         }
     }
     let encoded = &out[..];
-    pairs.sort_by(|a, b| {
+    pairs.sort_unstable_by(|a, b| {
         (&encoded[a.key.clone()], &encoded[a.value.clone()])
             .cmp(&(&encoded[b.key.clone()], &encoded[b.value.clone()]))
     });
-    let unsorted = out.len();
+    let sorted = out.len();
     for (i, pair) in pairs.iter().enumerate() {
         if i > 0 {
             out.push(b'&');
@@ -122,21 +139,9 @@ pub(crate) fn write_query(
         let start = out.len();
         out.extend_from_within(pair.value.clone());
         if pair.is_token {
-            sensitive.push(start - unsorted..out.len() - unsorted);
+            let moved = sorted - unsorted; // where it lies once the unsorted copy is gone
+            sensitive.push(start - moved..out.len() - moved);
         }
     }
-    out.drain(..unsorted);
-}
-
-/// `n` in decimal, written at the end of `buffer` (a u64 has at most 20 digits).
-fn decimal_into(buffer: &mut [u8; 20], mut n: u64) -> &[u8] {
-    let mut at = buffer.len();
-    loop {
-        at -= 1;
-        buffer[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buffer[at..];
-        }
-    }
+    out.drain(unsorted..sorted);
 }

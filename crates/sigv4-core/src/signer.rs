@@ -2,7 +2,6 @@
 //! [`Signature`]), and where the result goes on an `http::Request` (an `Authorization`
 //! header, or a presigned URL's query).
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,23 +40,35 @@ pub enum Payload<'a> {
     Precomputed(&'a str),
 }
 
-impl Payload<'_> {
+impl<'a> Payload<'a> {
     /// The canonical request's last line.
-    fn hash(&self) -> Result<Cow<'static, str>, SignError> {
+    fn hash(&self) -> Result<PayloadHash<'a>, SignError> {
         Ok(match *self {
-            Payload::Bytes([]) => Cow::Borrowed(names::EMPTY_SHA256),
-            Payload::Bytes(bytes) => {
-                let hex = hex32(&Sha256::digest(bytes).into());
-                Cow::Owned(String::from_utf8(hex.to_vec()).expect("hex is ASCII"))
-            }
-            Payload::Unsigned => Cow::Borrowed(names::UNSIGNED_PAYLOAD),
+            Payload::Bytes([]) => PayloadHash::Text(names::EMPTY_SHA256),
+            Payload::Bytes(bytes) => PayloadHash::Hex(hex32(&Sha256::digest(bytes).into())),
+            Payload::Unsigned => PayloadHash::Text(names::UNSIGNED_PAYLOAD),
             Payload::Precomputed(hash) => {
                 if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_graphic()) {
                     return Err(SignError::InvalidPayloadHash);
                 }
-                Cow::Owned(hash.to_owned())
+                PayloadHash::Text(hash)
             }
         })
+    }
+}
+
+/// The canonical request's last line, where it is: computed here, or a literal.
+enum PayloadHash<'a> {
+    Hex([u8; 64]),
+    Text(&'a str),
+}
+
+impl PayloadHash<'_> {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            PayloadHash::Hex(hex) => hex,
+            PayloadHash::Text(text) => text.as_bytes(),
+        }
     }
 }
 
@@ -230,14 +241,10 @@ pub(crate) fn canonical_and_string_to_sign(
             (placement, Location::Query { expires_secs })
         }
     };
-    let canonical_request = CanonicalRequest::new(request, settings, &placement, payload_hash)?;
-    let mut hash = Sha256::new();
-    canonical_request
-        .parts()
-        .iter()
-        .for_each(|part| hash.update(part));
-    let string_to_sign =
-        StringToSign::new(identity.algorithm, amz_date, scope, hash.finalize().into());
+    let canonical_request =
+        CanonicalRequest::new(request, settings, &placement, payload_hash.as_bytes())?;
+    let hash = Sha256::digest(canonical_request.as_bytes());
+    let string_to_sign = StringToSign::new(identity.algorithm, amz_date, scope, hash.into());
     Ok(Unsigned {
         canonical_request,
         string_to_sign,

@@ -245,9 +245,15 @@ impl Signature {
         &self.0
     }
 
-    /// Appends the lowercase hex.
-    pub(crate) fn push_hex(&self, out: &mut String) {
-        write_hex(out, &self.0).expect("writing to a String cannot fail");
+    /// The lowercase hex (on the stack for an HMAC's 32 bytes).
+    pub(crate) fn hex(&self) -> smallvec::SmallVec<[u8; 64]> {
+        let mut out = smallvec::SmallVec::with_capacity(2 * self.0.len());
+        for chunk in self.0.chunks(32) {
+            let mut block = [0u8; 32];
+            block[..chunk.len()].copy_from_slice(chunk);
+            out.extend_from_slice(&hex32(&block)[..2 * chunk.len()]);
+        }
+        out
     }
 }
 

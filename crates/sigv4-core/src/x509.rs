@@ -68,6 +68,46 @@ pub enum X509PublicKey {
     P384(Vec<u8>),
 }
 
+impl X509PublicKey {
+    /// The public key of a DER certificate (its `subjectPublicKeyInfo`, RFC 5280 4.1; RSA as
+    /// RFC 3279 writes it, EC on P-256 or P-384 as RFC 5480 does), RSA integers without
+    /// leading zero bytes. `None` for a key of another kind or a certificate it can't read.
+    pub fn of_certificate(der: &[u8]) -> Option<Self> {
+        // DER of the algorithm and curve identifiers (RFC 3279, RFC 5480).
+        const RSA_ENCRYPTION: &[u8] = &[
+            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+        ];
+        const EC_PUBLIC_KEY: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+        const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+        const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+        let read = |input, tag| read_tlv(input, tag, "").ok();
+        let mut tbs = tbs_certificate(der).ok()?;
+        // serialNumber, signature, issuer, validity, subject, then subjectPublicKeyInfo.
+        for tag in [INTEGER, SEQUENCE, SEQUENCE, SEQUENCE, SEQUENCE] {
+            tbs = read(tbs, tag)?.1;
+        }
+        let (spki, _) = read(tbs, SEQUENCE)?;
+        let (algorithm, rest) = read(spki, SEQUENCE)?;
+        let (bits, _) = read(rest, BIT_STRING)?;
+        let key = bits.strip_prefix(&[0])?; // no unused bits
+        if algorithm.starts_with(RSA_ENCRYPTION) {
+            let (integers, _) = read(key, SEQUENCE)?;
+            let (modulus, rest) = read(integers, INTEGER)?;
+            let (exponent, _) = read(rest, INTEGER)?;
+            let unsigned = |n: &[u8]| n.iter().skip_while(|&&b| b == 0).copied().collect();
+            return Some(Self::Rsa {
+                modulus: unsigned(modulus),
+                exponent: unsigned(exponent),
+            });
+        }
+        match algorithm.strip_prefix(EC_PUBLIC_KEY)? {
+            P256 => Some(Self::P256(key.to_vec())),
+            P384 => Some(Self::P384(key.to_vec())),
+            _ => None,
+        }
+    }
+}
+
 /// A kind and size of key pair to make in a device for Roles Anywhere (`keyhold cert
 /// keygen --type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -332,14 +372,7 @@ fn push_length(out: &mut Vec<u8>, length: usize) {
 /// tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber INTEGER, ... }, ... }`
 /// (RFC 5280 4.1). Negative serials are refused, as Go's crypto/x509 does.
 fn serial_number(der: &[u8]) -> Result<String, X509Error> {
-    const SEQUENCE: u8 = 0x30;
-    const INTEGER: u8 = 0x02;
-    const VERSION: u8 = 0xa0;
-    let (certificate, _) = read_tlv(der, SEQUENCE, "no outer SEQUENCE")?;
-    let (mut tbs, _) = read_tlv(certificate, SEQUENCE, "no tbsCertificate SEQUENCE")?;
-    if tbs.first() == Some(&VERSION) {
-        tbs = read_tlv(tbs, VERSION, "a malformed version")?.1;
-    }
+    let tbs = tbs_certificate(der)?;
     let (serial, _) = read_tlv(tbs, INTEGER, "no serialNumber INTEGER")?;
     match serial {
         [] => Err(X509Error::NotACertificate("an empty serialNumber")),
@@ -349,6 +382,23 @@ fn serial_number(der: &[u8]) -> Result<String, X509Error> {
         _ if serial.len() > 64 => Err(X509Error::NotACertificate("a serialNumber over 64 bytes")),
         _ => Ok(decimal(serial)),
     }
+}
+
+const SEQUENCE: u8 = 0x30;
+const INTEGER: u8 = 0x02;
+const BIT_STRING: u8 = 0x03;
+
+/// The fields of a DER certificate's `tbsCertificate` after its optional version:
+/// `Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL,
+/// serialNumber INTEGER, ... }, ... }` (RFC 5280 4.1).
+fn tbs_certificate(der: &[u8]) -> Result<&[u8], X509Error> {
+    const VERSION: u8 = 0xa0;
+    let (certificate, _) = read_tlv(der, SEQUENCE, "no outer SEQUENCE")?;
+    let (mut tbs, _) = read_tlv(certificate, SEQUENCE, "no tbsCertificate SEQUENCE")?;
+    if tbs.first() == Some(&VERSION) {
+        tbs = read_tlv(tbs, VERSION, "a malformed version")?.1;
+    }
+    Ok(tbs)
 }
 
 /// One DER element with tag `tag` at the start of `input`: its content and what follows.

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
 use p256::pkcs8::DecodePrivateKey as _;
 use sigv4_core::{
-    Algorithm, KeyError, KeyErrorKind, SigningParams, X509Key, X509KeyKind, X509Signer,
+    Algorithm, KeyError, KeyErrorKind, SigningParams, X509Key, X509KeyKind, X509PublicKey,
+    X509Signer,
 };
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -167,4 +168,29 @@ fn a_refusing_key_is_a_typed_error_and_garbage_is_no_certificate() {
     assert!(matches!(err, sigv4_core::SignError::Key(_)), "{err:?}");
     let pem_not_der = fixture("rsa-cert.pem");
     assert!(X509Signer::new(&pem_not_der, Refusing::default()).is_err());
+}
+
+#[test]
+fn a_certificates_public_key_is_its_keys() {
+    use rsa::traits::PublicKeyParts as _;
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(&text("rsa-key.pem")).unwrap();
+    assert_eq!(
+        X509PublicKey::of_certificate(&fixture("rsa-cert.der")),
+        Some(X509PublicKey::Rsa {
+            modulus: key.n().to_bytes_be(),
+            exponent: key.e().to_bytes_be(),
+        })
+    );
+    let key = p256::ecdsa::SigningKey::from_pkcs8_pem(&text("ec-key.pem")).unwrap();
+    let point = key.verifying_key().to_encoded_point(false);
+    assert_eq!(
+        X509PublicKey::of_certificate(&fixture("ec-cert.der")),
+        Some(X509PublicKey::P256(point.as_bytes().to_vec()))
+    );
+    assert_eq!(
+        X509PublicKey::of_certificate(&fixture("rsa-cert.pem")),
+        None
+    );
+    let der = fixture("ec-cert.der");
+    assert_eq!(X509PublicKey::of_certificate(&der[..der.len() / 2]), None);
 }
