@@ -1,8 +1,9 @@
 //! keyhold's chores, as `cargo xtask <command>`:
 //!
 //! - `setup`: install the system packages the tests and demo need (Debian, apt-get).
-//! - `ci`: everything CI checks: fmt, clippy, doc tests, then every test (unit, end-to-end
-//!   against local services, tidy) in one cargo-nextest run whose summary ends the output.
+//! - `ci`: everything CI checks: fmt, clippy (and the CLI with each backend alone), doc tests,
+//!   then every test (unit, end-to-end against local services, tidy) in one cargo-nextest
+//!   run whose summary ends the output.
 //! - `e2e`: only the end-to-end tests (`tests/e2e_*.rs`), with the services started.
 //! - `demo`: the main job, end to end.
 //! - `bench`: the criterion benchmarks and a table of ratios.
@@ -26,7 +27,8 @@ usage: cargo xtask <command>
 
 commands:
   setup   install system packages the tests need (apt-get; prints the command if it can't)
-  ci      fmt check, clippy (warnings denied), doc tests, then all tests incl. end-to-end
+  ci      fmt check, clippy (warnings denied; also the CLI with each backend alone), doc
+          tests, then all tests incl. end-to-end
   e2e     end-to-end tests only, against SoftHSM, swtpm and moto started on loopback
   demo    the main job end to end (see README)
   bench   run the criterion benchmarks and print the table of ratios
@@ -147,6 +149,15 @@ fn ci() -> anyhow::Result<()> {
             "warnings",
         ]),
     )?;
+    // The CLI built with one backend, as the facade's features allow: each must stand alone.
+    for backend in ["pkcs11", "tpm", "tink", "vault"] {
+        run(
+            &format!("linting the CLI built with the {backend} backend alone"),
+            cargo()
+                .args(["clippy", "-p", "cli", "--no-default-features", "--features"])
+                .args([backend, "--", "-D", "warnings"]),
+        )?;
+    }
     run(
         "doc tests",
         cargo().args(["test", "--workspace", "--all-features", "--doc"]),

@@ -159,8 +159,9 @@ pub enum Error {
         matches: String,
     },
 
-    /// The key is not an HMAC-capable secret key.
-    #[error("key {key} on token '{token}' is not usable for HMAC-SHA256: {reason}")]
+    /// The key cannot sign as asked (not an HMAC-capable secret key, or a private key of
+    /// another kind or without the mechanism it needs).
+    #[error("key {key} on token '{token}' is not usable for signing: {reason}")]
     KeyUnsuitable {
         /// The token label.
         token: String,
@@ -453,6 +454,8 @@ pub enum Step {
     ListTokens,
     /// `C_OpenSession`.
     OpenSession,
+    /// `C_GetMechanismList`: what the token can do.
+    ListMechanisms,
     /// `C_Login` with the user PIN.
     Login,
     /// `C_FindObjects`.
@@ -477,6 +480,7 @@ impl std::fmt::Display for Step {
             Self::Initialize => "C_Initialize",
             Self::ListTokens => "listing tokens",
             Self::OpenSession => "C_OpenSession",
+            Self::ListMechanisms => "C_GetMechanismList",
             Self::Login => "C_Login",
             Self::FindObjects => "C_FindObjects",
             Self::GetAttributeValue => "C_GetAttributeValue",

@@ -17,6 +17,7 @@ mod objects;
 mod token;
 pub mod uri;
 mod x509;
+mod x509_find;
 mod x509_objects;
 
 pub use error::{Error, Step};

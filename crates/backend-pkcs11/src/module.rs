@@ -38,6 +38,7 @@ impl Module {
     /// Resolves, loads and initialises the module the URI names.
     pub(crate) fn for_uri(uri: &Pkcs11Uri) -> Result<Self, Error> {
         let path = resolve(uri)?;
+        tracing::info!(module = %path.display(), "PKCS#11 module");
         Self::load(&path)
     }
 

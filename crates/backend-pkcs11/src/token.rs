@@ -1,7 +1,9 @@
 //! Choosing the one token a URI names, getting its PIN, and logging in.
 //!
 //! A URI must select exactly one initialised token; if it matches several, that is an error
-//! naming them rather than a guess. The PIN comes from the caller, else `pin-value`, else
+//! naming them rather than a guess. A Roles Anywhere key is the exception
+//! ([`find_token_holding`]): a URI that names no token (`pkcs11:type=cert`, as AWS writes it
+//! for a YubiKey behind p11-kit's proxy) picks the one token that holds what it names. The PIN comes from the caller, else `pin-value`, else
 //! `pin-source` (a file; programs named with `|` are not run).
 
 use std::path::PathBuf;
@@ -23,7 +25,7 @@ pub(crate) struct Token {
     pub(crate) slot: Slot,
     pub(crate) label: String,
     pub(crate) serial: String,
-    login_required: bool,
+    pub(crate) login_required: bool,
     protected_path: bool,
 }
 
@@ -64,6 +66,70 @@ fn same(wanted: &Option<String>, found: &str) -> bool {
 
 /// The one initialised token the URI's path attributes select.
 pub(crate) fn find_token(module: &Module, uri: &Pkcs11Uri) -> Result<Token, Error> {
+    let mut matches = find_tokens(module, uri)?;
+    match matches.len() {
+        1 => Ok(matches.remove(0).0),
+        _ => Err(Error::AmbiguousToken {
+            module: module.path.clone(),
+            selector: token_selector(uri),
+            matches: shown(&matches),
+        }),
+    }
+}
+
+/// The one token, among those the URI's path attributes select, for which `holds` says yes
+/// (it looks without logging in: a PIN is never tried on a token it was not meant for);
+/// `what` names what is looked for in errors ("certificate pkcs11:type=cert"). With one
+/// token selected, that token, unasked.
+pub(crate) fn find_token_holding(
+    module: &Module,
+    uri: &Pkcs11Uri,
+    what: &str,
+    holds: impl Fn(&Token) -> Result<bool, Error>,
+) -> Result<Token, Error> {
+    let mut matches = find_tokens(module, uri)?;
+    if matches.len() == 1 {
+        return Ok(matches.remove(0).0);
+    }
+    let present = shown(&matches);
+    let selector = match token_selector(uri) {
+        tokens if tokens == "pkcs11:" => what.to_owned(),
+        tokens => format!("{what} ({tokens})"),
+    };
+    let mut holders = Vec::new();
+    for (token, shown) in matches {
+        // A token that cannot be looked into (being rewritten by another process, removed)
+        // is not the one: it is listed among those present.
+        match holds(&token) {
+            Ok(true) => holders.push((token, shown)),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::debug!(token = %token.label, error = %e, "could not look into a token")
+            }
+        }
+    }
+    match holders.len() {
+        1 => Ok(holders.remove(0).0),
+        0 => Err(Error::TokenNotFound {
+            module: module.path.clone(),
+            selector,
+            present: format!("{present}, none of which holds it"),
+        }),
+        _ => Err(Error::AmbiguousToken {
+            module: module.path.clone(),
+            selector,
+            matches: shown(&holders),
+        }),
+    }
+}
+
+fn shown(tokens: &[(Token, String)]) -> String {
+    let shown: Vec<&str> = tokens.iter().map(|(_, shown)| shown.as_str()).collect();
+    shown.join(", ")
+}
+
+/// Every initialised token the URI's path attributes select (at least one).
+fn find_tokens(module: &Module, uri: &Pkcs11Uri) -> Result<Vec<(Token, String)>, Error> {
     if let Some(name) = uri.unsupported_path_attribute() {
         return Err(Error::InvalidUri {
             reason: format!(
@@ -88,7 +154,11 @@ pub(crate) fn find_token(module: &Module, uri: &Pkcs11Uri) -> Result<Token, Erro
 
 /// One listing of the module's tokens, selecting by the URI; counts the tokens that could
 /// not be read in `unreadable`.
-fn select(module: &Module, uri: &Pkcs11Uri, unreadable: &mut usize) -> Result<Token, Error> {
+fn select(
+    module: &Module,
+    uri: &Pkcs11Uri,
+    unreadable: &mut usize,
+) -> Result<Vec<(Token, String)>, Error> {
     let module_error = |source| Error::module(&module.path, Step::ListTokens, source);
     let _listing = module.slots_lock();
     let info = module.ctx.get_library_info().map_err(module_error)?;
@@ -143,7 +213,6 @@ fn select(module: &Module, uri: &Pkcs11Uri, unreadable: &mut usize) -> Result<To
         }
     }
     match matches.len() {
-        1 => Ok(matches.remove(0).0),
         0 => {
             let mut present = if present.is_empty() {
                 "none".to_owned()
@@ -164,15 +233,7 @@ fn select(module: &Module, uri: &Pkcs11Uri, unreadable: &mut usize) -> Result<To
                 present,
             })
         }
-        _ => Err(Error::AmbiguousToken {
-            module: module.path.clone(),
-            selector: token_selector(uri),
-            matches: matches
-                .into_iter()
-                .map(|(_, shown)| shown)
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
+        _ => Ok(matches),
     }
 }
 

@@ -8,14 +8,25 @@
 //!   `ECDSA-Sig-Value` Roles Anywhere reads (RFC 3279 2.2.3).
 //!
 //! A URI of `type=private` names the key; `type=cert` names the certificate, and the key is
-//! the private key with the certificate's `CKA_ID`.
+//! the private key with the certificate's `CKA_ID`, else the one whose public key is the
+//! certificate's. A URI that names no token picks the one token holding what it names
+//! (`x509_find`).
+//!
+//! A key with `CKA_ALWAYS_AUTHENTICATE` (a YubiKey's PIV slot 9c) takes the user PIN again
+//! between `C_SignInit` and the signature (a context-specific login). cryptoki 0.12 offers
+//! that order only with the multi-part calls, so such a key signs RSA through
+//! `CKM_SHA256_RSA_PKCS` and EC through `CKM_ECDSA_SHA256`; an EC key on a token without
+//! `CKM_ECDSA_SHA256` (SoftHSM) is refused when it opens, saying so: `CKM_ECDSA` is
+//! single-part only, and a single-part `C_Sign` after `C_SignInit` and the login is a call
+//! cryptoki 0.12 does not have (its `Session::sign` always starts with `C_SignInit`, which
+//! resets the login the key demands).
 
 use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cryptoki::error::RvError;
-use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use secrecy::SecretString;
@@ -119,7 +130,10 @@ impl Pkcs11X509Key {
     /// certificate with the same `CKA_ID` when there is one.
     pub fn open(uri: &Pkcs11Uri, pin: Option<SecretString>) -> Result<Self, Error> {
         let module = Module::for_uri(uri)?;
-        let token = token::find_token(&module, uri)?;
+        let what = crate::x509_find::object_selector(uri);
+        let token = token::find_token_holding(&module, uri, &what, |token| {
+            crate::x509_find::holds(&module, token, uri)
+        })?;
         let pin = token::pin_for(uri, pin, &token.label)?;
         let session = module
             .ctx
@@ -138,23 +152,14 @@ impl Pkcs11X509Key {
                     "certificate",
                 )?;
                 let id = bytes_attribute(&session, &token.label, cert, AttributeType::Id)?;
-                let key = one_object(
+                let der = bytes_attribute(&session, &token.label, cert, AttributeType::Value)?;
+                let key = crate::x509_find::private_key_of_certificate(
                     &session,
                     &token.label,
-                    ObjectClass::PRIVATE_KEY,
-                    None,
-                    Some(&id),
-                    "private key",
+                    &id,
+                    &der,
                 )?;
-                (
-                    key,
-                    Some(bytes_attribute(
-                        &session,
-                        &token.label,
-                        cert,
-                        AttributeType::Value,
-                    )?),
-                )
+                (key, Some(der))
             }
             Some(ObjectType::Private) | None => {
                 let key = one_object(
@@ -201,6 +206,25 @@ impl Pkcs11X509Key {
             return Err(Error::PinRequired {
                 token: token.label.clone(),
             });
+        }
+        if always_authenticate && kind == X509KeyKind::Ecdsa {
+            let mechanisms = module
+                .ctx
+                .get_mechanism_list(token.slot)
+                .map_err(|e| Error::token(&token.label, Step::ListMechanisms, e))?;
+            if !mechanisms.contains(&MechanismType::ECDSA_SHA256) {
+                return Err(Error::KeyUnsuitable {
+                    token: token.label.clone(),
+                    key: describe,
+                    reason: "it is an EC key that always authenticates \
+                             (CKA_ALWAYS_AUTHENTICATE), and the token has no CKM_ECDSA_SHA256: \
+                             its CKM_ECDSA needs the context-specific login before a \
+                             single-part C_Sign, which keyhold's PKCS#11 library (cryptoki 0.12) \
+                             cannot make; use a key without CKA_ALWAYS_AUTHENTICATE (YubiKey PIV \
+                             slot 9a rather than 9c) or an RSA key"
+                        .into(),
+                });
+            }
         }
         let public = crate::x509_objects::public_key(&session, &token.label, key, &identity.id)?;
         Ok(Self {
@@ -303,10 +327,8 @@ impl Pkcs11X509Key {
     }
 
     /// One `C_Sign`: RSA over the message, EC over its SHA-256. A key that always
-    /// authenticates (`CKA_ALWAYS_AUTHENTICATE`, as a YubiKey's PIV slot 9c) needs the user
-    /// PIN again between `C_SignInit` and the signature (a context-specific login), which
-    /// cryptoki offers only with the multi-part calls: RSA through CKM_SHA256_RSA_PKCS, EC
-    /// through CKM_ECDSA_SHA256 (which the token must support; SoftHSM does not).
+    /// authenticates gets the context-specific login after `C_SignInit`, through the
+    /// multi-part calls (see the module docs; `open` checked the token has the mechanism).
     fn sign_with(
         &self,
         session: &Session,

@@ -303,3 +303,232 @@ fn keys_that_always_authenticate_get_the_context_specific_login() {
         "{err:?}"
     );
 }
+
+/// A DER element.
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    match content.len() {
+        n @ 0..=0x7f => out.push(n as u8),
+        n @ 0x80..=0xff => out.extend([0x81, n as u8]),
+        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// A certificate's DER carrying `spki` (the backend reads nothing else of it; the endpoint
+/// tests use real ones): version, serial, algorithm, empty names and validity, the key.
+fn certificate_with(spki: Vec<u8>) -> Vec<u8> {
+    let algorithm = der(
+        0x30,
+        &der(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]),
+    );
+    let tbs = [
+        der(0xa0, &der(0x02, &[2])),
+        der(0x02, &[1]),
+        algorithm.clone(),
+        der(0x30, &[]),
+        der(0x30, &[]),
+        der(0x30, &[]),
+        spki,
+    ]
+    .concat();
+    der(
+        0x30,
+        &[der(0x30, &tbs), algorithm, der(0x03, &[0])].concat(),
+    )
+}
+
+/// The SubjectPublicKeyInfo of the token's public key `public` (RSA or P-256).
+fn spki_of(session: &Session, public: ObjectHandle, kind: &str) -> Vec<u8> {
+    let bits = |key: &[u8]| der(0x03, &[&[0][..], key].concat());
+    if kind == "rsa" {
+        let integer = |mut v: Vec<u8>| {
+            if v[0] & 0x80 != 0 {
+                v.insert(0, 0);
+            }
+            der(0x02, &v)
+        };
+        let n = integer(attribute(session, public, AttributeType::Modulus));
+        let e = integer(attribute(session, public, AttributeType::PublicExponent));
+        let rsa_encryption = [
+            der(
+                0x06,
+                &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01],
+            ),
+            der(0x05, &[]),
+        ]
+        .concat();
+        return der(
+            0x30,
+            &[
+                der(0x30, &rsa_encryption),
+                bits(&der(0x30, &[n, e].concat())),
+            ]
+            .concat(),
+        );
+    }
+    let point = attribute(session, public, AttributeType::EcPoint);
+    let ec = [
+        der(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]),
+        P256.to_vec(),
+    ]
+    .concat();
+    der(0x30, &[der(0x30, &ec), bits(&point[2..])].concat())
+}
+
+/// A certificate object on the token: `label`, `id`, the DER `value`.
+fn store_certificate(session: &Session, label: &str, id: &[u8], value: Vec<u8>) {
+    session
+        .create_object(&[
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::CertificateType(cryptoki::object::CertificateType::X_509),
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.to_vec()),
+            Attribute::Subject(vec![0x30, 0x00]),
+            Attribute::Value(value),
+        ])
+        .unwrap();
+}
+
+#[test]
+fn a_certificate_whose_cka_id_differs_finds_its_key_by_public_key() {
+    let token = TestToken::new("x509-pubmatch");
+    let session = token.user_session();
+    for (kind, params) in [("rsa", None), ("p256", Some(P256))] {
+        // The key pair with one id, the certificate with another (as some tools write them),
+        // and a decoy key pair with the certificate's id on no other token object.
+        let public = keypair(
+            &session,
+            kind,
+            format!("key-{kind}").as_bytes(),
+            params,
+            true,
+        );
+        keypair(&session, &format!("{kind}-other"), b"other", params, true);
+        let label = format!("{kind}-cert");
+        store_certificate(
+            &session,
+            &label,
+            b"cert-id",
+            certificate_with(spki_of(&session, public, kind)),
+        );
+        let key = Pkcs11X509Key::open(&uri(&token, &label, ObjectType::Cert), None).unwrap();
+        assert!(key.certificate_der().is_some());
+        verify(&session, public, kind, &key.sign(MESSAGE).unwrap());
+        session
+            .destroy_object(
+                session
+                    .find_objects(&[
+                        Attribute::Class(ObjectClass::CERTIFICATE),
+                        Attribute::Label(label.clone().into_bytes()),
+                    ])
+                    .unwrap()[0],
+            )
+            .unwrap();
+    }
+    // A certificate of a key the token does not hold: named as such.
+    let foreign = TestToken::new("x509-foreign");
+    let foreign_session = foreign.user_session();
+    let foreign_public = keypair(&foreign_session, "elsewhere", b"e", Some(P256), true);
+    let spki = spki_of(&foreign_session, foreign_public, "p256");
+    store_certificate(&session, "orphan", b"orphan-id", certificate_with(spki));
+    let err = Pkcs11X509Key::open(&uri(&token, "orphan", ObjectType::Cert), None).unwrap_err();
+    assert!(
+        matches!(err, backend_pkcs11::Error::KeyNotFound { .. })
+            && err
+                .to_string()
+                .contains("nor one whose public key is the certificate's"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_uri_naming_no_token_picks_the_one_holding_the_certificate() {
+    // Many tokens share the test directory: a URI with no token= names the one holding a
+    // certificate of this label, and says which ones when several do.
+    let token = TestToken::new("x509-holder");
+    let session = token.user_session();
+    let public = keypair(&session, "held", b"h1", Some(P256), true);
+    let label = format!("held-{}", token.label);
+    store_certificate(
+        &session,
+        &label,
+        b"h1",
+        certificate_with(spki_of(&session, public, "p256")),
+    );
+    let mut no_token = uri(&token, &label, ObjectType::Cert);
+    no_token.token = None;
+    let key = Pkcs11X509Key::open(&no_token, None).unwrap();
+    verify(&session, public, "p256", &key.sign(MESSAGE).unwrap());
+
+    let twin = TestToken::new("x509-twin");
+    let twin_session = twin.user_session();
+    let twin_public = keypair(&twin_session, "held", b"h1", Some(P256), true);
+    let spki = spki_of(&twin_session, twin_public, "p256");
+    store_certificate(&twin_session, &label, b"h1", certificate_with(spki));
+    let err = Pkcs11X509Key::open(&no_token, None).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, backend_pkcs11::Error::AmbiguousToken { .. })
+            && message.contains(&format!("'{}'", token.label))
+            && message.contains(&format!("'{}'", twin.label))
+            && message.contains("token="),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_ec_key_that_always_authenticates_is_refused_at_open_where_the_token_lacks_ecdsa_sha256() {
+    let token = TestToken::new("x509-always-ec");
+    let session = token.user_session();
+    let template = |private: bool| {
+        let mut t = vec![
+            Attribute::Token(true),
+            Attribute::Label(b"always-ec".to_vec()),
+            Attribute::Id(b"ae".to_vec()),
+        ];
+        if private {
+            t.extend([
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Sign(true),
+                Attribute::AlwaysAuthenticate(true),
+            ]);
+        } else {
+            t.extend([Attribute::Verify(true), Attribute::EcParams(P256.to_vec())]);
+        }
+        t
+    };
+    let (_, private) = session
+        .generate_key_pair(&Mechanism::EccKeyPairGen, &template(false), &template(true))
+        .unwrap();
+    let digest = Sha256::digest(MESSAGE);
+    // SoftHSM enforces the login, and CKM_ECDSA is single-part: with cryptoki 0.12's calls the
+    // login can precede neither C_SignInit (nothing to log in for yet) nor a C_Sign (its
+    // Session::sign starts with a C_SignInit of its own, refused while one is active).
+    assert!(session.sign(&Mechanism::Ecdsa, private, &digest).is_err());
+    let pin = secrecy::SecretString::from(test_support::softhsm::USER_PIN);
+    let early = session.login(cryptoki::session::UserType::ContextSpecific, Some(&pin));
+    assert!(early.is_err(), "{early:?}");
+    session.sign_init(&Mechanism::Ecdsa, private).unwrap();
+    session
+        .login(cryptoki::session::UserType::ContextSpecific, Some(&pin))
+        .unwrap();
+    assert!(session.sign(&Mechanism::Ecdsa, private, &digest).is_err());
+    let mechanisms = token.ctx.get_mechanism_list(token.slot()).unwrap();
+    assert!(!mechanisms.contains(&cryptoki::mechanism::MechanismType::ECDSA_SHA256));
+
+    // So keyhold says so when the key opens, not at the first signature.
+    let err =
+        Pkcs11X509Key::open(&uri(&token, "always-ec", ObjectType::Private), None).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, backend_pkcs11::Error::KeyUnsuitable { .. })
+            && message.contains("CKA_ALWAYS_AUTHENTICATE")
+            && message.contains("CKM_ECDSA_SHA256"),
+        "{message}"
+    );
+}

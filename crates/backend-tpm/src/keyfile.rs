@@ -460,6 +460,29 @@ bEMctLd5S1aA
     }
 
     #[test]
+    fn reads_empty_auth_written_as_boolean_0x01() {
+        // tpm2-tools 5.4 (`tpm2_encodeobject -p`) and tpm2-openssl write TRUE as 0x01, which
+        // strict DER (0xff only) would refuse: the file of writes_what_openssl_asn1parse_expects
+        // with `01 01 01` for emptyAuth.
+        let der = [
+            0x30, 0x19, 0x06, 0x06, 0x67, 0x81, 0x05, 0x0a, 0x01, 0x03, 0xa0, 0x03, 0x01, 0x01,
+            0x01, 0x02, 0x04, 0x40, 0x00, 0x00, 0x01, 0x04, 0x01, 0xaa, 0x04, 0x01, 0xbb,
+        ];
+        let file = TpmKeyFile::from_der(&der).unwrap();
+        assert!(file.empty_auth, "0x01 reads as TRUE");
+        assert_eq!(file.parent, OWNER_STANDARD_PRIMARY);
+        assert_eq!(
+            (file.public.as_slice(), file.private.as_slice()),
+            (&[0xaa][..], &[0xbb][..])
+        );
+        // Written back, it is DER's 0xff.
+        assert_eq!(file.to_der()[14], 0xff);
+        let mut zero = der;
+        zero[14] = 0x00;
+        assert!(!TpmKeyFile::from_der(&zero).unwrap().empty_auth);
+    }
+
+    #[test]
     fn refuses_other_key_types_and_garbage() {
         let mut der = TpmKeyFile::from_pem(TOOLS_PEM).unwrap().to_der();
         let sealed = der.clone();

@@ -15,9 +15,11 @@ mod key;
 mod serve;
 
 use cert::CERT_EXAMPLES;
-pub use cert::{CertArgs, CertCommand, SignStringArgs, SignatureFormat};
+pub use cert::{CertArgs, CertCommand, CertShowArgs, SignStringArgs, SignatureFormat};
 use credential_process::CREDENTIAL_PROCESS_EXAMPLES;
-pub use credential_process::{CredentialProcessArgs, RolesAnywhereArgs, SourceArgs};
+pub use credential_process::{
+    CredentialProcessArgs, RolesAnywhereArgs, SigningHelperFlags, SourceArgs,
+};
 pub use key::{KeyArgs, StsArgs};
 use serve::{EXEC_EXAMPLES, SERVE_EXAMPLES, UPDATE_EXAMPLES};
 pub use serve::{ExecArgs, ExportArgs, ExportFormat, RefreshArgs, ServeArgs, UpdateArgs};
@@ -72,6 +74,10 @@ pub struct Cli {
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
 
+    /// The AWS signing helper's --debug: the same as -vv.
+    #[arg(long, global = true, hide = true)]
+    pub debug: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -119,6 +125,9 @@ pub enum Command {
     /// helper's sign-string); --certificate also checks it.
     #[command(mut_arg("key", |a| a.required(false).hide(true)))]
     SignString(SignStringArgs),
+    /// `cert show`, by the AWS signing helper's name.
+    #[command(hide = true)]
+    ReadCertificateData(CertShowArgs),
 }
 
 impl Command {
@@ -141,6 +150,7 @@ impl Command {
                 CertCommand::Show(_) => return None,
             },
             Command::SignString(a) => &a.key,
+            Command::ReadCertificateData(_) => return None,
         })
     }
 
@@ -181,7 +191,10 @@ impl Command {
                 .source_args()
                 .and_then(|a| a.roles_anywhere.private_key.as_deref()),
         }
-        .is_some_and(|k| k.starts_with("tpm:"));
+        .is_some_and(|k| {
+            k.starts_with("tpm:")
+                || crate::commands::roles_anywhere::signing_helper_tpm_key(k).is_some()
+        });
         crate::process::Needs {
             quiet_tss2: key.key.as_ref().is_some_and(KeyRef::is_tpm) || roles_anywhere_tpm,
             nesting_marker: key.key.as_ref().is_some_and(KeyRef::is_tink) && key.kek_uri_is_aws(),

@@ -99,6 +99,7 @@ impl Drop for StagedFile {
 /// Checks, before anything is done, that a file could be written at `target`: it does not
 /// exist unless `replace` ([`CliError::FileExists`]), is not a directory, and a file can be
 /// created in its directory (which catches missing, read-only and non-directories).
+#[cfg_attr(not(any(feature = "tpm", feature = "tink")), allow(dead_code))] // their imports
 pub fn check_writable(target: impl AsRef<Path>, replace: bool) -> Result<(), CliError> {
     let target = target.as_ref();
     match std::fs::symlink_metadata(target) {
@@ -124,6 +125,7 @@ pub fn check_writable(target: impl AsRef<Path>, replace: bool) -> Result<(), Cli
 
 /// [`check_writable`] as a command-line check: `flag` names where the path came from, and
 /// every refusal is a usage error (exit 2), found before the secret is read.
+#[cfg_attr(not(any(feature = "tpm", feature = "tink")), allow(dead_code))] // their imports
 pub fn refuse_unwritable(flag: &str, target: &Path, replace: bool) -> Result<(), CliError> {
     check_writable(target, replace).map_err(|e| match e {
         CliError::FileExists { .. } => CliError::Usage(e.to_string()),

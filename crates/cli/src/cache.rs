@@ -233,6 +233,9 @@ fn description(args: &SourceArgs) -> String {
             "private_key={}",
             ra.private_key.clone().unwrap_or_default()
         ));
+        if let Some(lib) = &ra.pkcs11_lib {
+            lines.push(format!("pkcs11_lib={}", lib.display()));
+        }
         if let Some(intermediates) = &ra.intermediates {
             lines.push(format!(
                 "intermediates_sha256={}",

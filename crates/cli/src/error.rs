@@ -98,7 +98,6 @@ pub enum CliError {
     },
 
     /// A file to be written exists, and replacing it was not asked for.
-    #[cfg(any(feature = "tpm", feature = "tink"))]
     #[error("{} exists: pass --replace to replace it, or choose another path", path.display())]
     FileExists {
         /// The file.

@@ -53,7 +53,11 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    logging::init(cli.verbose);
+    logging::init(if cli.debug {
+        cli.verbose.max(2)
+    } else {
+        cli.verbose
+    });
     if cli
         .command
         .key_args()
@@ -151,6 +155,7 @@ fn run(command: &Command, signals: Signals) -> Result<u8, CliError> {
         Command::Doctor(args) => doctor::run(args, &runtime()?),
         Command::Cert(args) => commands::cert::run(args),
         Command::SignString(args) => commands::sign_string::run(args),
+        Command::ReadCertificateData(args) => commands::cert::show(args),
     }
     .map(|()| 0)
 }

@@ -6,49 +6,9 @@
 
 mod common;
 
-use std::path::Path;
-
+use common::roles_anywhere::*;
 use common::*;
 use test_support::rolesanywhere::{Endpoint, PROFILE_ARN, Pki, TRUST_ANCHOR_ARN, role_arn};
-
-/// `keyhold ARGS...`, which must succeed; its stdout.
-fn keyhold_ok(args: &[&str]) -> String {
-    let mut cmd = keyhold();
-    without_host_credentials(&mut cmd).args(args);
-    run(&mut cmd).ok().stdout
-}
-
-/// `cert csr` for the key `private` with `subject`, certified by a fresh test CA in
-/// `dir/pki` (which checks the request's signature).
-fn certify(dir: &Path, private: &str, subject: &str) -> Pki {
-    let csr = dir.join("client.csr");
-    let csr = csr.to_str().unwrap();
-    keyhold_ok(&[
-        "cert",
-        "csr",
-        "--key",
-        private,
-        "--subject",
-        subject,
-        "-o",
-        csr,
-    ]);
-    Pki::make(&dir.join("pki"), &["--csr", csr])
-}
-
-/// `cert import` of `pki`'s leaf for the key `private`; the certificate's URI.
-fn import_certificate(private: &str, pki: &Pki) -> String {
-    let leaf = pki.path("leaf.pem");
-    let stored = keyhold_ok(&[
-        "cert",
-        "import",
-        "--key",
-        private,
-        "--certificate",
-        leaf.to_str().unwrap(),
-    ]);
-    stored.trim().to_owned()
-}
 
 #[test]
 fn the_whole_flow_from_cert_keygen_to_an_aws_command_on_a_token() {
@@ -71,7 +31,7 @@ fn the_whole_flow_from_cert_keygen_to_an_aws_command_on_a_token() {
 
         // Its certificate request, certified by the test CA (which checks its signature).
         let subject = format!("CN=flow-{key_type},O=keyhold tests");
-        let pki = certify(&dir, private, &subject);
+        let pki = certify(&dir, private, &subject, &[]);
 
         // Onto the token beside its key; a certificate of another key is refused.
         let other = Pki::make(&dir.join("other"), &["--key", "p256"]);
@@ -219,44 +179,12 @@ fn doctor_checks_each_link_to_create_session() {
     );
 }
 
-/// Runs keyhold with `args` on a pseudo-terminal (its controlling terminal), answers the
-/// first prompt containing `PIN` with `pin`; returns what the terminal showed and the exit
-/// code.
-fn on_a_terminal(args: &[&str], pin: &str) -> (String, i32) {
-    let script = r#"
-import os, pty, sys
-pid, fd = pty.fork()
-if pid == 0:
-    os.execv(sys.argv[1], sys.argv[1:])
-seen = b""
-while b"PIN" not in seen:
-    seen += os.read(fd, 1024)
-os.write(fd, sys.stdin.buffer.read())
-while True:
-    try:
-        data = os.read(fd, 1024)
-    except OSError:
-        break
-    if not data:
-        break
-    seen += data
-_, status = os.waitpid(pid, 0)
-sys.stdout.write(seen.decode(errors="replace"))
-sys.exit(os.waitstatus_to_exitcode(status))
-"#;
-    let mut cmd = std::process::Command::new(python_bin().join("python"));
-    cmd.args(["-c", script, env!("CARGO_BIN_EXE_keyhold")])
-        .args(args);
-    let out = run_with_stdin(&mut cmd, &format!("{pin}\n"));
-    (out.stdout, out.code)
-}
-
 #[test]
 fn a_pin_is_asked_for_on_the_terminal_when_the_uri_gives_none() {
     let dir = scratch("ra-tty-pin");
     let token = softhsm_key("ttypin", "client", &dir);
     let private = keyhold_ok(&["cert", "keygen", "--key", &token]);
-    let pki = certify(&dir, private.trim(), "CN=tty");
+    let pki = certify(&dir, private.trim(), "CN=tty", &[]);
     let stored = import_certificate(private.trim(), &pki);
     // The same certificate, named without any PIN source.
     let pin_source = format!("pin-source=file:{}", dir.join("pin").display());
@@ -266,9 +194,14 @@ fn a_pin_is_asked_for_on_the_terminal_when_the_uri_gives_none() {
         .replace(&format!("&{pin_source}"), "");
     assert!(!bare.contains("pin-"), "{bare}");
 
-    let (shown, code) = on_a_terminal(
+    let OnTerminal {
+        terminal: shown,
+        code,
+        ..
+    } = on_a_terminal(
         &["cert", "show", "--certificate", &bare],
         "user-pin-for-tests",
+        false,
     );
     assert_eq!(code, 0, "{shown}");
     assert!(shown.contains("PIN for token"), "{shown}");
@@ -278,7 +211,15 @@ fn a_pin_is_asked_for_on_the_terminal_when_the_uri_gives_none() {
         "the PIN is not echoed: {shown}"
     );
 
-    let (shown, code) = on_a_terminal(&["cert", "show", "--certificate", &bare], "wrong-pin");
+    let OnTerminal {
+        terminal: shown,
+        code,
+        ..
+    } = on_a_terminal(
+        &["cert", "show", "--certificate", &bare],
+        "wrong-pin",
+        false,
+    );
     assert_eq!(code, 1, "{shown}");
     assert!(shown.contains("PIN incorrect"), "{shown}");
 

@@ -11,8 +11,9 @@ use rolesanywhere::{
 };
 use secrecy::ExposeSecret;
 use sigv4_core::SigningParams;
+use test_support::proxy::Proxy;
 use test_support::rolesanywhere::{
-    Endpoint, PROFILE_ARN, Pki, TRUST_ANCHOR_ARN, role_arn, scratch,
+    Endpoint, EndpointOptions, PROFILE_ARN, Pki, TRUST_ANCHOR_ARN, python, role_arn, scratch,
 };
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -101,6 +102,121 @@ fn a_serial_with_its_high_bit_set_is_sent_as_a_positive_decimal() {
     runtime()
         .block_on(client(&endpoint, &chain, file_key(&pki)).create_session(&request()))
         .unwrap();
+}
+
+/// `serial` (decimal) read as DER's two's complement without its leading zero: the
+/// negative number a client that drops the zero would send.
+fn negative_twos_complement(serial: &str) -> String {
+    let out = std::process::Command::new(python())
+        .args([
+            "-c",
+            "import sys; n = int(sys.argv[1]); print(n - (1 << (8 * ((n.bit_length() + 7) // 8))))",
+            serial,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn a_serial_with_its_high_bit_set_sent_as_a_negative_decimal_is_refused() {
+    let dir = scratch("high-bit-negative");
+    let pki = Pki::make(&dir, &["--key", "p256", "--high-bit-serial"]);
+    let endpoint = Endpoint::start(&pki.path("ca.pem"), 0);
+    let negative = negative_twos_complement(&pki.serial);
+    assert!(negative.starts_with('-'), "{negative}");
+    let now = time::OffsetDateTime::now_utc();
+    let (status, body) = send_tampered(&pki, &endpoint, now, |r| {
+        let authorization = r.headers()["authorization"].to_str().unwrap().to_owned();
+        let positive = format!("Credential={}/", pki.serial);
+        assert!(authorization.contains(&positive), "{authorization}");
+        let changed = authorization.replace(&positive, &format!("Credential={negative}/"));
+        r.headers_mut()
+            .insert("authorization", changed.parse().unwrap());
+    });
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains(&format!(
+            "Credential serial {negative} is not the certificate's serial {} in decimal",
+            pki.serial
+        )),
+        "{body}"
+    );
+    // The same request with the serial as keyhold writes it passes.
+    let (status, body) = send_tampered(&pki, &endpoint, now, |_| {});
+    assert_eq!(status, 201, "{body}");
+}
+
+#[test]
+fn a_redirect_is_never_followed_and_its_target_gets_nothing() {
+    let dir = scratch("redirect");
+    let pki = Pki::make(&dir, &["--key", "p256"]);
+    // The target: a real endpoint that would answer, behind a relay that counts requests.
+    let target = Endpoint::start(&pki.path("ca.pem"), 0);
+    let relay = Proxy::start(&target.url);
+    let redirecting = Endpoint::start_configured(
+        &pki.path("ca.pem"),
+        &EndpointOptions {
+            redirect_to: Some(relay.url.clone()),
+            ..EndpointOptions::default()
+        },
+    );
+    let chain = CertificateChain::from_pem(&read(&pki, "leaf.pem")).unwrap();
+    let err = runtime()
+        .block_on(client(&redirecting, &chain, file_key(&pki)).create_session(&request()))
+        .unwrap_err();
+    match &err {
+        RolesAnywhereError::Reply { status, detail, .. } => {
+            assert_eq!(*status, 307, "{err}");
+            assert!(detail.contains("never follows"), "{detail}");
+        }
+        other => panic!("expected the redirect as a reply error, got {other:?}"),
+    }
+    assert_eq!(
+        redirecting
+            .refusals()
+            .matches("redirected: POST /sessions")
+            .count(),
+        1,
+        "one request, not retried: {}",
+        redirecting.refusals()
+    );
+    assert_eq!(relay.requests(), 0, "the redirect's target got a request");
+    assert!(target.refusals().is_empty(), "{}", target.refusals());
+}
+
+#[test]
+fn throttling_is_retried_with_backoff_and_given_up_typed() {
+    let dir = scratch("throttle");
+    let pki = Pki::make(&dir, &["--key", "rsa2048"]);
+    let chain = CertificateChain::from_pem(&read(&pki, "leaf.pem")).unwrap();
+    let throttled = |n| {
+        Endpoint::start_configured(
+            &pki.path("ca.pem"),
+            &EndpointOptions {
+                throttle_first: n,
+                ..EndpointOptions::default()
+            },
+        )
+    };
+    // Two 429s, then an answer: within the default three attempts.
+    let endpoint = throttled(2);
+    let credentials = runtime()
+        .block_on(client(&endpoint, &chain, file_key(&pki)).create_session(&request()))
+        .unwrap_or_else(|e| panic!("{e:?}; endpoint: {}", endpoint.refusals()));
+    assert!(credentials.access_key_id.starts_with("ASIA"));
+    assert_eq!(endpoint.refusals().matches("throttled").count(), 2);
+
+    // Throttled for ever: each attempt is made, then the service's answer, typed.
+    let endpoint = throttled(1000);
+    let err = runtime()
+        .block_on(client(&endpoint, &chain, file_key(&pki)).create_session(&request()))
+        .unwrap_err();
+    let (kind, message) = refusal(Err(err));
+    assert_eq!(kind, ServiceErrorKind::Throttling);
+    assert_eq!(message, "Rate exceeded");
+    assert_eq!(endpoint.refusals().matches("throttled").count(), 3);
 }
 
 #[test]

@@ -20,10 +20,13 @@ AssumeRole, signed with the test IAM user's key). A refusal is 403 `AccessDenied
 
 Usage:
   rolesanywhere_endpoint.py serve --anchor CA.pem --trust-anchor-arn A --profile-arn P
-      --role-arn R --region REGION --sts URL|static [--fail-first N] [--tls-cert C --tls-key K]
+      --role-arn R --region REGION --sts URL|static [--fail-first N] [--throttle-first N]
+      [--redirect-to URL] [--tls-cert C --tls-key K]
       (the STS key in KEYHOLD_TEST_AWS_ACCESS_KEY_ID / KEYHOLD_TEST_AWS_SECRET_ACCESS_KEY;
       prints the port (and the https port with --tls-cert), then serves on 127.0.0.1 until
-      killed; --sts static answers fixed credentials, for benchmarks of the clients only)
+      killed; --sts static answers fixed credentials, for benchmarks of the clients only;
+      --fail-first N answers the first N verified requests 503, --throttle-first N answers them
+      429 ThrottlingException; --redirect-to URL answers every request 307 to URL + its path)
   rolesanywhere_endpoint.py pki --dir D --key rsa2048|rsa3072|rsa4096|p256|p384 [--intermediate]
       [--expired | --not-yet-valid] [--high-bit-serial] [--key-format pkcs8|sec1|pkcs1|encrypted]
       [--public-key PUB.pem | --ec-point HEX | --csr REQ.pem] [--ca-dir OTHER]
@@ -253,13 +256,13 @@ def serve(args):
         "region": args.region,
         "sts": args.sts,
     }
-    failures = {"left": args.fail_first}
+    failures = {"left": args.fail_first, "throttle": args.throttle_first}
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def reply(self, status, document, error_type=None):
+        def reply(self, status, document, error_type=None, location=None):
             data = json.dumps(document).encode()
             self.send_response(status)
             self.send_header("content-type", "application/json")
@@ -267,17 +270,30 @@ def serve(args):
             self.send_header("x-amzn-requestid", "local-1")
             if error_type:
                 self.send_header("x-amzn-errortype", error_type)
+            if location:
+                self.send_header("location", location)
             self.end_headers()
             self.wfile.write(data)
 
         def do_POST(self):
+            if args.redirect_to:
+                # Elsewhere, as a misconfigured proxy or a hijacked name might answer: a client
+                # that follows re-sends the signed request (and trusts the answer) there.
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                sys.stderr.write(f"redirected: {self.command} {self.path}\n")
+                return self.reply(307, {"message": "moved"}, location=args.redirect_to + self.path)
             with lock:
                 fail = failures["left"] > 0
                 failures["left"] -= fail
+                throttle = not fail and failures["throttle"] > 0
+                failures["throttle"] -= throttle
             try:
                 duration, name = verify(self, config)
                 if fail:
                     return self.reply(503, {"message": "try again"}, "InternalServerException")
+                if throttle:
+                    sys.stderr.write("throttled: a verified request answered 429\n")
+                    return self.reply(429, {"message": "Rate exceeded"}, "ThrottlingException")
                 self.reply(201, mint(config, duration, name))
             except Refused as refused:
                 sys.stderr.write(f"refused: {refused.message}\n")
@@ -443,6 +459,8 @@ def main():
     s.add_argument("--region", required=True)
     s.add_argument("--sts", required=True)
     s.add_argument("--fail-first", type=int, default=0)
+    s.add_argument("--throttle-first", type=int, default=0)
+    s.add_argument("--redirect-to")
     s.add_argument("--tls-cert", help="also serve https with this certificate (PEM)")
     s.add_argument("--tls-key", help="the --tls-cert's key (PEM)")
     p = sub.add_parser("pki")

@@ -16,6 +16,43 @@ pub const TRUST_ANCHOR_ARN: &str = "arn:aws:rolesanywhere:us-east-1:123456789012
 pub const PROFILE_ARN: &str =
     "arn:aws:rolesanywhere:us-east-1:123456789012:profile/3f0e5b8d-61c4-4c0f-8d35-2b8f8a7e9c21";
 
+/// A trust anchor in eu-west-1, for tests of the signing region.
+pub const TRUST_ANCHOR_ARN_EU_WEST_1: &str = "arn:aws:rolesanywhere:eu-west-1:123456789012:trust-anchor/0b7d9a2e-3c41-4e8f-a6d2-9f1e7c5b3a20";
+/// A profile in eu-west-1, with [`TRUST_ANCHOR_ARN_EU_WEST_1`].
+pub const PROFILE_ARN_EU_WEST_1: &str =
+    "arn:aws:rolesanywhere:eu-west-1:123456789012:profile/5c2a8e1f-7b3d-4f60-9e14-2d8c6a0b7f35";
+
+/// How an [`Endpoint`] is set up beyond its trust anchor (`Default`: the test ARNs in
+/// us-east-1, every verified request answered).
+#[derive(Clone, Debug)]
+pub struct EndpointOptions {
+    /// The region the endpoint expects in the credential scope.
+    pub region: String,
+    /// The trust anchor ARN it accepts.
+    pub trust_anchor_arn: String,
+    /// The profile ARN it accepts.
+    pub profile_arn: String,
+    /// The first N verified requests get a 503 InternalServerException.
+    pub fail_first: u32,
+    /// The first N verified requests (after those that fail) get a 429 ThrottlingException.
+    pub throttle_first: u32,
+    /// Every request is answered 307 to this URL (plus the request's path and query).
+    pub redirect_to: Option<String>,
+}
+
+impl Default for EndpointOptions {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            trust_anchor_arn: TRUST_ANCHOR_ARN.into(),
+            profile_arn: PROFILE_ARN.into(),
+            fail_first: 0,
+            throttle_first: 0,
+            redirect_to: None,
+        }
+    }
+}
+
 /// The moto role the endpoint mints credentials for.
 pub fn role_arn() -> String {
     moto::env(env::ROLE_ARN)
@@ -95,12 +132,54 @@ impl Endpoint {
     /// Starts an endpoint trusting `anchor` (a CA PEM) for the test ARNs; the first
     /// `fail_first` verified requests get a 503.
     pub fn start(anchor: &Path, fail_first: u32) -> Self {
-        Self::start_with(
+        Self::start_configured(
             anchor,
-            &role_arn(),
-            &moto::moto(),
-            &["--fail-first", &fail_first.to_string()],
+            &EndpointOptions {
+                fail_first,
+                ..EndpointOptions::default()
+            },
         )
+    }
+
+    /// Starts an endpoint trusting `anchor`, set up as `options` say.
+    pub fn start_configured(anchor: &Path, options: &EndpointOptions) -> Self {
+        let (fail, throttle) = (
+            options.fail_first.to_string(),
+            options.throttle_first.to_string(),
+        );
+        let mut extra = vec![
+            "--fail-first",
+            &fail,
+            "--throttle-first",
+            &throttle,
+            "--region",
+            &options.region,
+            "--trust-anchor-arn",
+            &options.trust_anchor_arn,
+            "--profile-arn",
+            &options.profile_arn,
+        ];
+        if let Some(url) = &options.redirect_to {
+            extra.extend(["--redirect-to", url]);
+        }
+        Self::start_with(anchor, &role_arn(), &moto::moto(), &extra)
+    }
+
+    /// keyhold's flags for a CreateSession here: `--trust-anchor-arn ... --profile-arn ...
+    /// --role-arn ... --endpoint-url URL` (the test trust anchor, profile and role).
+    pub fn session_flags(&self) -> Vec<String> {
+        let role = role_arn();
+        let flags = [
+            "--trust-anchor-arn",
+            TRUST_ANCHOR_ARN,
+            "--profile-arn",
+            PROFILE_ARN,
+            "--role-arn",
+            &role,
+            "--endpoint-url",
+            &self.url,
+        ];
+        flags.map(str::to_owned).to_vec()
     }
 
     /// For benchmarks of the clients only: no moto (fixed credentials for `role_arn`), and
@@ -113,20 +192,28 @@ impl Endpoint {
             "--tls-key",
             key.to_str().unwrap(),
         ];
-        Self::start_with(&pki.path("ca.pem"), role_arn, "static", &tls)
+        let mut extra = vec![
+            "--region",
+            "us-east-1",
+            "--trust-anchor-arn",
+            TRUST_ANCHOR_ARN,
+        ];
+        extra.extend(["--profile-arn", PROFILE_ARN]);
+        extra.extend(tls);
+        Self::start_with(&pki.path("ca.pem"), role_arn, "static", &extra)
     }
 
     fn start_with(anchor: &Path, role_arn: &str, sts: &str, extra: &[&str]) -> Self {
-        let stderr = anchor.with_extension(format!("endpoint-{}.log", std::process::id()));
+        // One log per endpoint: tests start several with one anchor.
+        static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stderr = anchor.with_extension(format!("endpoint-{}-{n}.log", std::process::id()));
         let mut child = Command::new(python())
             .arg(script())
             .arg("serve")
             .arg("--anchor")
             .arg(anchor)
-            .args(["--trust-anchor-arn", TRUST_ANCHOR_ARN])
-            .args(["--profile-arn", PROFILE_ARN])
             .args(["--role-arn", role_arn])
-            .args(["--region", "us-east-1"])
             .args(["--sts", sts])
             .args(extra)
             .stdin(Stdio::null())
@@ -156,7 +243,7 @@ impl Endpoint {
         }
     }
 
-    /// The reasons the endpoint refused requests, one per line.
+    /// The reasons the endpoint refused (or throttled, or redirected) requests, one per line.
     pub fn refusals(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }

@@ -94,6 +94,11 @@ pub struct CertShowArgs {
     /// The certificate: a PEM or DER file, or pkcs11:<URI, type=cert>.
     #[arg(long, value_name = "FILE|URI")]
     pub certificate: String,
+
+    /// The PKCS#11 module of a pkcs11: --certificate whose URI names none. Default: p11-kit's
+    /// proxy.
+    #[arg(long, value_name = "LIB")]
+    pub pkcs11_lib: Option<PathBuf>,
 }
 
 /// How `sign-string` prints the signature.
@@ -131,6 +136,15 @@ pub struct SignStringArgs {
     /// The digest: SHA256 (the only one Roles Anywhere's algorithms use).
     #[arg(long, default_value = "SHA256")]
     pub digest: String,
+
+    /// The PKCS#11 module of a pkcs11: --private-key whose URI names none. Default: p11-kit's
+    /// proxy.
+    #[arg(long, value_name = "LIB")]
+    pub pkcs11_lib: Option<PathBuf>,
+
+    /// The AWS signing helper's flags that change nothing here.
+    #[command(flatten)]
+    pub signing_helper: super::SigningHelperFlags,
 
     /// TPM options (--tcti, --tpm-password-file).
     #[command(flatten)]

@@ -139,11 +139,38 @@ pub struct RolesAnywhereArgs {
     #[arg(long, value_name = "FILE", requires = "certificate")]
     pub intermediates: Option<PathBuf>,
 
-    /// The trust anchor (its region is where the session is asked for).
+    /// The trust anchor (its region is where the session is asked for, unless --region).
     #[arg(long, value_name = "ARN", requires = "certificate")]
     pub trust_anchor_arn: Option<String>,
 
     /// The Roles Anywhere profile.
     #[arg(long, value_name = "ARN", requires = "certificate")]
     pub profile_arn: Option<String>,
+
+    /// The PKCS#11 module of a pkcs11: --certificate or --private-key whose URI names none
+    /// (the URI's module-path= or module-name= wins). Default: p11-kit's proxy.
+    #[arg(long, value_name = "LIB", requires = "certificate")]
+    pub pkcs11_lib: Option<PathBuf>,
+
+    /// The AWS signing helper's flags that change nothing here.
+    #[command(flatten)]
+    pub signing_helper: SigningHelperFlags,
+}
+
+/// Flags of the AWS signing helper that keyhold takes, so that its `~/.aws/config` lines work
+/// unchanged, though they change nothing: keyhold always does what they ask for. Hidden from
+/// --help; the README lists them.
+#[derive(Debug, Args)]
+pub struct SigningHelperFlags {
+    /// Use HTTPS_PROXY / HTTP_PROXY / NO_PROXY: keyhold always does.
+    #[arg(long, hide = true)]
+    pub with_proxy: bool,
+
+    /// Log in to a key that always authenticates with the user PIN: keyhold always does.
+    #[arg(long, hide = true)]
+    pub reuse_pin: bool,
+
+    /// The TPM key has no password: keyhold's default unless one is given.
+    #[arg(long, hide = true)]
+    pub no_tpm_key_password: bool,
 }

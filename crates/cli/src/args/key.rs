@@ -1,5 +1,6 @@
 //! Naming and opening a key (`--key` and each backend's options), and where STS is.
 
+#[cfg(any(feature = "tpm", feature = "vault"))]
 use std::path::PathBuf;
 
 use clap::Args;
@@ -129,17 +130,30 @@ pub struct TpmArgs {
 #[derive(Clone, Debug, Args)]
 #[command(next_help_heading = "AWS")]
 pub struct StsArgs {
-    /// The AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1).
-    #[arg(long, env = "AWS_REGION", value_name = "REGION")]
+    /// The AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1). With
+    /// --certificate, the Roles Anywhere signing region and endpoint region, as the AWS
+    /// signing helper's --region (default: the trust anchor's region; AWS_REGION is not
+    /// read then).
+    #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 
     /// The STS endpoint (default: AWS_ENDPOINT_URL_STS, else AWS_ENDPOINT_URL, else the
     /// region's STS endpoint); with --certificate, the Roles Anywhere endpoint (default:
-    /// AWS_ENDPOINT_URL_ROLESANYWHERE, else AWS_ENDPOINT_URL, else the trust anchor
-    /// region's). Plain http only to loopback, unless --allow-insecure-http; -v logs which
-    /// endpoint is used and where it came from.
-    #[arg(long, value_name = "URL")]
+    /// AWS_ENDPOINT_URL_ROLESANYWHERE, else AWS_ENDPOINT_URL, else the region's). Plain
+    /// http only to loopback, unless --allow-insecure-http; -v logs which endpoint is used
+    /// and where it came from. --endpoint is the AWS signing helper's name for it.
+    #[arg(long, visible_alias = "endpoint", value_name = "URL")]
     pub endpoint_url: Option<String>,
+}
+
+impl StsArgs {
+    /// `--region`, else `AWS_REGION` (a region a server or child process is told about).
+    pub fn region_or_env(&self) -> Option<String> {
+        self.region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .filter(|r| !r.is_empty())
+    }
 }
 
 /// Where the Vault or OpenBao server is and how to log in (`--key vault:NAME`). The token

@@ -20,7 +20,7 @@ pub fn run(args: &CertArgs) -> Result<(), CliError> {
         CertCommand::Keygen(a) => keygen(&a.key, a.key_type),
         CertCommand::Csr(a) => csr(&a.key, &a.subject, a.output.as_deref()),
         CertCommand::Import(a) => import(&a.key, &a.certificate),
-        CertCommand::Show(a) => show(&a.certificate),
+        CertCommand::Show(a) => show(a),
     }
 }
 
@@ -125,12 +125,15 @@ fn import(key: &KeyArgs, certificate: &std::path::Path) -> Result<(), CliError> 
     ))
 }
 
-fn show(certificate: &str) -> Result<(), CliError> {
+/// `cert show` (and `read-certificate-data`, its AWS signing helper name).
+pub fn show(args: &crate::args::CertShowArgs) -> Result<(), CliError> {
+    let certificate = args.certificate.as_str();
     let (chain, lives) = if certificate.starts_with("pkcs11:") {
         #[cfg(feature = "pkcs11")]
         {
             let uri = backend_pkcs11::Pkcs11Uri::parse(certificate)
                 .map_err(|e| usage("--certificate", e))?;
+            let uri = super::roles_anywhere::with_module(uri, args.pkcs11_lib.as_deref());
             let key = crate::backend::pkcs11::open_x509(&uri)?;
             let der = key.certificate_der().ok_or_else(|| {
                 usage(

@@ -67,7 +67,7 @@ pub fn run(args: &ExecArgs, signals: crate::Signals) -> Result<u8, CliError> {
             let server = Arc::new(Server::new(
                 provider,
                 "keyhold".into(),
-                args.source.sts.region.clone(),
+                args.source.sts.region_or_env(),
                 EcsToken::create(None)?,
                 Vec::new(),
             ));

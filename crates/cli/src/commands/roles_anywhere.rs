@@ -51,28 +51,77 @@ enum Location<'a> {
     Tpm(crate::key_ref::KeyRef),
 }
 
-fn location<'a>(text: &'a str, flag: &str) -> Result<Location<'a>, CliError> {
-    if text.starts_with("pkcs11:") {
-        #[cfg(feature = "pkcs11")]
-        return backend_pkcs11::Pkcs11Uri::parse(text)
-            .map(|uri| Location::Pkcs11(Box::new(uri)))
-            .map_err(|e| usage(flag, e));
-        #[cfg(not(feature = "pkcs11"))]
-        return Err(usage(
-            flag,
-            "this keyhold was built without the pkcs11 feature",
-        ));
+/// The first line of a TSS2 PEM key file.
+const TSS2_BEGIN: &str = "-----BEGIN TSS2 PRIVATE KEY-----";
+
+/// The `tpm:` reference a `--private-key` in the AWS signing helper's spelling stands for:
+/// `handle:0x81...`, or the path of a TSS2 PEM key file (known by its BEGIN line), so that
+/// the helper's `~/.aws/config` lines work unchanged.
+pub fn signing_helper_tpm_key(text: &str) -> Option<String> {
+    if let Some(handle) = text.strip_prefix("handle:") {
+        return Some(format!("tpm:handle={handle}"));
     }
-    if text.starts_with("tpm:") {
+    if text.starts_with("pkcs11:") || text.starts_with("tpm:") {
+        return None;
+    }
+    // A missing or unreadable file is reported by the file-key path that follows.
+    let contents = Zeroizing::new(std::fs::read(text).ok()?);
+    let pem = std::str::from_utf8(&contents).ok()?;
+    pem.lines()
+        .any(|line| line.trim_end() == TSS2_BEGIN)
+        .then(|| format!("tpm:file={text}"))
+}
+
+/// `uri` with `--pkcs11-lib` as its module when it names none (the AWS signing helper's
+/// flag; the URI's own module-path or module-name wins).
+#[cfg(feature = "pkcs11")]
+pub fn with_module(
+    mut uri: backend_pkcs11::Pkcs11Uri,
+    pkcs11_lib: Option<&Path>,
+) -> backend_pkcs11::Pkcs11Uri {
+    if uri.module_path.is_none()
+        && uri.module_name.is_none()
+        && let Some(lib) = pkcs11_lib
+    {
+        uri.module_path = Some(lib.display().to_string());
+    }
+    uri
+}
+
+fn location<'a>(
+    text: &'a str,
+    flag: &str,
+    pkcs11_lib: Option<&Path>,
+) -> Result<Location<'a>, CliError> {
+    let _ = pkcs11_lib; // with the pkcs11 feature
+    // The AWS signing helper's TPM keys (a bare TSS2 PEM path, `handle:0x81...`) are
+    // `tpm:` references here.
+    let helper_tpm_key = match flag {
+        "--private-key" => signing_helper_tpm_key(text),
+        _ => None,
+    };
+    if text.starts_with("tpm:") || helper_tpm_key.is_some() {
+        let reference = helper_tpm_key.as_deref().unwrap_or(text);
         #[cfg(feature = "tpm")]
-        return text
+        return reference
             .parse::<crate::key_ref::KeyRef>()
             .map(Location::Tpm)
             .map_err(|e| usage(flag, e));
         #[cfg(not(feature = "tpm"))]
         return Err(usage(
             flag,
-            "this keyhold was built without the tpm feature",
+            format!("{reference}: this keyhold was built without the tpm feature"),
+        ));
+    }
+    if text.starts_with("pkcs11:") {
+        #[cfg(feature = "pkcs11")]
+        return backend_pkcs11::Pkcs11Uri::parse(text)
+            .map(|uri| Location::Pkcs11(Box::new(with_module(uri, pkcs11_lib))))
+            .map_err(|e| usage(flag, e));
+        #[cfg(not(feature = "pkcs11"))]
+        return Err(usage(
+            flag,
+            "this keyhold was built without the pkcs11 feature",
         ));
     }
     Ok(Location::File(Path::new(text)))
@@ -94,10 +143,11 @@ fn file_key(password_file: Option<&Path>, path: &Path) -> Result<FileKey, CliErr
 pub fn open_private_key(
     text: &str,
     password_file: Option<&Path>,
+    pkcs11_lib: Option<&Path>,
     key_args: &KeyArgs,
 ) -> Result<Arc<dyn X509Key>, CliError> {
     let _ = key_args; // TPM options, when built with the tpm feature
-    Ok(match location(text, "--private-key")? {
+    Ok(match location(text, "--private-key", pkcs11_lib)? {
         Location::File(path) => Arc::new(file_key(password_file, path)?),
         #[cfg(feature = "pkcs11")]
         Location::Pkcs11(uri) => Arc::new(crate::backend::pkcs11::open_x509(&uri)?),
@@ -136,14 +186,16 @@ pub fn load(
     ra: &RolesAnywhereArgs,
     key_args: &KeyArgs,
 ) -> Result<(CertificateChain, Arc<dyn X509Key>), CliError> {
+    let lib = ra.pkcs11_lib.as_deref();
     let certificate = location(
         required(&ra.certificate, "--certificate").as_str(),
         "--certificate",
+        lib,
     )?;
     let private_key = ra
         .private_key
         .as_deref()
-        .map(|text| location(text, "--private-key"))
+        .map(|text| location(text, "--private-key", lib))
         .transpose()?;
     let from_file = |path: &Path| {
         CertificateChain::from_pem(&read(path)?)
@@ -268,8 +320,9 @@ pub fn request(ra: &RolesAnywhereArgs, role_arn: Option<&str>) -> Result<CreateS
     Ok(CreateSession::new(trust_anchor, profile, role))
 }
 
-/// The client for `request`'s trust anchor region, signing with `chain` and `key`, at the
-/// endpoint `--endpoint-url`, `AWS_ENDPOINT_URL_ROLESANYWHERE` or the region's.
+/// The client signing with `chain` and `key` for `--region`, else the trust anchor's region
+/// (as the AWS signing helper: `AWS_REGION` is not read), at the endpoint `--endpoint-url`,
+/// `AWS_ENDPOINT_URL_ROLESANYWHERE`, `AWS_ENDPOINT_URL` or the region's.
 pub fn client(
     request: &CreateSession,
     chain: &CertificateChain,
@@ -278,8 +331,21 @@ pub fn client(
     key_args: &KeyArgs,
 ) -> Result<RolesAnywhereClient, CliError> {
     let signer = chain.signer(key).map_err(|e| usage("--private-key", e))?;
+    let region = match endpoint.region.as_deref().filter(|r| !r.is_empty()) {
+        Some(region) => region,
+        None => request.trust_anchor_arn().region(),
+    };
+    tracing::info!(
+        region,
+        from = if endpoint.region.is_some() {
+            "--region"
+        } else {
+            "the trust anchor"
+        },
+        "Roles Anywhere signing region"
+    );
     let mut builder = RolesAnywhereClient::builder(signer)
-        .region(request.trust_anchor_arn().region())
+        .region(region)
         .from_env()
         .allow_insecure_http(key_args.allow_insecure_http);
     if let Some(url) = &endpoint.endpoint_url {

@@ -47,6 +47,7 @@ pub fn run(args: &SignStringArgs) -> Result<(), CliError> {
     let key = super::roles_anywhere::open_private_key(
         &args.private_key,
         args.private_key_password_file.as_deref(),
+        args.pkcs11_lib.as_deref(),
         &args.key,
     )?;
     let signature = key

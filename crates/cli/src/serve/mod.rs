@@ -138,7 +138,7 @@ pub fn run(args: &ServeArgs, signals: crate::Signals) -> Result<(), CliError> {
         let server = Arc::new(Server::new(
             provider,
             role_name(args),
-            args.source.sts.region.clone(),
+            args.source.sts.region_or_env(),
             EcsToken::create(args.ecs_token_file.as_deref())?,
             args.allowed_host.clone(),
         ));

@@ -4,6 +4,7 @@
 //! credential_process is keyhold.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod roles_anywhere;
 pub mod serve;
 pub mod tink;
 
