@@ -6,10 +6,12 @@
 //! [`crate::signer`].
 
 use std::fmt;
+use std::sync::Arc;
 
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::hmac256::HmacKey;
+use crate::locked::Locked;
 
 /// Holds `"AWS4" + secret` somewhere the caller cannot read it.
 ///
@@ -242,21 +244,21 @@ impl fmt::Debug for RootSecret {
     }
 }
 
-/// The software root key: the secret in process memory (as HMAC pad states, zeroized on
-/// drop).
+/// The software root key: the secret in process memory (as HMAC pad states on a locked page
+/// of their own, out of swap where the system allows; zeroized on drop).
 ///
 /// For tests, baselines, and users who want a fast signer and accept that the secret is in
 /// memory. Also computes the reference HMAC a backend's import is checked against.
 #[derive(Clone)]
 pub struct SoftwareRootKey {
-    key: HmacKey,
+    key: Arc<Locked<HmacKey>>,
 }
 
 impl SoftwareRootKey {
     /// A key from the `"AWS4" + secret` bytes.
     pub fn new(secret: RootSecret) -> Self {
         Self {
-            key: HmacKey::new(secret.expose()),
+            key: Arc::new(Locked::new(HmacKey::new(secret.expose()))),
         }
     }
 

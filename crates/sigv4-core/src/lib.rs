@@ -47,6 +47,7 @@ mod canonical;
 mod encoding;
 mod hmac256;
 mod key;
+mod locked;
 mod names;
 mod output;
 mod query;

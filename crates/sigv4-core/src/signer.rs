@@ -10,11 +10,12 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::cache::{CachePolicy, DerivedKeyCache, SigningKey};
+use crate::cache::{CachePolicy, DerivedKeyCache, SigningKey, SigningPads};
 use crate::canonical::{CanonicalError, CanonicalRequest, Placement, SignableRequest};
 use crate::encoding::hex32;
 use crate::hmac256::HmacKey;
 use crate::key::{DateStamp, KeyError, RootKey};
+use crate::locked::Locked;
 use crate::names;
 use crate::output::SigningOutput;
 use crate::output::{Location, SessionToken, apply_headers, presigned_uri};
@@ -448,8 +449,12 @@ impl Signer {
             let next = HmacKey::new(&chained[..]);
             next.mac_into(&[step.as_bytes()], &mut chained);
         }
+        let pads = HmacKey::new(&chained[..]);
         let key = SigningKey {
-            key: HmacKey::new(&chained[..]),
+            key: match cached {
+                true => SigningPads::Kept(Arc::new(Locked::new(pads))),
+                false => SigningPads::Once(pads),
+            },
             scope: Scope::new(*date, region, service),
         };
         if cached {
