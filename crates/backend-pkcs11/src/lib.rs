@@ -23,6 +23,7 @@ mod x509_objects;
 pub use error::{Error, Step};
 pub use import::{ImportOptions, PreparedImport, import_key, prepare_import};
 pub use key::{OpenOptions, Pkcs11RootKey};
+pub use module::find_module_file;
 pub use objects::ACCESS_KEY_ID_APPLICATION;
 pub use uri::Pkcs11Uri;
 pub use x509::Pkcs11X509Key;

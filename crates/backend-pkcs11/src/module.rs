@@ -5,6 +5,8 @@
 //! way p11-kit does: a `NAME.module` file in p11-kit's config directories whose `module:`
 //! line names the library, then `NAME.so` / `libNAME.so` in the PKCS#11 module directories.
 //! No module at all means p11-kit's proxy, which loads every module p11-kit is configured with.
+//! [`find_module_file`] finds a bare file name a user typed (the AWS signing helper's
+//! `--pkcs11-lib opensc-pkcs11.so`): in the module directories, then the loader's.
 //!
 //! A module is a process-wide singleton inside the library itself, so it is loaded and
 //! initialised once per process here too; someone else having initialised it already
@@ -184,6 +186,33 @@ pub(crate) fn resolve_name(
     })
 }
 
+/// The module a bare file name (`opensc-pkcs11.so`, as the AWS signing helper's
+/// `--pkcs11-lib` takes it and hands it to the loader) stands for: the first such file in
+/// the PKCS#11 module directories, then in the loader's standard library directories.
+/// `ModuleNotFound` names where it looked.
+pub fn find_module_file(file_name: &str) -> Result<PathBuf, Error> {
+    let mut dirs = module_dirs();
+    dirs.extend(library_dirs());
+    find_in(file_name, &dirs)
+}
+
+fn find_in(file_name: &str, dirs: &[PathBuf]) -> Result<PathBuf, Error> {
+    if file_name.is_empty() || file_name.contains('/') {
+        return Err(Error::ModuleNotFound {
+            name: file_name.to_owned(),
+            searched: "nowhere: that is no file name".into(),
+        });
+    }
+    let candidates: Vec<PathBuf> = dirs.iter().map(|dir| dir.join(file_name)).collect();
+    match candidates.iter().find(|candidate| candidate.is_file()) {
+        Some(found) => Ok(found.clone()),
+        None => Err(Error::ModuleNotFound {
+            name: file_name.to_owned(),
+            searched: join_paths(&candidates),
+        }),
+    }
+}
+
 fn join_paths(paths: &[PathBuf]) -> String {
     let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     shown.join(", ")
@@ -214,6 +243,22 @@ fn module_dirs() -> Vec<PathBuf> {
         PathBuf::from("/usr/lib64/pkcs11"),
         PathBuf::from("/usr/lib/pkcs11"),
         PathBuf::from("/usr/local/lib/pkcs11"),
+    ]
+}
+
+/// The dynamic loader's standard library directories (glibc's defaults and Debian's
+/// multiarch ones), where a bare library name is found when no path names it.
+fn library_dirs() -> Vec<PathBuf> {
+    let multiarch = format!("{}-linux-gnu", std::env::consts::ARCH);
+    vec![
+        PathBuf::from("/usr/local/lib").join(&multiarch),
+        PathBuf::from("/usr/local/lib"),
+        PathBuf::from("/lib").join(&multiarch),
+        multiarch_lib(),
+        PathBuf::from("/lib64"),
+        PathBuf::from("/usr/lib64"),
+        PathBuf::from("/lib"),
+        PathBuf::from("/usr/lib"),
     ]
 }
 
@@ -265,6 +310,36 @@ mod tests {
         for bad in ["", "../x", "a/b"] {
             assert!(resolve(bad).unwrap_err().to_string().contains("bare name"));
         }
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_bare_module_file_name_is_found_in_the_first_directory_holding_it() {
+        let root = std::env::temp_dir().join(format!("keyhold-module-file-{}", std::process::id()));
+        let (modules, libs) = (root.join("pkcs11"), root.join("lib"));
+        for dir in [&modules, &libs] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(modules.join("both.so"), b"").unwrap();
+        std::fs::write(libs.join("both.so"), b"").unwrap();
+        std::fs::write(libs.join("lib-only.so"), b"").unwrap();
+        let dirs = [modules.clone(), libs.clone()];
+        assert_eq!(find_in("both.so", &dirs).unwrap(), modules.join("both.so"));
+        assert_eq!(
+            find_in("lib-only.so", &dirs).unwrap(),
+            libs.join("lib-only.so")
+        );
+        let err = find_in("missing.so", &dirs).unwrap_err();
+        assert!(
+            matches!(&err, Error::ModuleNotFound { searched, .. }
+                if searched.contains(&modules.join("missing.so").display().to_string())
+                    && searched.contains(&libs.join("missing.so").display().to_string())),
+            "{err:?}"
+        );
+        for bad in ["", "./x.so", "..", "a/b.so"] {
+            assert!(find_in(bad, &dirs).is_err(), "{bad}");
+        }
+        assert!(library_dirs().contains(&multiarch_lib()));
         std::fs::remove_dir_all(&root).unwrap();
     }
 

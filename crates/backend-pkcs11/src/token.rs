@@ -77,10 +77,24 @@ pub(crate) fn find_token(module: &Module, uri: &Pkcs11Uri) -> Result<Token, Erro
     }
 }
 
+/// Whether the URI names a token (or its slot): by label, serial, manufacturer, model or
+/// slot. The library attributes name the module, not a token behind it.
+fn names_a_token(uri: &Pkcs11Uri) -> bool {
+    uri.token.is_some()
+        || uri.serial.is_some()
+        || uri.manufacturer.is_some()
+        || uri.model.is_some()
+        || uri.slot_id.is_some()
+        || uri.slot_description.is_some()
+        || uri.slot_manufacturer.is_some()
+}
+
 /// The one token, among those the URI's path attributes select, for which `holds` says yes
 /// (it looks without logging in: a PIN is never tried on a token it was not meant for);
-/// `what` names what is looked for in errors ("certificate pkcs11:type=cert"). With one
-/// token selected, that token, unasked.
+/// `what` names what is looked for in errors ("certificate pkcs11:type=cert"). A URI that
+/// names a token and selects one gets it unasked; one that names no token gets a token
+/// only if it holds the object, even when it is the only token there (the lone token may
+/// be another one than the PIN is for).
 pub(crate) fn find_token_holding(
     module: &Module,
     uri: &Pkcs11Uri,
@@ -88,7 +102,7 @@ pub(crate) fn find_token_holding(
     holds: impl Fn(&Token) -> Result<bool, Error>,
 ) -> Result<Token, Error> {
     let mut matches = find_tokens(module, uri)?;
-    if matches.len() == 1 {
+    if matches.len() == 1 && names_a_token(uri) {
         return Ok(matches.remove(0).0);
     }
     let present = shown(&matches);

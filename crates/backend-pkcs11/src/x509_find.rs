@@ -27,11 +27,11 @@ pub(crate) fn object_selector(uri: &Pkcs11Uri) -> String {
     .to_string()
 }
 
-/// Whether `token` holds what `uri` names, among the objects it shows without a login. For
-/// `type=cert`: a certificate of the URI's label and id, on a token that can hold its private
-/// key (one that needs a login or shows a private key: a trust store does neither). For a
-/// private key: the key, or its public key or certificate (private keys are hidden until
-/// login).
+/// Whether `token` holds what `uri` names, among the objects it shows without a login: for
+/// `type=cert` a certificate of the URI's label and id, for a private key the key or its
+/// public key or certificate (private keys are hidden until login). Either way on a token
+/// that can hold a private key: one that needs a login or shows a private key. A trust
+/// store (p11-kit's) does neither, so its CA certificates never make it the holder.
 pub(crate) fn holds(module: &Module, token: &Token, uri: &Pkcs11Uri) -> Result<bool, Error> {
     let session = module
         .ctx
@@ -49,25 +49,28 @@ pub(crate) fn holds(module: &Module, token: &Token, uri: &Pkcs11Uri) -> Result<b
         }
         objects::find(&session, &token.label, &template).map(|found| !found.is_empty())
     };
-    if uri.object_type == Some(ObjectType::Cert) {
-        return Ok(find(ObjectClass::CERTIFICATE, true)?
-            && (token.login_required || find(ObjectClass::PRIVATE_KEY, false)?));
-    }
-    for class in [
-        ObjectClass::PRIVATE_KEY,
-        ObjectClass::PUBLIC_KEY,
-        ObjectClass::CERTIFICATE,
-    ] {
+    let classes: &[ObjectClass] = match uri.object_type {
+        Some(ObjectType::Cert) => &[ObjectClass::CERTIFICATE],
+        _ => &[
+            ObjectClass::PRIVATE_KEY,
+            ObjectClass::PUBLIC_KEY,
+            ObjectClass::CERTIFICATE,
+        ],
+    };
+    let mut named = false;
+    for &class in classes {
         if find(class, true)? {
-            return Ok(true);
+            named = true;
+            break;
         }
     }
-    Ok(false)
+    Ok(named && (token.login_required || find(ObjectClass::PRIVATE_KEY, false)?))
 }
 
 /// The private key of the certificate `der` whose `CKA_ID` is `id`: the one private key with
-/// that id, else the one whose public key (its public key object's, or an RSA key's own
-/// modulus and exponent) is the certificate's.
+/// that id, else the one whose public key ([`crate::x509_objects::public_key`]: an RSA key's
+/// own modulus and exponent, else the public key object of the same non-empty `CKA_ID`) is
+/// the certificate's.
 pub(crate) fn private_key_of_certificate(
     session: &Session,
     token: &str,
@@ -116,10 +119,15 @@ pub(crate) fn private_key_of_certificate(
         token,
         &[Attribute::Class(ObjectClass::PRIVATE_KEY)],
     )? {
-        let key_id = objects::identity(session, token, key)?.id;
-        let public = crate::x509_objects::public_key(session, token, key, &key_id)?;
-        if public.map(normalized).as_ref() == Some(&wanted) {
-            matching.push(key);
+        // A key that cannot be read (removed meanwhile, or a token's own restriction) is
+        // not the certificate's as far as anyone can tell: the others are still compared.
+        let public = objects::identity(session, token, key).and_then(|identity| {
+            crate::x509_objects::public_key(session, token, key, &identity.id)
+        });
+        match public {
+            Ok(public) if public.as_ref() == Some(&wanted) => matching.push(key),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(token, error = %e, "skipped a private key it cannot read"),
         }
     }
     match matching[..] {
@@ -137,20 +145,5 @@ pub(crate) fn private_key_of_certificate(
             count: matching.len(),
             matches: "several private keys share it; name one with --private-key".into(),
         }),
-    }
-}
-
-/// An RSA key's integers without leading zero bytes, so that equal keys compare equal.
-fn normalized(key: X509PublicKey) -> X509PublicKey {
-    let trim = |v: Vec<u8>| {
-        let zeros = v.iter().take_while(|&&b| b == 0).count();
-        v[zeros..].to_vec()
-    };
-    match key {
-        X509PublicKey::Rsa { modulus, exponent } => X509PublicKey::Rsa {
-            modulus: trim(modulus),
-            exponent: trim(exponent),
-        },
-        other => other,
     }
 }

@@ -16,10 +16,6 @@ use crate::token::{self, Token};
 use crate::uri::{ObjectType, Pkcs11Uri};
 use crate::x509::Pkcs11X509Key;
 
-/// DER OIDs of the named curves (RFC 5480), as CKA_EC_PARAMS holds them.
-pub(crate) const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-pub(crate) const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
-
 /// A logged-in read-write session on the token a URI names, in this machine's write turn.
 struct Writer {
     _turn: std::fs::File,
@@ -150,9 +146,9 @@ pub fn generate_key_pair(
         }
         None => {
             let params = if key_type == X509KeyType::P384 {
-                P384
+                X509PublicKey::P384_OID
             } else {
-                P256
+                X509PublicKey::P256_OID
             };
             public.push(Attribute::EcParams(params.to_vec()));
             Mechanism::EccKeyPairGen
@@ -171,14 +167,26 @@ pub fn generate_key_pair(
     Ok(made)
 }
 
-/// The public key of the pair whose private key is `key` (same CKA_ID): from the public key
-/// object, else (RSA) from the private key's own modulus and exponent.
+/// The public key of the pair whose private key is `key` (whose `CKA_ID` is `id`): the key's
+/// own (an RSA private key shows its modulus and public exponent; some tokens show an EC
+/// key's point), else the public key object with the same `CKA_ID`. An empty `id` pairs
+/// nothing: then only the key's own will do.
 pub(crate) fn public_key(
     session: &Session,
     token: &str,
     key: ObjectHandle,
     id: &[u8],
 ) -> Result<Option<X509PublicKey>, Error> {
+    match public_key_attributes(session, token, key) {
+        Ok(Some(own)) => return Ok(Some(own)),
+        Ok(None) => {}
+        // A token may refuse a private key's public attributes: its public key object
+        // may still tell.
+        Err(e) => tracing::debug!(token, error = %e, "the private key's public half is unreadable"),
+    }
+    if id.is_empty() {
+        return Ok(None);
+    }
     let public = objects::find(
         session,
         token,
@@ -187,7 +195,18 @@ pub(crate) fn public_key(
             Attribute::Id(id.to_vec()),
         ],
     )?;
-    let object = public.first().copied().unwrap_or(key);
+    match public.first() {
+        Some(&object) => public_key_attributes(session, token, object),
+        None => Ok(None),
+    }
+}
+
+/// The public key `object`'s attributes make, if they make one (RSA, or EC on P-256/P-384).
+fn public_key_attributes(
+    session: &Session,
+    token: &str,
+    object: ObjectHandle,
+) -> Result<Option<X509PublicKey>, Error> {
     let attributes = session
         .get_attributes(
             object,
@@ -210,24 +229,31 @@ pub(crate) fn public_key(
         }
     }
     Ok(match (modulus, exponent, point, params) {
-        (Some(modulus), Some(exponent), _, _) => Some(X509PublicKey::Rsa { modulus, exponent }),
-        // CKA_EC_POINT is a DER OCTET STRING around the point.
-        (_, _, Some(point), Some(params)) => {
-            let point = match point.as_slice() {
-                [0x04, length, rest @ ..] if usize::from(*length) == rest.len() => rest.to_vec(),
-                [0x04, 0x81, length, rest @ ..] if usize::from(*length) == rest.len() => {
-                    rest.to_vec()
-                }
-                raw => raw.to_vec(),
-            };
-            match params.as_slice() {
-                P256 => Some(X509PublicKey::P256(point)),
-                P384 => Some(X509PublicKey::P384(point)),
-                _ => None,
-            }
+        (Some(modulus), Some(exponent), _, _) if !modulus.is_empty() => {
+            Some(X509PublicKey::rsa(&modulus, &exponent))
         }
+        (_, _, Some(point), Some(params)) => ec_public_key(&params, &point),
         _ => None,
     })
+}
+
+/// An EC public key from `CKA_EC_PARAMS` and `CKA_EC_POINT`. PKCS#11 says the point is a DER
+/// OCTET STRING around the uncompressed point (`04 len 04 x y`); some tokens give the point
+/// alone (`04 x y`). Which one is told by the length the curve gives the point (65 bytes on
+/// P-256, 97 on P-384; 2 more for the OCTET STRING's tag and length), not by its first
+/// bytes: a point's first coordinate byte may equal its remaining length.
+fn ec_public_key(params: &[u8], point: &[u8]) -> Option<X509PublicKey> {
+    let (length, key): (usize, fn(Vec<u8>) -> X509PublicKey) = match params {
+        X509PublicKey::P256_OID => (65, X509PublicKey::P256),
+        X509PublicKey::P384_OID => (97, X509PublicKey::P384),
+        _ => return None,
+    };
+    let raw = match point {
+        raw if raw.len() == length => raw,
+        [0x04, wrapped, raw @ ..] if usize::from(*wrapped) == length && raw.len() == length => raw,
+        _ => return None,
+    };
+    (raw.first() == Some(&0x04)).then(|| key(raw.to_vec()))
 }
 
 impl Pkcs11X509Key {
@@ -255,5 +281,44 @@ impl Pkcs11X509Key {
             ])
             .map_err(|e| Error::token(&w.token.label, Step::CreateRecord, e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ec_point_is_read_raw_or_der_wrapped_by_its_length_for_the_curve() {
+        for (params, length) in [(X509PublicKey::P256_OID, 65), (X509PublicKey::P384_OID, 97)] {
+            let wanted = |raw: &[u8]| match params {
+                X509PublicKey::P256_OID => X509PublicKey::P256(raw.to_vec()),
+                _ => X509PublicKey::P384(raw.to_vec()),
+            };
+            // A raw point whose first coordinate byte is its remaining length (as a DER
+            // length would be): still the raw point, all of it.
+            let mut raw = vec![0x04; length];
+            raw[1] = u8::try_from(length - 2).unwrap();
+            assert_eq!(ec_public_key(params, &raw), Some(wanted(&raw)));
+            raw[1] = 0x2a;
+            assert_eq!(ec_public_key(params, &raw), Some(wanted(&raw)));
+            // The same point in a DER OCTET STRING, as PKCS#11 has it.
+            let wrapped = [&[0x04, u8::try_from(length).unwrap()][..], &raw].concat();
+            assert_eq!(ec_public_key(params, &wrapped), Some(wanted(&raw)));
+            // Anything else is no point of this curve: a compressed one, a wrong length or
+            // tag, a point of the other curve.
+            let compressed = [&[0x02][..], &raw[1..length / 2 + 1]].concat();
+            for bad in [
+                &compressed[..],
+                &raw[..length - 1],
+                &wrapped[..wrapped.len() - 1],
+                &[&[0x03, u8::try_from(length).unwrap()][..], &raw].concat()[..],
+            ] {
+                assert_eq!(ec_public_key(params, bad), None, "{bad:02x?}");
+            }
+        }
+        let p256 = [0x04; 65];
+        assert_eq!(ec_public_key(X509PublicKey::P384_OID, &p256), None);
+        assert_eq!(ec_public_key(&[0x06, 0x01, 0x00], &p256), None);
     }
 }

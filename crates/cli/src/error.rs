@@ -214,25 +214,8 @@ impl CliError {
     }
 }
 
-/// The error and its causes on one line, joined by ": ": keyhold's errors name their step
-/// and leave the cause to `source()`. A link whose text the link before it already holds
-/// is skipped: some foreign errors (tss-esapi's, cryptoki's library-loading one, Google's)
-/// print their own source in their message.
-pub fn one_line(error: &(dyn StdError + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut previous = line.clone();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !text.is_empty() && !previous.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        previous = text;
-        cause = c.source();
-    }
-    line.replace('\n', " ")
-}
+/// The error and its causes on one line (the one joiner of the workspace).
+pub use sigv4_core::error_chain as one_line;
 
 #[cfg(test)]
 mod tests {

@@ -106,6 +106,23 @@ fn the_signing_region_is_the_trust_anchors_unless_region_says_otherwise() {
         out.stderr
     );
 
+    // An empty --region is none, as in the AWS signing helper: the trust anchor's, and the
+    // log says so.
+    let out = credential_process(
+        &pki,
+        TRUST_ANCHOR_ARN_EU_WEST_1,
+        &["--endpoint-url", &eu.url, "--region", "", "-v"],
+        &[],
+    );
+    access_key_id(&out);
+    assert!(
+        out.stderr.contains("region=\"eu-west-1\"")
+            && out.stderr.contains("from=\"the trust anchor\"")
+            && !out.stderr.contains("--region"),
+        "{}",
+        out.stderr
+    );
+
     // --region is read (and checked) on this path.
     let out = credential_process(&pki, TRUST_ANCHOR_ARN, &["--region", "bad region!"], &[]);
     assert_eq!(out.code, 2, "{}", out.stderr);
@@ -276,4 +293,103 @@ fn read_certificate_data_is_cert_show_and_pkcs11_lib_names_the_module() {
     let out = run_with_stdin(&mut sign, "self-test");
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("verifies"), "{}", out.stderr);
+}
+
+#[test]
+fn a_private_key_through_a_fifo_is_read_once() {
+    // `--private-key <(...)` or a FIFO: it can be read once, and that read is the key's (it
+    // is not looked into for a TPM key first).
+    let dir = scratch("ra-fifo");
+    let pki = Pki::make(&dir.join("pki"), &["--key", "p256"]);
+    let fifo = dir.join("key.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let pem = std::fs::read(pki.path("leaf.key")).unwrap();
+    let writer = {
+        let fifo = fifo.clone();
+        // Blocks until keyhold opens the FIFO; a second open by keyhold would find no writer.
+        std::thread::spawn(move || std::fs::write(fifo, pem))
+    };
+    let endpoint = Endpoint::start(&pki.path("ca.pem"), 0);
+    let mut child = keyhold()
+        .arg("credential-process")
+        .args(["--certificate", pki.path("leaf.pem").to_str().unwrap()])
+        .args(["--private-key", fifo.to_str().unwrap()])
+        .args(["--trust-anchor-arn", TRUST_ANCHOR_ARN])
+        .args(["--profile-arn", PROFILE_ARN, "--role-arn", &role_arn()])
+        .args(["--endpoint-url", &endpoint.url])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("keyhold waits for a second read of the FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let document: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        document["AccessKeyId"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("ASIA")),
+        "{document}"
+    );
+    writer.join().unwrap().unwrap();
+    assert!(endpoint.refusals().is_empty(), "{}", endpoint.refusals());
+}
+
+#[test]
+fn pkcs11_lib_takes_a_file_name_as_the_signing_helpers_loader_does() {
+    let certificate = "pkcs11:type=cert;object=none-such";
+    let read = |lib: &str, cwd: Option<&std::path::Path>| {
+        let mut cmd = keyhold();
+        cmd.args(["read-certificate-data", "--certificate", certificate])
+            .args(["--pkcs11-lib", lib]);
+        if let Some(cwd) = cwd {
+            cmd.current_dir(cwd);
+        }
+        run(&mut cmd)
+    };
+    // A file name no module directory holds: the flag the user typed is named.
+    let out = read("no-such-pkcs11-module.so", None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--pkcs11-lib")
+            && out.stderr.contains("no-such-pkcs11-module.so")
+            && out.stderr.contains("give the module's absolute path")
+            && !out.stderr.contains("module-path"),
+        "{}",
+        out.stderr
+    );
+    // A file name found where the helper's loader finds it (OpenSC's module, as AWS's
+    // documentation writes it): loaded by its full path, which had no card.
+    let out = read("opensc-pkcs11.so", None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("/opensc-pkcs11.so")
+            && !out.stderr.contains(" opensc-pkcs11.so")
+            && !out.stderr.contains("absolute"),
+        "{}",
+        out.stderr
+    );
+    // A relative path, from the current directory.
+    let module = std::path::PathBuf::from(env(test_support::env::PKCS11_MODULE));
+    let file = module.file_name().unwrap().to_str().unwrap();
+    let out = read(&format!("./{file}"), module.parent());
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("module {}", module.display())),
+        "{}",
+        out.stderr
+    );
 }

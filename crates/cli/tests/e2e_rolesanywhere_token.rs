@@ -71,17 +71,7 @@ fn private_softhsm_behind_p11kit(dir: &Path, labels: &[&str]) -> Vec<(String, St
          (apt-get install softhsm2 p11-kit-modules)",
         system.display()
     );
-    let tokens = dir.join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
+    let conf = test_support::softhsm::private_conf(dir);
     let modules = dir.join("xdg/pkcs11/modules");
     std::fs::create_dir_all(&modules).unwrap();
     std::fs::write(

@@ -132,7 +132,11 @@ impl RolesAnywhereClientBuilder {
     pub fn build(self) -> Result<RolesAnywhereClient, RolesAnywhereError> {
         let config = RolesAnywhereError::Config;
         let region = self.region.ok_or_else(|| {
-            config("no region: give the trust anchor's region (--region), or set AWS_REGION".into())
+            config(
+                "no region: set the trust anchor's region, the one in its ARN, with .region() \
+                 (keyhold: --region, else the --trust-anchor-arn's)"
+                    .into(),
+            )
         })?;
         let region_ok = !region.is_empty()
             && region

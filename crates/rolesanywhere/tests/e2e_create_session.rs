@@ -364,3 +364,22 @@ fn a_failing_service_is_retried_and_then_answers() {
     let (kind, _) = refusal(runtime().block_on(one.create_session(&request())));
     assert_eq!(kind, ServiceErrorKind::ServiceFailure);
 }
+
+#[test]
+fn a_client_without_a_region_names_where_the_region_comes_from() {
+    let dir = scratch("no-region");
+    let pki = Pki::make(&dir, &["--key", "p256"]);
+    let chain = CertificateChain::from_pem(&read(&pki, "leaf.pem")).unwrap();
+    let built = RolesAnywhereClient::builder(chain.signer(file_key(&pki)).unwrap()).build();
+    let Err(err) = built else {
+        panic!("a client without a region was built");
+    };
+    let message = err.to_string();
+    assert!(
+        matches!(err, RolesAnywhereError::Config(_))
+            && message.contains("trust anchor's region")
+            && message.contains("--region")
+            && !message.contains("AWS_REGION"),
+        "{message}"
+    );
+}

@@ -12,17 +12,5 @@ pub use source::{
 };
 pub use {rolesanywhere, sts_client};
 
-/// `error` and its causes, each once, joined by `: ` (for a log line or a reply's reason).
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        let text = next.to_string();
-        if !text.is_empty() {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        cause = next.source();
-    }
-    line
-}
+/// `error` and its causes on one line (sigv4-core's joiner, re-exported).
+pub use sigv4_core::error_chain;

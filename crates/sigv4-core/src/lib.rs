@@ -73,6 +73,27 @@ pub use x509::{
     X509Error, X509Key, X509KeyKind, X509KeyType, X509PublicKey, X509Signer, ecdsa_signature_der,
 };
 
+/// An error and its causes on one line, joined by `: `, for a log line, a reply's reason or
+/// a command's last word. keyhold's errors name their step and leave the cause to
+/// `source()`; a link whose text the link before it already holds is skipped, as some
+/// foreign errors (tss-esapi's, cryptoki's library loading, Google's) print their own source
+/// in their message. Newlines become spaces.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut previous = line.clone();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let text = next.to_string();
+        if !text.is_empty() && !previous.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        previous = text;
+        cause = next.source();
+    }
+    line.replace('\n', " ")
+}
+
 /// The workspace README's examples, compiled and run as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

@@ -420,10 +420,11 @@ impl Signer {
             settings: &self.settings,
         };
         let amz_date = params.amz_date()?;
-        let key = self.signing_key(&amz_date.date(), params.region, params.service)?;
-        let when = (amz_date, key.scope.clone());
+        let SigningKey { key, scope } =
+            self.signing_key(&amz_date.date(), params.region, params.service)?;
+        let when = (amz_date, scope);
         let unsigned = canonical_and_string_to_sign(request, payload, when, location, &identity)?;
-        let signature = key.sign(&unsigned.string_to_sign);
+        let signature = sign_with(&key, &unsigned.string_to_sign);
         let token = self.session_token.clone();
         Ok(unsigned.signed(signature, self.access_key_id.clone(), token))
     }
@@ -464,13 +465,11 @@ impl Signer {
     }
 }
 
-impl SigningKey {
-    /// Step three for an access key: HMAC-SHA256 of the string to sign.
-    fn sign(&self, string_to_sign: &StringToSign) -> Signature {
-        let mut mac = self.key.begin();
-        string_to_sign.write_parts(&mut |part| mac.update(part));
-        Signature::new(&mac.finish())
-    }
+/// Step three for an access key: HMAC-SHA256 of the string to sign with `kSigning`.
+fn sign_with(k_signing: &HmacKey, string_to_sign: &StringToSign) -> Signature {
+    let mut mac = k_signing.begin();
+    string_to_sign.write_parts(&mut |part| mac.update(part));
+    Signature::new(&mac.finish())
 }
 
 impl fmt::Debug for Signer {

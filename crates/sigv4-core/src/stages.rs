@@ -79,32 +79,36 @@ impl fmt::Debug for AmzDate {
 }
 
 /// The credential scope: the day, region and service a signature is good for. Cheap to
-/// clone: the derived-key cache hands out the names it already holds.
+/// clone (one shared allocation): the derived-key cache hands out the names it already
+/// holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Scope {
+pub struct Scope(Arc<ScopeNames>);
+
+#[derive(Debug, PartialEq, Eq)]
+struct ScopeNames {
     date: DateStamp,
-    region: Arc<str>,
-    service: Arc<str>,
+    region: Box<str>,
+    service: Box<str>,
 }
 
 impl Scope {
     pub(crate) fn new(date: DateStamp, region: &str, service: &str) -> Self {
-        Self {
+        Self(Arc::new(ScopeNames {
             date,
             region: region.into(),
             service: service.into(),
-        }
+        }))
     }
 
     /// The parts of `yyyymmdd/region/service/aws4_request`, the one definition of its
     /// layout.
     pub(crate) fn parts(&self) -> [&str; 7] {
         [
-            self.date.as_str(),
+            self.0.date.as_str(),
             "/",
-            &self.region,
+            &self.0.region,
             "/",
-            &self.service,
+            &self.0.service,
             "/",
             names::SCOPE_TERMINATOR,
         ]
@@ -112,17 +116,17 @@ impl Scope {
 
     /// The day.
     pub fn date(&self) -> &DateStamp {
-        &self.date
+        &self.0.date
     }
 
     /// The region.
     pub fn region(&self) -> &str {
-        &self.region
+        &self.0.region
     }
 
     /// The service (its signing name).
     pub fn service(&self) -> &str {
-        &self.service
+        &self.0.service
     }
 }
 

@@ -69,6 +69,24 @@ pub enum X509PublicKey {
 }
 
 impl X509PublicKey {
+    /// DER of the P-256 curve's identifier (`secp256r1`, RFC 5480), as a certificate's key and
+    /// a PKCS#11 key's `CKA_EC_PARAMS` name it.
+    pub const P256_OID: &'static [u8] =
+        &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    /// DER of the P-384 curve's identifier (`secp384r1`, RFC 5480).
+    pub const P384_OID: &'static [u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+
+    /// An RSA key from its big-endian integers, leading zero bytes dropped, so that equal keys
+    /// compare equal whoever wrote them (DER pads a modulus whose top bit is set; a token
+    /// may not).
+    pub fn rsa(modulus: &[u8], exponent: &[u8]) -> Self {
+        let unsigned = |n: &[u8]| n.iter().skip_while(|&&b| b == 0).copied().collect();
+        Self::Rsa {
+            modulus: unsigned(modulus),
+            exponent: unsigned(exponent),
+        }
+    }
+
     /// The public key of a DER certificate (its `subjectPublicKeyInfo`, RFC 5280 4.1; RSA as
     /// RFC 3279 writes it, EC on P-256 or P-384 as RFC 5480 does), RSA integers without
     /// leading zero bytes. `None` for a key of another kind or a certificate it can't read.
@@ -78,8 +96,6 @@ impl X509PublicKey {
             0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
         ];
         const EC_PUBLIC_KEY: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-        const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-        const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
         let read = |input, tag| read_tlv(input, tag, "").ok();
         let mut tbs = tbs_certificate(der).ok()?;
         // serialNumber, signature, issuer, validity, subject, then subjectPublicKeyInfo.
@@ -94,15 +110,11 @@ impl X509PublicKey {
             let (integers, _) = read(key, SEQUENCE)?;
             let (modulus, rest) = read(integers, INTEGER)?;
             let (exponent, _) = read(rest, INTEGER)?;
-            let unsigned = |n: &[u8]| n.iter().skip_while(|&&b| b == 0).copied().collect();
-            return Some(Self::Rsa {
-                modulus: unsigned(modulus),
-                exponent: unsigned(exponent),
-            });
+            return Some(Self::rsa(modulus, exponent));
         }
         match algorithm.strip_prefix(EC_PUBLIC_KEY)? {
-            P256 => Some(Self::P256(key.to_vec())),
-            P384 => Some(Self::P384(key.to_vec())),
+            Self::P256_OID => Some(Self::P256(key.to_vec())),
+            Self::P384_OID => Some(Self::P384(key.to_vec())),
             _ => None,
         }
     }

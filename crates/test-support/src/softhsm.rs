@@ -35,6 +35,20 @@ pub const SUITE_SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 /// The access key id of the AWS SigV4 test suite.
 pub const SUITE_ACCESS_KEY_ID: &str = "AKIDEXAMPLE";
 
+/// A SoftHSM configuration of its own under `dir` (an empty token directory beside it), for
+/// a process that must see only the tokens a test makes: point `SOFTHSM2_CONF` at it.
+pub fn private_conf(dir: &std::path::Path) -> PathBuf {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).expect("token directory");
+    let conf = dir.join("softhsm2.conf");
+    let text = format!(
+        "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+        tokens.display()
+    );
+    std::fs::write(&conf, text).expect("softhsm2.conf");
+    conf
+}
+
 /// The SoftHSM module path, or a panic saying how to run these tests.
 pub fn module_path() -> PathBuf {
     for var in ["SOFTHSM2_CONF", crate::env::PKCS11_MODULE] {

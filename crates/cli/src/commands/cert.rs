@@ -133,7 +133,7 @@ pub fn show(args: &crate::args::CertShowArgs) -> Result<(), CliError> {
         {
             let uri = backend_pkcs11::Pkcs11Uri::parse(certificate)
                 .map_err(|e| usage("--certificate", e))?;
-            let uri = super::roles_anywhere::with_module(uri, args.pkcs11_lib.as_deref());
+            let uri = super::roles_anywhere::with_module(uri, args.pkcs11_lib.as_deref())?;
             let key = crate::backend::pkcs11::open_x509(&uri)?;
             let der = key.certificate_der().ok_or_else(|| {
                 usage(

@@ -56,7 +56,8 @@ const TSS2_BEGIN: &str = "-----BEGIN TSS2 PRIVATE KEY-----";
 
 /// The `tpm:` reference a `--private-key` in the AWS signing helper's spelling stands for:
 /// `handle:0x81...`, or the path of a TSS2 PEM key file (known by its BEGIN line), so that
-/// the helper's `~/.aws/config` lines work unchanged.
+/// the helper's `~/.aws/config` lines work unchanged. Only a regular file is looked into: a
+/// pipe (`<(...)`, a FIFO, `/dev/fd/N`) can be read once, and that read is the file key's.
 pub fn signing_helper_tpm_key(text: &str) -> Option<String> {
     if let Some(handle) = text.strip_prefix("handle:") {
         return Some(format!("tpm:handle={handle}"));
@@ -65,6 +66,9 @@ pub fn signing_helper_tpm_key(text: &str) -> Option<String> {
         return None;
     }
     // A missing or unreadable file is reported by the file-key path that follows.
+    if !std::fs::metadata(text).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
     let contents = Zeroizing::new(std::fs::read(text).ok()?);
     let pem = std::str::from_utf8(&contents).ok()?;
     pem.lines()
@@ -78,14 +82,41 @@ pub fn signing_helper_tpm_key(text: &str) -> Option<String> {
 pub fn with_module(
     mut uri: backend_pkcs11::Pkcs11Uri,
     pkcs11_lib: Option<&Path>,
-) -> backend_pkcs11::Pkcs11Uri {
+) -> Result<backend_pkcs11::Pkcs11Uri, CliError> {
     if uri.module_path.is_none()
         && uri.module_name.is_none()
         && let Some(lib) = pkcs11_lib
     {
-        uri.module_path = Some(lib.display().to_string());
+        uri.module_path = Some(module_file(lib)?.display().to_string());
     }
-    uri
+    Ok(uri)
+}
+
+/// The module `--pkcs11-lib` names, found as the AWS signing helper's loader (`dlopen`)
+/// finds it: an absolute path as it is, a relative one from the current directory, a bare
+/// file name (`opensc-pkcs11.so`) in the PKCS#11 module directories, then the loader's
+/// standard ones.
+#[cfg(feature = "pkcs11")]
+fn module_file(lib: &Path) -> Result<std::path::PathBuf, CliError> {
+    const GIVE: &str = "give the module's absolute path";
+    if lib.is_absolute() {
+        return Ok(lib.to_owned());
+    }
+    if lib.as_os_str().as_encoded_bytes().contains(&b'/') {
+        return std::path::absolute(lib)
+            .map_err(|e| usage("--pkcs11-lib", format!("{}: {e}; {GIVE}", lib.display())));
+    }
+    let name = lib
+        .to_str()
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| usage("--pkcs11-lib", format!("{:?} is no file name; {GIVE}", lib)))?;
+    backend_pkcs11::find_module_file(name).map_err(|e| match e {
+        backend_pkcs11::Error::ModuleNotFound { searched, .. } => usage(
+            "--pkcs11-lib",
+            format!("{name} not found (looked for {searched}); {GIVE}"),
+        ),
+        other => usage("--pkcs11-lib", crate::error::one_line(&other)),
+    })
 }
 
 fn location<'a>(
@@ -116,8 +147,9 @@ fn location<'a>(
     if text.starts_with("pkcs11:") {
         #[cfg(feature = "pkcs11")]
         return backend_pkcs11::Pkcs11Uri::parse(text)
-            .map(|uri| Location::Pkcs11(Box::new(with_module(uri, pkcs11_lib))))
-            .map_err(|e| usage(flag, e));
+            .map_err(|e| usage(flag, e))
+            .and_then(|uri| with_module(uri, pkcs11_lib))
+            .map(|uri| Location::Pkcs11(Box::new(uri)));
         #[cfg(not(feature = "pkcs11"))]
         return Err(usage(
             flag,
@@ -133,6 +165,17 @@ fn file_key(password_file: Option<&Path>, path: &Path) -> Result<FileKey, CliErr
     let pem = Zeroizing::new(read(path)?);
     let pem = std::str::from_utf8(&pem)
         .map_err(|_| usage("--private-key", "the file is not PEM text"))?;
+    if pem.lines().any(|line| line.trim_end() == TSS2_BEGIN) {
+        // Only a regular file is looked into for a TPM key (signing_helper_tpm_key).
+        return Err(usage(
+            "--private-key",
+            format!(
+                "{} holds a TPM key (TSS2 PEM), which keyhold takes from a regular file only: \
+                 give it as one",
+                path.display()
+            ),
+        ));
+    }
     let password = password(password_file)?;
     FileKey::from_pem(pem, password.as_ref().map(|p| p.as_slice()))
         .map_err(|e| usage("--private-key", e))
@@ -320,8 +363,8 @@ pub fn request(ra: &RolesAnywhereArgs, role_arn: Option<&str>) -> Result<CreateS
     Ok(CreateSession::new(trust_anchor, profile, role))
 }
 
-/// The client signing with `chain` and `key` for `--region`, else the trust anchor's region
-/// (as the AWS signing helper: `AWS_REGION` is not read), at the endpoint `--endpoint-url`,
+/// The client signing with `chain` and `key` for `--region` (unless empty), else the trust
+/// anchor's region (as the AWS signing helper: `AWS_REGION` is not read), at the endpoint `--endpoint-url`,
 /// `AWS_ENDPOINT_URL_ROLESANYWHERE`, `AWS_ENDPOINT_URL` or the region's.
 pub fn client(
     request: &CreateSession,
@@ -331,19 +374,12 @@ pub fn client(
     key_args: &KeyArgs,
 ) -> Result<RolesAnywhereClient, CliError> {
     let signer = chain.signer(key).map_err(|e| usage("--private-key", e))?;
-    let region = match endpoint.region.as_deref().filter(|r| !r.is_empty()) {
-        Some(region) => region,
-        None => request.trust_anchor_arn().region(),
+    // `--region ""` is no region, as in the AWS signing helper: the trust anchor's is used.
+    let (region, from) = match endpoint.region.as_deref().filter(|r| !r.is_empty()) {
+        Some(region) => (region, "--region"),
+        None => (request.trust_anchor_arn().region(), "the trust anchor"),
     };
-    tracing::info!(
-        region,
-        from = if endpoint.region.is_some() {
-            "--region"
-        } else {
-            "the trust anchor"
-        },
-        "Roles Anywhere signing region"
-    );
+    tracing::info!(region, from, "Roles Anywhere signing region");
     let mut builder = RolesAnywhereClient::builder(signer)
         .region(region)
         .from_env()
