@@ -2,7 +2,9 @@
 //!
 //! No I/O, no async, no unsafe. The one step of SigV4 that needs the secret,
 //! `kDate = HMAC-SHA256("AWS4" + secret, yyyymmdd)`, is [`RootKey::date_key`]; a PKCS#11
-//! token, a TPM or a Tink keyset implements it, and everything else happens here.
+//! token, a TPM or a Tink keyset implements it, and everything else happens here. Derived
+//! keys kept for their day sit on pages of their own locked out of swap (`mlock`, best
+//! effort) and are zeroized when dropped.
 //!
 //! ```
 //! use sigv4_core::{Signer, SigningParams, SoftwareRootKey};

@@ -79,36 +79,35 @@ impl fmt::Debug for AmzDate {
 }
 
 /// The credential scope: the day, region and service a signature is good for. Cheap to
-/// clone (one shared allocation): the derived-key cache hands out the names it already
-/// holds.
+/// clone: the region and service share one allocation (the derived-key cache hands out the
+/// names it already holds).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Scope(Arc<ScopeNames>);
-
-#[derive(Debug, PartialEq, Eq)]
-struct ScopeNames {
+pub struct Scope {
     date: DateStamp,
-    region: Box<str>,
-    service: Box<str>,
+    /// The region, then the service, as one text.
+    names: Arc<str>,
+    /// Where the service begins in `names`.
+    service_at: usize,
 }
 
 impl Scope {
     pub(crate) fn new(date: DateStamp, region: &str, service: &str) -> Self {
-        Self(Arc::new(ScopeNames {
+        Self {
             date,
-            region: region.into(),
-            service: service.into(),
-        }))
+            names: [region, service].concat().into(),
+            service_at: region.len(),
+        }
     }
 
     /// The parts of `yyyymmdd/region/service/aws4_request`, the one definition of its
     /// layout.
     pub(crate) fn parts(&self) -> [&str; 7] {
         [
-            self.0.date.as_str(),
+            self.date.as_str(),
             "/",
-            &self.0.region,
+            self.region(),
             "/",
-            &self.0.service,
+            self.service(),
             "/",
             names::SCOPE_TERMINATOR,
         ]
@@ -116,17 +115,17 @@ impl Scope {
 
     /// The day.
     pub fn date(&self) -> &DateStamp {
-        &self.0.date
+        &self.date
     }
 
     /// The region.
     pub fn region(&self) -> &str {
-        &self.0.region
+        &self.names[..self.service_at]
     }
 
     /// The service (its signing name).
     pub fn service(&self) -> &str {
-        &self.0.service
+        &self.names[self.service_at..]
     }
 }
 
