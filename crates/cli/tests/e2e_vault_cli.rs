@@ -14,15 +14,19 @@ fn root_token() -> String {
     env(test_support::env::VAULT_ROOT_TOKEN)
 }
 
-/// `bao ARGS` as root; stdout.
-fn bao(args: &[&str]) -> String {
-    let out = run(Command::new(python_bin().join("bao"))
-        .args(args)
+/// `bao ARGS` as root.
+fn bao_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(python_bin().join("bao"));
+    cmd.args(args)
         .env("VAULT_ADDR", env(test_support::env::VAULT_ADDR))
         .env("VAULT_TOKEN", root_token())
-        .env("HOME", std::env::temp_dir()))
-    .ok();
-    out.stdout
+        .env("HOME", std::env::temp_dir());
+    cmd
+}
+
+/// `bao ARGS` as root, which must succeed; stdout.
+fn bao(args: &[&str]) -> String {
+    run(&mut bao_command(args)).ok().stdout
 }
 
 /// `keyhold` pointed at the OpenBao server, its token in `token_file`.
@@ -241,5 +245,64 @@ fn serve_hands_out_role_credentials_signed_by_a_vault_key() {
     assert_eq!(
         common::serve::aws_cli_caller(&dir, &imds),
         common::serve::assumed_role_arn("vault-serve")
+    );
+}
+
+/// An import into Vault is one request that the server carries out whole: killed at any
+/// point (SIGKILL, SIGINT, SIGTERM), keyhold leaves no key or a whole one, never a key that
+/// signs wrong, and a name left free can be imported again.
+#[test]
+fn a_killed_import_leaves_no_key_or_a_whole_one() {
+    let dir = scratch("vault-kill");
+    let admin = dir.join("admin-token");
+    std::fs::write(&admin, root_token()).unwrap();
+    let import = |name: &str| {
+        let mut cmd = vault_keyhold(&admin);
+        cmd.args(["import", "--key", &format!("vault:{name}")])
+            .args(["--access-key-id", &access_key_id()]);
+        cmd
+    };
+    let whoami = |name: &str| {
+        run(vault_keyhold(&admin)
+            .args(["whoami", "--key", &format!("vault:{name}")])
+            .args([
+                "--access-key-id",
+                &access_key_id(),
+                "--endpoint-url",
+                &moto(),
+            ]))
+    };
+    let started = std::time::Instant::now();
+    let first = format!("kill-{}-timing", std::process::id());
+    run_with_stdin(&mut import(&first), &format!("{}\n", secret())).ok();
+    let total = started.elapsed();
+
+    let tries = 24;
+    let mut made = 0;
+    for i in 0..tries {
+        let name = format!("kill-{}-{i}", std::process::id());
+        let signal = SIGNALS[i % SIGNALS.len()];
+        let mut child = spawn_with_stdin(&mut import(&name), &format!("{}\n", secret()));
+        std::thread::sleep(total.mul_f64(1.2) * i as u32 / tries as u32);
+        send_signal(&child, signal);
+        child.wait().unwrap();
+        let listed = run(&mut bao_command(&[
+            "read",
+            "-field=name",
+            &format!("transit/keys/{name}"),
+        ]));
+        if listed.code == 0 {
+            made += 1;
+            // A whole key: STS accepts its signatures.
+            assert_is_test_user(&whoami(&name).ok().stdout);
+        } else {
+            // No key: the name is free, and a new import under it works.
+            run_with_stdin(&mut import(&name), &format!("{}\n", secret())).ok();
+            assert_is_test_user(&whoami(&name).ok().stdout);
+        }
+    }
+    assert!(
+        made > 0 && made < tries,
+        "{made} of {tries} tries left a key"
     );
 }
