@@ -76,8 +76,9 @@ pub struct VaultClient {
     namespace: Option<String>,
     auth: Auth,
     session: Mutex<Session>,
-    /// Whether a renewal thread runs ([`VaultClient::keep_renewed`]).
-    renewing: std::sync::atomic::AtomicBool,
+    /// The stop line of the renewal thread ([`VaultClient::keep_renewed`]), once it runs:
+    /// dropping the client drops it, which wakes and ends the thread.
+    renewal: std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>,
 }
 
 impl fmt::Debug for VaultClient {
@@ -142,7 +143,7 @@ impl VaultClient {
                 renew_after: None,
                 renewable: false,
             }),
-            renewing: std::sync::atomic::AtomicBool::new(false),
+            renewal: std::sync::Mutex::new(None),
         };
         match &client.auth {
             Auth::AppRole { .. } => client.log_in()?,
@@ -159,10 +160,12 @@ impl VaultClient {
     /// less often than tokens expire. Idempotent; the thread ends soon after the client is
     /// dropped.
     pub fn keep_renewed(self: &std::sync::Arc<Self>) {
-        use std::sync::atomic::Ordering;
-        if self.renewing.swap(true, Ordering::SeqCst) {
+        use std::sync::mpsc::{RecvTimeoutError, channel};
+        let mut renewal = self.renewal.lock().unwrap_or_else(|e| e.into_inner());
+        if renewal.is_some() {
             return;
         }
+        let (stop, stopped) = channel::<()>();
         let client = std::sync::Arc::downgrade(self);
         let spawned = std::thread::Builder::new()
             .name("keyhold-vault-renew".into())
@@ -171,8 +174,11 @@ impl VaultClient {
                     let Some(wait) = client.upgrade().map(|c| c.until_renewal()) else {
                         return;
                     };
-                    // In slices, so that a dropped client ends the thread within a second.
-                    std::thread::sleep(wait.min(Duration::from_secs(1)));
+                    // Nothing is ever sent: the wait ends at its time, or at once when the
+                    // client (holding the sender) is dropped.
+                    if stopped.recv_timeout(wait) == Err(RecvTimeoutError::Disconnected) {
+                        return;
+                    }
                     let Some(client) = client.upgrade() else {
                         return;
                     };
@@ -181,8 +187,8 @@ impl VaultClient {
                     }
                 }
             });
-        if spawned.is_err() {
-            self.renewing.store(false, Ordering::SeqCst);
+        if spawned.is_ok() {
+            *renewal = Some(stop);
         }
     }
 

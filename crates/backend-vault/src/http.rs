@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use sigv4_core::transport::{BodyBuffer, BodyError};
 use zeroize::Zeroizing;
 
 use crate::error::VaultError;
@@ -19,8 +20,19 @@ struct Job {
     token: Option<SecretString>,
     namespace: Option<String>,
     body: Option<Zeroizing<Vec<u8>>>,
-    reply: mpsc::Sender<Result<Reply, reqwest::Error>>,
+    reply: mpsc::Sender<Result<Reply, Failed>>,
 }
+
+/// Why a call got no whole reply.
+enum Failed {
+    /// The connection failed.
+    Connection(reqwest::Error),
+    /// The reply was cut off, or larger than [`MAX_BODY`].
+    Body(BodyError, Option<reqwest::Error>),
+}
+
+/// The most of a reply read: Vault's replies are a few KiB.
+const MAX_BODY: usize = 1 << 20;
 
 /// A reply: its status and body (zeroized when dropped: it may hold a token).
 pub(crate) struct Reply {
@@ -66,8 +78,8 @@ impl Http {
         std::thread::Builder::new()
             .name("keyhold-vault-http".into())
             .spawn(move || {
-                while let Ok(job) = queue.recv() {
-                    let result = runtime.block_on(send(&client, &job));
+                while let Ok(mut job) = queue.recv() {
+                    let result = runtime.block_on(send(&client, &mut job));
                     let _ = job.reply.send(result);
                 }
             })
@@ -96,12 +108,19 @@ impl Http {
             body,
             reply,
         };
-        let unreachable = |source| VaultError::Unreachable {
-            addr: self.addr.clone(),
-            source,
+        let what = format!("{method} {url}", method = job.method, url = job.url);
+        let failed = |error| match error {
+            Failed::Connection(source) | Failed::Body(_, Some(source)) => VaultError::Unreachable {
+                addr: self.addr.clone(),
+                source,
+            },
+            Failed::Body(why, None) => VaultError::Reply {
+                what,
+                why: why.to_string(),
+            },
         };
         match self.jobs.send(job).ok().and_then(|()| answer.recv().ok()) {
-            Some(result) => result.map_err(unreachable),
+            Some(result) => result.map_err(failed),
             // The thread ends only when `self` is dropped, or if it panicked.
             None => Err(VaultError::Config(
                 "the HTTP thread of the Vault client has stopped".into(),
@@ -110,7 +129,8 @@ impl Http {
     }
 }
 
-async fn send(client: &reqwest::Client, job: &Job) -> Result<Reply, reqwest::Error> {
+/// Sends `job`, handing its body over (no copy of it is left behind).
+async fn send(client: &reqwest::Client, job: &mut Job) -> Result<Reply, Failed> {
     let mut request = client
         .request(job.method.clone(), &job.url)
         .header("X-Vault-Request", "true");
@@ -120,13 +140,23 @@ async fn send(client: &reqwest::Client, job: &Job) -> Result<Reply, reqwest::Err
     if let Some(namespace) = &job.namespace {
         request = request.header("X-Vault-Namespace", namespace);
     }
-    if let Some(body) = &job.body {
+    if let Some(body) = &mut job.body {
         request = request
             .header("Content-Type", "application/json")
-            .body(body.to_vec());
+            .body(std::mem::take(&mut **body));
     }
-    let response = request.send().await?;
+    let mut response = request.send().await.map_err(Failed::Connection)?;
     let status = response.status().as_u16();
-    let body = Zeroizing::new(response.bytes().await?.to_vec());
-    Ok(Reply { status, body })
+    let mut body = BodyBuffer::new(MAX_BODY);
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.push(&chunk).map_err(|e| Failed::Body(e, None))?,
+            Ok(None) => break,
+            Err(e) => return Err(Failed::Body(body.cut_off(), Some(e))),
+        }
+    }
+    Ok(Reply {
+        status,
+        body: body.finish(),
+    })
 }

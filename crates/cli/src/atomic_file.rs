@@ -226,6 +226,30 @@ fn sync_dir(target: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Opens (or makes, 0600) the lock file `path` and waits at most `wait` for an exclusive
+/// `flock` on it, polling: the lock is held while the returned file is open. An error when
+/// the file can't be opened, or (`TimedOut`) another process held the lock all along.
+pub fn lock_exclusive(path: &Path, wait: std::time::Duration) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    let start = std::time::Instant::now();
+    while rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        if start.elapsed() > wait {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("another keyhold held it for {} seconds", wait.as_secs()),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,10 +13,10 @@
 //! - Concurrency: a miss takes an exclusive lock (`flock`) on the entry's `.lock` file and
 //!   looks again before fetching, so concurrent invocations wait for one refresh.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::fs::File;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -85,27 +85,13 @@ impl Entry {
 
     /// Waits (at most a minute) for the entry's lock: whoever holds it is refreshing.
     pub fn lock(&self) -> Locked {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&self.lock_path);
-        let Ok(file) = file else {
-            return Locked { _file: None };
-        };
-        let start = Instant::now();
-        loop {
-            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => return Locked { _file: Some(file) },
-                Err(_) if start.elapsed() < LOCK_WAIT => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(_) => {
-                    tracing::warn!(path = %self.lock_path.display(), "the cache entry stayed locked for a minute; fetching without it");
-                    return Locked { _file: None };
-                }
+        match crate::atomic_file::lock_exclusive(&self.lock_path, LOCK_WAIT) {
+            Ok(file) => Locked { _file: Some(file) },
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                tracing::warn!(path = %self.lock_path.display(), "the cache entry stayed locked for a minute; fetching without it");
+                Locked { _file: None }
             }
+            Err(_) => Locked { _file: None },
         }
     }
 

@@ -140,22 +140,19 @@ pub type Signals = Option<tokio::sync::mpsc::UnboundedReceiver<i32>>;
 
 /// Runs the command; the process's exit code (`exec`: the command's).
 fn run(command: &Command, signals: Signals) -> Result<u8, CliError> {
-    if let Command::Exec(args) = command {
-        return commands::exec::run(args, signals);
-    }
-    match command {
+    let done = match command {
+        Command::Exec(args) => return commands::exec::run(args, signals),
         Command::Import(args) => commands::import::run(args, &runtime()?),
         Command::Sign(args) => commands::sign::run(args, &runtime()?),
         Command::Whoami(args) => commands::whoami::run(args, &runtime()?),
         Command::CredentialProcess(args) => commands::credential_process::run(args),
         Command::Serve(args) => serve::run(args, signals),
-        Command::Exec(_) => unreachable!("handled above"),
         Command::Export(args) => commands::export::run(args),
         Command::Update(args) => commands::update::run(args, signals),
         Command::Doctor(args) => doctor::run(args, &runtime()?),
         Command::Cert(args) => commands::cert::run(args),
         Command::SignString(args) => commands::sign_string::run(args),
         Command::ReadCertificateData(args) => commands::cert::show(args),
-    }
-    .map(|()| 0)
+    };
+    done.map(|()| 0)
 }

@@ -6,13 +6,13 @@
 //! answer); the override comes from the caller, then `AWS_ENDPOINT_URL_ROLESANYWHERE`, then
 //! `AWS_ENDPOINT_URL`.
 
+use sigv4_core::transport::BodyBuffer;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use sigv4_core::{SigningParams, X509Signer};
 use time::OffsetDateTime;
-use zeroize::Zeroizing;
 
 use crate::error::{BoxError, RolesAnywhereError};
 use crate::request::CreateSession;
@@ -260,7 +260,7 @@ impl RolesAnywhereClient {
             let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
             let can_retry = attempt < inner.max_attempts;
             let signed = self.signed_request(request).await?;
-            let response = match inner.http.execute(signed).await {
+            let mut response = match inner.http.execute(signed).await {
                 Ok(response) => response,
                 Err(e) if can_retry => {
                     tracing::debug!(attempt, error = %e, "CreateSession failed to send; retrying");
@@ -292,7 +292,14 @@ impl RolesAnywhereClient {
                 content_type: content_type.clone(),
                 detail,
             };
-            let body = read_body(response).await.map_err(reply)?;
+            let mut buffer = BodyBuffer::new(MAX_BODY);
+            let body = loop {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => buffer.push(&chunk).map_err(|e| reply(e.to_string()))?,
+                    Ok(None) => break buffer.finish(),
+                    Err(_) => return Err(reply(buffer.cut_off().to_string())),
+                }
+            };
             tracing::debug!(attempt, status, "Roles Anywhere replied");
             if (200..300).contains(&status) {
                 return response::credentials(&body).map_err(reply);
@@ -393,26 +400,6 @@ fn check_expiration(
         content_type: "application/json".into(),
         detail: format!("{detail} ({})", credentials.expiration),
     })
-}
-
-/// Reads a reply body (at most [`MAX_BODY`]) into memory zeroized when dropped.
-async fn read_body(mut response: reqwest::Response) -> Result<Zeroizing<Vec<u8>>, String> {
-    let mut body = Zeroizing::new(Vec::with_capacity(4096));
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) if body.len() + chunk.len() > MAX_BODY => {
-                return Err(format!("the body is larger than {MAX_BODY} bytes"));
-            }
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) => return Ok(body),
-            Err(_) => {
-                return Err(format!(
-                    "the body was cut off after {} bytes (connection closed before the end)",
-                    body.len()
-                ));
-            }
-        }
-    }
 }
 
 #[cfg(test)]

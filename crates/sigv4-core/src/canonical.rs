@@ -38,7 +38,7 @@ pub struct SignableRequest<'a> {
     headers: Headers<'a>,
     /// The first name given to [`header`](Self::header) that HTTP does not allow: signing
     /// fails with it. (An `http::HeaderMap`'s names are valid already.)
-    invalid_name: Option<String>,
+    invalid_name: Option<&'a str>,
 }
 
 /// A request's headers: an `http` request's map as it is (its names are lowercase already),
@@ -102,7 +102,7 @@ impl<'a> SignableRequest<'a> {
     pub fn header(mut self, name: &'a str, value: &'a [u8]) -> Self {
         let valid = !name.is_empty() && name.bytes().all(is_token_byte);
         if !valid && self.invalid_name.is_none() {
-            self.invalid_name = Some(name.to_owned());
+            self.invalid_name = Some(name);
         }
         let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
             Cow::Owned(name.to_ascii_lowercase())
@@ -461,8 +461,8 @@ fn collect_headers<'r>(
         ),
         Placement::Query { .. } => (&[], true),
     };
-    if let Some(name) = &request.invalid_name {
-        return Err(CanonicalError::BadHeaderName(name.clone()));
+    if let Some(name) = request.invalid_name {
+        return Err(CanonicalError::BadHeaderName(name.to_owned()));
     }
     let presigned = matches!(placement, Placement::Query { .. });
     let skip = |name: &str| {

@@ -161,15 +161,16 @@ pub(crate) fn hex32(bytes: &[u8; 32]) -> [u8; 64] {
     out
 }
 
-/// Writes `bytes` as lowercase hex, 32 bytes at a time through [`hex32`].
-pub(crate) fn write_hex(out: &mut impl std::fmt::Write, bytes: &[u8]) -> std::fmt::Result {
+/// `bytes` as lowercase hex, 32 bytes at a time through [`hex32`] (on the stack for up to
+/// 32 bytes: an HMAC).
+pub(crate) fn hex(bytes: &[u8]) -> smallvec::SmallVec<[u8; 64]> {
+    let mut out = smallvec::SmallVec::with_capacity(2 * bytes.len());
     for chunk in bytes.chunks(32) {
         let mut block = [0u8; 32];
         block[..chunk.len()].copy_from_slice(chunk);
-        let hex = hex32(&block);
-        out.write_str(std::str::from_utf8(&hex[..2 * chunk.len()]).expect("hex is ASCII"))?;
+        out.extend_from_slice(&hex32(&block)[..2 * chunk.len()]);
     }
-    Ok(())
+    out
 }
 
 /// `yyyymmddThhmmssZ`, the `X-Amz-Date` form of a UTC instant; `None` when the instant in

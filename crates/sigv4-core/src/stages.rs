@@ -11,7 +11,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::encoding::{amz_date, hex32, write_hex};
+use crate::encoding::{amz_date, hex, hex32};
 use crate::key::DateStamp;
 use crate::names;
 
@@ -92,9 +92,13 @@ pub struct Scope {
 
 impl Scope {
     pub(crate) fn new(date: DateStamp, region: &str, service: &str) -> Self {
+        // Joined on the stack, so that the shared text is the one allocation.
+        let mut joined = smallvec::SmallVec::<[u8; 64]>::new();
+        joined.extend_from_slice(region.as_bytes());
+        joined.extend_from_slice(service.as_bytes());
         Self {
             date,
-            names: [region, service].concat().into(),
+            names: Arc::from(std::str::from_utf8(&joined).expect("two strs joined are UTF-8")),
             service_at: region.len(),
         }
     }
@@ -250,19 +254,13 @@ impl Signature {
 
     /// The lowercase hex (on the stack for an HMAC's 32 bytes).
     pub(crate) fn hex(&self) -> smallvec::SmallVec<[u8; 64]> {
-        let mut out = smallvec::SmallVec::with_capacity(2 * self.0.len());
-        for chunk in self.0.chunks(32) {
-            let mut block = [0u8; 32];
-            block[..chunk.len()].copy_from_slice(chunk);
-            out.extend_from_slice(&hex32(&block)[..2 * chunk.len()]);
-        }
-        out
+        hex(&self.0)
     }
 }
 
 impl fmt::Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hex(f, &self.0)
+        f.write_str(std::str::from_utf8(&self.hex()).expect("hex is ASCII"))
     }
 }
 

@@ -71,3 +71,51 @@ pub fn retry_backoff(base: Duration, max: Duration, retry: u32) -> Duration {
     let fraction = (random >> 11) as f64 / (1u64 << 53) as f64;
     cap / 2 + cap.mul_f64(fraction / 2.0)
 }
+
+/// Why a reply body could not be read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// More than the limit arrived.
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// The connection failed before the end (the caller holds why).
+    #[error("the body was cut off after {0} bytes (connection closed before the end)")]
+    CutOff(usize),
+}
+
+/// A reply body as it arrives, chunk by chunk, at most `limit` bytes, in memory that is
+/// zeroized when dropped: a reply may hold credentials, and a hostile server may send
+/// without end. Each client's loop over its own HTTP library's chunks feeds it.
+pub struct BodyBuffer {
+    limit: usize,
+    bytes: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl BodyBuffer {
+    /// An empty body that takes at most `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            bytes: zeroize::Zeroizing::new(Vec::with_capacity(4096)),
+        }
+    }
+
+    /// Adds the next chunk, or fails if the body would pass the limit.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), BodyError> {
+        if self.bytes.len() + chunk.len() > self.limit {
+            return Err(BodyError::TooLarge(self.limit));
+        }
+        self.bytes.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// The error for a connection that failed now.
+    pub fn cut_off(&self) -> BodyError {
+        BodyError::CutOff(self.bytes.len())
+    }
+
+    /// The whole body.
+    pub fn finish(self) -> zeroize::Zeroizing<Vec<u8>> {
+        self.bytes
+    }
+}

@@ -6,6 +6,7 @@
 //! the client's clock to the server's `Date` and retries once more. The call timeout covers
 //! every attempt and every wait.
 
+use sigv4_core::transport::BodyBuffer;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::time::Duration;
@@ -337,7 +338,7 @@ impl StsClient {
             let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
             let can_retry = retries + 1 < inner.max_attempts;
             let request = self.signed_request(action, body).await?;
-            let response = match inner.http.execute(request).await {
+            let mut response = match inner.http.execute(request).await {
                 Ok(response) => response,
                 Err(e) if can_retry => {
                     tracing::debug!(action, attempt, error = %e, "STS request failed; retrying");
@@ -368,9 +369,17 @@ impl StsClient {
                 detail,
                 source,
             };
-            let reply = read_body(response)
-                .await
-                .map_err(|(detail, source)| parse_error(detail, source))?;
+            let mut body = BodyBuffer::new(MAX_BODY);
+            let reply = loop {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => {
+                        body.push(&chunk)
+                            .map_err(|e| parse_error(e.to_string(), None))?;
+                    }
+                    Ok(None) => break body.finish(),
+                    Err(e) => return Err(parse_error(body.cut_off().to_string(), Some(e.into()))),
+                }
+            };
             tracing::debug!(action, attempt, status, "STS replied");
             if (200..300).contains(&status) {
                 return parse(&reply).map_err(|failure| {
@@ -474,33 +483,6 @@ impl StsClient {
     fn backoff(&self, retry: u32) -> Duration {
         let inner = &*self.inner;
         sigv4_core::transport::retry_backoff(inner.backoff_base, inner.backoff_max, retry)
-    }
-}
-
-/// Reads a reply body (at most [`MAX_BODY`]) into memory that is zeroized when dropped.
-async fn read_body(
-    mut response: reqwest::Response,
-) -> Result<Zeroizing<Vec<u8>>, (String, Option<BoxError>)> {
-    let mut body = Zeroizing::new(Vec::with_capacity(4096));
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_BODY {
-                    return Err((format!("the body is larger than {MAX_BODY} bytes"), None));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body),
-            Err(e) => {
-                return Err((
-                    format!(
-                        "the body was cut off after {} bytes (connection closed before the end)",
-                        body.len()
-                    ),
-                    Some(Box::new(e)),
-                ));
-            }
-        }
     }
 }
 

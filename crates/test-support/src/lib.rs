@@ -55,8 +55,9 @@ pub fn free_port_pair() -> Option<u16> {
     })
 }
 
-/// An error and its causes, joined by ": ", as the `keyhold` CLI prints them: for asserting
-/// on a cause that errors leave to `source()`.
+/// An error and every one of its causes, joined by ": ": for asserting on a cause that
+/// errors leave to `source()`. (`sigv4_core::error_chain`, which the CLI prints, also drops a
+/// link whose text the one before it repeats.)
 pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();

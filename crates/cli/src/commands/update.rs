@@ -7,8 +7,7 @@
 //! (the AWS CLI never sees a torn file), under an exclusive lock on a `.lock` file beside it
 //! (concurrent `keyhold update`s take turns and none loses another's profile). Mode 0600.
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -54,27 +53,13 @@ pub fn write(path: &Path, profile: &str, document: &Document) -> Result<(), CliE
         .map_err(io("create", dir))?;
     let name = target.file_name().unwrap_or_default().to_string_lossy();
     let lock_path = dir.join(format!(".{name}.keyhold-lock"));
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .map_err(io("open", &lock_path))?;
-    let start = std::time::Instant::now();
-    while rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-        if start.elapsed() > LOCK_WAIT {
-            return Err(CliError::Io {
-                op: "lock",
-                path: lock_path,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "another keyhold update held it for 30 seconds",
-                ),
-            });
+    let lock = crate::atomic_file::lock_exclusive(&lock_path, LOCK_WAIT).map_err(|source| {
+        CliError::Io {
+            op: "lock",
+            path: lock_path.clone(),
+            source,
         }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    })?;
     let old = match std::fs::read(&target) {
         Ok(bytes) => Zeroizing::new(String::from_utf8(bytes).map_err(|_| CliError::Io {
             op: "read",

@@ -144,7 +144,7 @@ pub fn run(args: &ServeArgs, signals: crate::Signals) -> Result<(), CliError> {
         ));
         let listener = listen(args.listen).await?;
         let address = local_address(&listener)?;
-        print_exports(&server, address, args);
+        print_exports(&server, address);
         let reload = |server: &Server| reload(server, &args.source);
         serve(
             server,
@@ -190,7 +190,7 @@ fn reload(server: &Server, args: &SourceArgs) {
 }
 
 /// Prints the lines that point programs at this server.
-fn print_exports(server: &Server, address: SocketAddr, args: &ServeArgs) {
+fn print_exports(server: &Server, address: SocketAddr) {
     println!(
         "# keyhold serve: credentials for role {} on http://{address}/",
         server.role_name
@@ -199,17 +199,17 @@ fn print_exports(server: &Server, address: SocketAddr, args: &ServeArgs) {
     println!("export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://{address}/");
     println!("# or the ECS container endpoint:");
     println!("export AWS_CONTAINER_CREDENTIALS_FULL_URI=http://{address}{ECS_PATH}");
-    match (&server.ecs_token, &args.ecs_token_file) {
-        (_, Some(path)) => {
+    match &server.ecs_token {
+        EcsToken::File { path, .. } => {
             println!(
                 "export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE={}",
                 path.display()
             );
         }
-        (token, None) => {
+        EcsToken::Fixed(token) => {
             println!(
                 "export AWS_CONTAINER_AUTHORIZATION_TOKEN={}",
-                token.value().unwrap_or_default()
+                token.as_str()
             );
         }
     }

@@ -29,7 +29,10 @@ impl Served {
     /// Starts `keyhold serve ARGS` (on `--listen 127.0.0.1:0` unless ARGS say where) and
     /// reads the lines it prints.
     pub fn start(dir: &Path, args: &[&str]) -> Self {
-        let stderr = dir.join(format!("serve-{}.log", Instant::now().elapsed().as_nanos()));
+        // One log per server: a test may start several in one directory.
+        static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stderr = dir.join(format!("serve-{n}.log"));
         let mut child = keyhold()
             .args(["-v", "serve"])
             .args(args)
