@@ -161,15 +161,19 @@ pub(crate) fn hex32(bytes: &[u8; 32]) -> [u8; 64] {
     out
 }
 
-/// `bytes` as lowercase hex, 32 bytes at a time through [`hex32`] (on the stack for up to
-/// 32 bytes: an HMAC).
-pub(crate) fn hex(bytes: &[u8]) -> smallvec::SmallVec<[u8; 64]> {
-    let mut out = smallvec::SmallVec::with_capacity(2 * bytes.len());
+/// `bytes` as lowercase hex, fed to `sink` 64 digits at a time through [`hex32`].
+pub(crate) fn hex_into(bytes: &[u8], sink: &mut impl FnMut(&[u8])) {
     for chunk in bytes.chunks(32) {
         let mut block = [0u8; 32];
         block[..chunk.len()].copy_from_slice(chunk);
-        out.extend_from_slice(&hex32(&block)[..2 * chunk.len()]);
+        sink(&hex32(&block)[..2 * chunk.len()]);
     }
+}
+
+/// `bytes` as lowercase hex (on the stack for up to 32 bytes: an HMAC).
+pub(crate) fn hex(bytes: &[u8]) -> smallvec::SmallVec<[u8; 64]> {
+    let mut out = smallvec::SmallVec::with_capacity(2 * bytes.len());
+    hex_into(bytes, &mut |digits| out.extend_from_slice(digits));
     out
 }
 

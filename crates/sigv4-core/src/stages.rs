@@ -11,7 +11,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::encoding::{amz_date, hex, hex32};
+use crate::encoding::{amz_date, hex, hex_into, hex32};
 use crate::key::DateStamp;
 use crate::names;
 
@@ -255,6 +255,11 @@ impl Signature {
     /// The lowercase hex (on the stack for an HMAC's 32 bytes).
     pub(crate) fn hex(&self) -> smallvec::SmallVec<[u8; 64]> {
         hex(&self.0)
+    }
+
+    /// The lowercase hex, appended to `out`.
+    pub(crate) fn hex_into(&self, out: &mut Vec<u8>) {
+        hex_into(&self.0, &mut |digits| out.extend_from_slice(digits));
     }
 }
 
