@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::KeyPath;
 use crate::error::{VaultError, server_message};
-use crate::http::{Http, Reply};
+use crate::http::{Http, Reply, Resend};
 use crate::reply::{Data, hmac_of_reply, parse};
 
 /// How keyhold logs in to Vault.
@@ -243,12 +243,10 @@ impl VaultClient {
         }
         let body = serde_json::json!({"role_id": role_id, "secret_id": secret_id.expose_secret()});
         let what = format!("the AppRole login at auth/{mount}/login");
-        let reply = self.send(
-            Method::POST,
-            &format!("auth/{mount}/login"),
-            None,
-            Some(&body),
-        )?;
+        // Never resent: each login makes a new token, and may use up one of a secret id's
+        // limited uses.
+        let path = format!("auth/{mount}/login");
+        let reply = self.send(Method::POST, &path, None, Some(&body), Resend::Never)?;
         match reply.status {
             200 => {}
             400 | 403 => {
@@ -302,10 +300,12 @@ impl VaultClient {
             #[serde(default)]
             renewable: bool,
         }
+        // Resent: a second renewal sets the lease the first set (the token's TTL from now).
         let reply = self.authed(
             Method::POST,
             "auth/token/renew-self",
             Some(&serde_json::json!({})),
+            Resend::Safe,
         )?;
         match reply.status {
             200 => {
@@ -333,14 +333,15 @@ impl VaultClient {
         path: &str,
         token: Option<&SecretString>,
         body: Option<&serde_json::Value>,
+        resend: Resend,
     ) -> Result<Reply, VaultError> {
         let body = body
             .map(|b| serde_json::to_vec(b).map(Zeroizing::new))
             .transpose()
             .map_err(|e| VaultError::Config(format!("a request could not be written: {e}")))?;
         let url = format!("{}/v1/{path}", self.addr);
-        self.http
-            .call(method, url, token, self.namespace.as_deref(), body)
+        let namespace = self.namespace.as_deref();
+        self.http.call(method, url, token, namespace, body, resend)
     }
 
     /// A call with the current token.
@@ -349,9 +350,10 @@ impl VaultClient {
         method: Method,
         path: &str,
         body: Option<&serde_json::Value>,
+        resend: Resend,
     ) -> Result<Reply, VaultError> {
         let token = self.session().token.clone();
-        let reply = self.send(method, path, Some(&token), body)?;
+        let reply = self.send(method, path, Some(&token), body, resend)?;
         if reply.status == 503 && server_message(&reply.body).contains("sealed") {
             return Err(VaultError::Sealed {
                 addr: self.addr.clone(),
@@ -360,41 +362,43 @@ impl VaultClient {
         Ok(reply)
     }
 
-    /// A call with the current token, renewed first if due; an AppRole token that Vault
-    /// refuses is replaced by a new login once.
+    /// A call with the current token, renewed first if due. A 403 is settled here, with one
+    /// token lookup: [`VaultError::Denied`] if the token is valid (it lacks the capability
+    /// `method` needs on `path`), else [`VaultError::TokenInvalid`]; but an AppRole token
+    /// Vault no longer honours is first replaced by a new login, once, and the call made again.
     fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<&serde_json::Value>,
+        resend: Resend,
     ) -> Result<Reply, VaultError> {
         self.refresh_token()?;
-        let reply = self.authed(method.clone(), path, body)?;
-        if reply.status == 403
-            && matches!(self.auth, Auth::AppRole { .. })
-            && !self.token_valid()?
-        {
+        let mut may_log_in = matches!(self.auth, Auth::AppRole { .. });
+        loop {
+            let reply = self.authed(method.clone(), path, body, resend)?;
+            if reply.status != 403 {
+                return Ok(reply);
+            }
+            let lookup = self.authed(Method::GET, "auth/token/lookup-self", None, Resend::Safe)?;
+            if lookup.status == 200 {
+                // Vault asks for `read` on a GET, and `update` on a POST to a path that does
+                // not check whether it exists (none of keyhold's does).
+                let capability = if method == Method::GET {
+                    "read"
+                } else {
+                    "update"
+                };
+                return Err(VaultError::Denied {
+                    capability,
+                    path: path.to_owned(),
+                });
+            }
+            if !may_log_in {
+                return Err(VaultError::TokenInvalid);
+            }
             self.log_in()?;
-            return self.authed(method, path, body);
-        }
-        Ok(reply)
-    }
-
-    /// Whether the token is still valid (after a 403: is it the token, or its policy?).
-    fn token_valid(&self) -> Result<bool, VaultError> {
-        let reply = self.authed(Method::GET, "auth/token/lookup-self", None)?;
-        Ok(reply.status == 200)
-    }
-
-    /// The error for a 403 on `path`: the token is gone, or lacks `capability` there.
-    fn denied(&self, capability: &'static str, path: &str) -> VaultError {
-        match self.token_valid() {
-            Ok(false) => VaultError::TokenInvalid,
-            Ok(true) => VaultError::Denied {
-                capability,
-                path: path.to_owned(),
-            },
-            Err(e) => e,
+            may_log_in = false;
         }
     }
 
@@ -417,7 +421,7 @@ impl VaultClient {
             #[serde(default)]
             renewable: bool,
         }
-        let reply = self.authed(Method::GET, "auth/token/lookup-self", None)?;
+        let reply = self.authed(Method::GET, "auth/token/lookup-self", None, Resend::Safe)?;
         match reply.status {
             200 => {
                 let Data { data }: Data<Lookup> = parse("the token lookup", &reply)?;
@@ -440,10 +444,19 @@ impl VaultClient {
             capabilities: Vec<String>,
         }
         let body = serde_json::json!({"paths": [path]});
-        let reply = self.call(Method::POST, "sys/capabilities-self", Some(&body))?;
+        // Resent: a query changes nothing.
+        let query = self.call(
+            Method::POST,
+            "sys/capabilities-self",
+            Some(&body),
+            Resend::Safe,
+        );
+        let reply = match query {
+            Err(VaultError::Denied { .. }) => return Ok(Vec::new()),
+            reply => reply?,
+        };
         match reply.status {
             200 => parse::<Capabilities>("the capabilities query", &reply).map(|c| c.capabilities),
-            403 => Ok(Vec::new()),
             _ => Err(self.unexpected("the capabilities query", &reply)),
         }
     }
@@ -452,15 +465,10 @@ impl VaultClient {
     pub fn hmac(&self, key: &KeyPath, input: &[u8]) -> Result<Zeroizing<[u8; 32]>, VaultError> {
         let path = format!("{}/hmac/{}/sha2-256", key.mount, key.name);
         let body = serde_json::json!({"input": BASE64.encode(input)});
-        // An HMAC changes nothing, so a call that met a dead connection (kept from before
-        // the server restarted) is made once more on a new one.
-        let reply = match self.call(Method::POST, &path, Some(&body)) {
-            Err(VaultError::Unreachable { .. }) => self.call(Method::POST, &path, Some(&body))?,
-            other => other?,
-        };
+        // Resent: an HMAC is a function of its input and changes nothing.
+        let reply = self.call(Method::POST, &path, Some(&body), Resend::Safe)?;
         match reply.status {
             200 => {}
-            403 => return Err(self.denied("update", &path)),
             400 if server_message(&reply.body).contains("not found") => {
                 return Err(VaultError::NotFound {
                     what: format!(
@@ -484,11 +492,10 @@ impl VaultClient {
     /// The key's settings, `None` if there is no such key.
     pub fn key_info(&self, key: &KeyPath) -> Result<Option<KeyInfo>, VaultError> {
         let path = format!("{}/keys/{}", key.mount, key.name);
-        let reply = self.call(Method::GET, &path, None)?;
+        let reply = self.call(Method::GET, &path, None, Resend::Safe)?;
         match reply.status {
             200 => parse::<Data<KeyInfo>>("reading the key", &reply).map(|d| Some(d.data)),
             404 => Ok(None),
-            403 => Err(self.denied("read", &path)),
             _ => Err(self.unexpected("reading the key", &reply)),
         }
     }
@@ -500,10 +507,9 @@ impl VaultClient {
             public_key: String,
         }
         let path = format!("{mount}/wrapping_key");
-        let reply = self.call(Method::GET, &path, None)?;
+        let reply = self.call(Method::GET, &path, None, Resend::Safe)?;
         match reply.status {
             200 => parse::<Data<Wrapping>>("the wrapping key", &reply).map(|d| d.data.public_key),
-            403 => Err(self.denied("read", &path)),
             404 => Err(VaultError::NotFound {
                 what: format!(
                     "no transit engine at {mount}/: enable one (bao secrets enable transit)"
@@ -523,10 +529,10 @@ impl VaultClient {
             "exportable": false,
             "allow_plaintext_backup": false,
         });
-        let reply = self.call(Method::POST, &path, Some(&body))?;
+        // Never resent: a second import of a key the first created fails as "exists already".
+        let reply = self.call(Method::POST, &path, Some(&body), Resend::Never)?;
         match reply.status {
             200 | 204 => Ok(()),
-            403 => Err(self.denied("update", &path)),
             _ if server_message(&reply.body).contains("existing key") => {
                 Err(VaultError::KeyExists {
                     key: key.to_string(),

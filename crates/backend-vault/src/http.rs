@@ -2,7 +2,8 @@
 //! current-thread tokio runtime and a reqwest client, and runs one request at a time for
 //! whoever asks. The caller blocks on the reply, wherever it runs (inside another runtime
 //! too, where reqwest's own blocking client would panic), just as it blocks on a PKCS#11 or
-//! TPM call.
+//! TPM call. A request that may be sent twice ([`Resend::Safe`]) is sent once more on a new
+//! connection when its kept-alive one turns out dead before any reply arrived.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -20,12 +21,26 @@ struct Job {
     token: Option<SecretString>,
     namespace: Option<String>,
     body: Option<Zeroizing<Vec<u8>>>,
+    resend: Resend,
     reply: mpsc::Sender<Result<Reply, Failed>>,
+}
+
+/// Whether a request may be sent a second time. A kept-alive connection that the server (or
+/// a proxy) has closed since its last use fails the next request before any reply arrives;
+/// the server may or may not have read that request, so only a request whose second sending
+/// changes nothing is sent again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resend {
+    /// Sending it twice leaves the server as sending it once: a read, or an HMAC (a pure
+    /// function of its input).
+    Safe,
+    /// The server acts on each sending (an import, a login): sent once, whatever happens.
+    Never,
 }
 
 /// Why a call got no whole reply.
 enum Failed {
-    /// The connection failed.
+    /// No reply came: the connection could not be made, or failed before the reply's head.
     Connection(reqwest::Error),
     /// The reply was cut off, or larger than [`MAX_BODY`].
     Body(BodyError, Option<reqwest::Error>),
@@ -78,8 +93,8 @@ impl Http {
         std::thread::Builder::new()
             .name("keyhold-vault-http".into())
             .spawn(move || {
-                while let Ok(mut job) = queue.recv() {
-                    let result = runtime.block_on(send(&client, &mut job));
+                while let Ok(job) = queue.recv() {
+                    let result = runtime.block_on(send(&client, &job));
                     let _ = job.reply.send(result);
                 }
             })
@@ -98,6 +113,7 @@ impl Http {
         token: Option<&SecretString>,
         namespace: Option<&str>,
         body: Option<Zeroizing<Vec<u8>>>,
+        resend: Resend,
     ) -> Result<Reply, VaultError> {
         let (reply, answer) = mpsc::channel();
         let job = Job {
@@ -106,6 +122,7 @@ impl Http {
             token: token.cloned(),
             namespace: namespace.map(str::to_owned),
             body,
+            resend,
             reply,
         };
         let what = format!("{method} {url}", method = job.method, url = job.url);
@@ -129,8 +146,27 @@ impl Http {
     }
 }
 
-/// Sends `job`, handing its body over (no copy of it is left behind).
-async fn send(client: &reqwest::Client, job: &mut Job) -> Result<Reply, Failed> {
+/// Sends `job`; once more if it may be resent and its connection died before any reply.
+async fn send(client: &reqwest::Client, job: &Job) -> Result<Reply, Failed> {
+    match attempt(client, job).await {
+        Err(Failed::Connection(e)) if job.resend == Resend::Safe && died_unanswered(&e) => {
+            tracing::debug!(error = %e, "the connection to Vault died before a reply; sending again");
+            attempt(client, job).await
+        }
+        result => result,
+    }
+}
+
+/// Whether a request failed on a connection that was made but closed or reset before any
+/// reply: not a connection that could not be made (a second try would meet the same), nor a
+/// timeout (it has waited its whole time already).
+fn died_unanswered(error: &reqwest::Error) -> bool {
+    error.is_request() && !error.is_connect() && !error.is_timeout()
+}
+
+/// Sends `job` once. reqwest gets a copy of the body; the job's own is zeroized when the job
+/// is dropped.
+async fn attempt(client: &reqwest::Client, job: &Job) -> Result<Reply, Failed> {
     let mut request = client
         .request(job.method.clone(), &job.url)
         .header("X-Vault-Request", "true");
@@ -140,10 +176,10 @@ async fn send(client: &reqwest::Client, job: &mut Job) -> Result<Reply, Failed> 
     if let Some(namespace) = &job.namespace {
         request = request.header("X-Vault-Namespace", namespace);
     }
-    if let Some(body) = &mut job.body {
+    if let Some(body) = &job.body {
         request = request
             .header("Content-Type", "application/json")
-            .body(std::mem::take(&mut **body));
+            .body(body.to_vec());
     }
     let mut response = request.send().await.map_err(Failed::Connection)?;
     let status = response.status().as_u16();
@@ -159,4 +195,96 @@ async fn send(client: &reqwest::Client, job: &mut Job) -> Result<Reply, Failed> 
         status,
         body: body.finish(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Reads one request (head and body) from `conn`; false at the end of the stream.
+    fn read_request(conn: &mut impl BufRead) -> bool {
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if conn.read_line(&mut line).unwrap_or(0) == 0 {
+                return false;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        conn.read_exact(&mut vec![0; length]).is_ok()
+    }
+
+    /// A server whose every connection answers one request, then reads a second and closes
+    /// unanswered, as a kept-alive connection dies when the server restarts or a proxy drops
+    /// it. It counts the requests answered and those left unanswered.
+    fn dying_server() -> (String, Arc<[AtomicUsize; 2]>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let counts = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+        let counted = counts.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let counted = counted.clone();
+                std::thread::spawn(move || {
+                    let mut conn = BufReader::new(conn.unwrap());
+                    if read_request(&mut conn) {
+                        counted[0].fetch_add(1, Ordering::SeqCst);
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+                        conn.get_mut().write_all(ok).unwrap();
+                    }
+                    if read_request(&mut conn) {
+                        counted[1].fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        (addr, counts)
+    }
+
+    /// The second request goes out on the kept-alive connection, which dies unanswered: one
+    /// that may be resent is sent again (with its body) on a new connection and answered; one
+    /// that may not fails as unreachable, sent once.
+    #[test]
+    fn only_a_resendable_request_is_sent_again_after_its_connection_died() {
+        for resend in [Resend::Safe, Resend::Never] {
+            let (addr, counts) = dying_server();
+            let http = Http::new(&addr, None, Duration::from_secs(10)).unwrap();
+            let call = || {
+                let body = Zeroizing::new(br#"{"input":"aGk="}"#.to_vec());
+                let url = format!("{addr}/v1/transit/hmac/k/sha2-256");
+                http.call(reqwest::Method::POST, url, None, None, Some(body), resend)
+            };
+            assert_eq!(call().map(|r| r.status).unwrap(), 200);
+            let second = call();
+            let [answered, unanswered] = &*counts;
+            assert_eq!(
+                unanswered.load(Ordering::SeqCst),
+                1,
+                "{resend:?}: not kept alive"
+            );
+            match resend {
+                Resend::Safe => {
+                    assert_eq!(second.map(|r| r.status).unwrap(), 200);
+                    assert_eq!(answered.load(Ordering::SeqCst), 2);
+                }
+                Resend::Never => {
+                    let error = second.map(|r| r.status).unwrap_err();
+                    assert!(matches!(error, VaultError::Unreachable { .. }), "{error:?}");
+                    assert_eq!(answered.load(Ordering::SeqCst), 1);
+                }
+            }
+        }
+    }
 }
