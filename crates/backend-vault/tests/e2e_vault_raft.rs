@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use backend_vault::{Auth, VaultClient, VaultConfig, VaultRootKey};
 use secrecy::SecretString;
 use sigv4_core::{DateStamp, RootKey, RootSecret, SoftwareRootKey};
-use test_support::env;
+use test_support::openbao::{self, Bao};
 use zeroize::Zeroizing;
 
 /// A raft-backed OpenBao on two free loopback ports, its unseal key and root token.
@@ -21,10 +21,6 @@ struct Server {
     addr: String,
     unseal_key: String,
     root_token: String,
-}
-
-fn bao_program() -> PathBuf {
-    Path::new(&test_support::moto::env(env::PYTHON_BIN)).join("bao")
 }
 
 impl Server {
@@ -47,28 +43,25 @@ impl Server {
             root_token: String::new(),
         };
         server.launch();
-        let init: serde_json::Value = serde_json::from_str(&server.bao(
-            "",
-            &[
-                "operator",
-                "init",
-                "-key-shares=1",
-                "-key-threshold=1",
-                "-format=json",
-            ],
-        ))
+        let init: serde_json::Value = serde_json::from_str(&server.bao("").run(&[
+            "operator",
+            "init",
+            "-key-shares=1",
+            "-key-threshold=1",
+            "-format=json",
+        ]))
         .unwrap();
         server.unseal_key = init["unseal_keys_b64"][0].as_str().unwrap().to_owned();
         server.root_token = init["root_token"].as_str().unwrap().to_owned();
         server.unseal();
-        server.bao(&server.root_token, &["secrets", "enable", "transit"]);
+        server.root().run(&["secrets", "enable", "transit"]);
         server
     }
 
     fn launch(&mut self) {
         let log = std::fs::File::create(self.dir.join("server.log")).unwrap();
         self.child = Some(
-            Command::new(bao_program())
+            Command::new(openbao::program())
                 .args(["server", "-config"])
                 .arg(self.dir.join("server.hcl"))
                 .stdin(Stdio::null())
@@ -88,34 +81,24 @@ impl Server {
         }
     }
 
-    fn bao(&self, token: &str, args: &[&str]) -> String {
-        let out = Command::new(bao_program())
-            .args(args)
-            .env("VAULT_ADDR", &self.addr)
-            .env("VAULT_TOKEN", token)
-            .env("HOME", &self.dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "bao {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+    /// `bao` against this server with `token`.
+    fn bao(&self, token: &str) -> Bao {
+        Bao::new(&self.addr, token).home(&self.dir)
+    }
+
+    /// `bao` against this server as root.
+    fn root(&self) -> Bao {
+        self.bao(&self.root_token)
     }
 
     fn unseal(&self) {
-        self.bao("", &["operator", "unseal", &self.unseal_key]);
+        self.bao("").run(&["operator", "unseal", &self.unseal_key]);
         // Raft elects itself leader shortly after the unseal.
         let start = Instant::now();
-        while Command::new(bao_program())
-            .args(["read", "sys/leader"])
-            .env("VAULT_ADDR", &self.addr)
-            .env("VAULT_TOKEN", &self.root_token)
-            .env("HOME", &self.dir)
-            .output()
-            .map(|o| !String::from_utf8_lossy(&o.stdout).contains("is_self                   true"))
-            .unwrap_or(true)
+        while !self
+            .root()
+            .try_run(&["read", "sys/leader"])
+            .is_ok_and(|out| out.contains("is_self                   true"))
         {
             assert!(start.elapsed() < Duration::from_secs(30), "no raft leader");
             std::thread::sleep(Duration::from_millis(100));
@@ -173,7 +156,7 @@ fn a_sealed_server_is_named_and_the_key_survives_unseal_and_restart() {
     };
     assert!(signs(0).unwrap());
 
-    server.bao(&server.root_token, &["operator", "seal"]);
+    server.root().run(&["operator", "seal"]);
     let error = signs(1).unwrap_err();
     let text = test_support::chain(&error);
     assert!(

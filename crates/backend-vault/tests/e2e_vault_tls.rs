@@ -2,7 +2,6 @@
 //! (`VAULT_NAMESPACE`), against an OpenBao of the test's own in `-dev-tls` mode.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,6 +9,7 @@ use std::time::{Duration, Instant};
 use backend_vault::{Auth, VaultClient, VaultConfig, VaultError, VaultRootKey};
 use secrecy::SecretString;
 use sigv4_core::{DateStamp, RootKey, RootSecret, SoftwareRootKey};
+use test_support::openbao::{self, Bao};
 use zeroize::Zeroizing;
 
 const ROOT_TOKEN: &str = "root-token-of-the-tls-test";
@@ -21,10 +21,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn bao_program() -> std::path::PathBuf {
-    Path::new(&test_support::moto::env(test_support::env::PYTHON_BIN)).join("bao")
 }
 
 fn config(addr: &str, ca_pem: Option<Vec<u8>>, namespace: Option<&str>) -> VaultConfig {
@@ -44,7 +40,7 @@ fn tls_with_a_private_ca_and_a_namespace() {
     std::fs::create_dir_all(&dir).unwrap();
     let port = test_support::free_port_pair().expect("two free ports");
     let _server = Killed(
-        Command::new(bao_program())
+        Command::new(openbao::program())
             .args(["server", "-dev", "-dev-tls", "-dev-no-store-token"])
             .arg(format!("-dev-tls-cert-dir={}", dir.display()))
             .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
@@ -66,24 +62,9 @@ fn tls_with_a_private_ca_and_a_namespace() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let addr = format!("https://127.0.0.1:{port}");
-    let bao = |namespace: &str, args: &[&str]| {
-        let out = Command::new(bao_program())
-            .args(args)
-            .env("VAULT_ADDR", &addr)
-            .env("VAULT_CACERT", &ca)
-            .env("VAULT_TOKEN", ROOT_TOKEN)
-            .env("VAULT_NAMESPACE", namespace)
-            .env("HOME", &dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "bao {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    bao("", &["namespace", "create", "team"]);
-    bao("team", &["secrets", "enable", "transit"]);
+    let bao = Bao::new(&addr, ROOT_TOKEN).home(&dir).ca_cert(&ca);
+    bao.run(&["namespace", "create", "team"]);
+    bao.namespace("team").run(&["secrets", "enable", "transit"]);
     let pem = std::fs::read(&ca).unwrap();
 
     // Without the CA the server's certificate is not trusted: refused, nothing sent.

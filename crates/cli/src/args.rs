@@ -419,6 +419,17 @@ fn parse_max_time(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A profile name that reads back as the same INI section (`[NAME]`): not empty, no
+/// brackets or line breaks, no surrounding spaces (INI readers trim them away).
+pub fn parse_profile(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.trim() != text || text.contains(['[', ']', '\n', '\r']) {
+        return Err(format!(
+            "{text:?} cannot name a section: no brackets, line breaks or surrounding spaces"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
 /// `3600`, `3600s`, `60m`, `1h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
@@ -502,6 +513,18 @@ mod tests {
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("1d").unwrap_err().contains("unit"));
         assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn profiles_are_names_an_ini_file_reads_back() {
+        assert_eq!(parse_profile("work").unwrap(), "work");
+        assert_eq!(parse_profile("a b").unwrap(), "a b");
+        for bad in ["", " work", "work ", "a]b", "[a", "a\nb", "a\rb"] {
+            assert!(
+                parse_profile(bad).unwrap_err().contains("section"),
+                "{bad:?}"
+            );
+        }
     }
 
     #[cfg(feature = "pkcs11")]

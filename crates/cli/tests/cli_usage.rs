@@ -167,6 +167,30 @@ fn usage_errors_exit_2_and_say_what_was_wrong() {
             ],
             "--send",
         ),
+        // A profile name that would not read back as the same INI section, for both
+        // commands that write one.
+        (
+            &[
+                "update",
+                "--key",
+                "tpm:file=/tmp/x.pem",
+                "--profile",
+                " work",
+            ],
+            "invalid value ' work' for '--profile <NAME>': \" work\" cannot name a section",
+        ),
+        (
+            &[
+                "export",
+                "--key",
+                "tpm:file=/tmp/x.pem",
+                "--format",
+                "ini",
+                "--profile",
+                "a]b",
+            ],
+            "invalid value 'a]b' for '--profile <NAME>'",
+        ),
     ];
     for (args, expected) in cases {
         let (code, stdout, stderr) = keyhold(args);

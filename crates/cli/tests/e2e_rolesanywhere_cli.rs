@@ -25,8 +25,7 @@ fn arguments(pki: &Pki, certificate: &str, endpoint: &Endpoint, session: &str) -
 
 fn credential_process(arguments: &str) -> Run {
     let mut cmd = keyhold();
-    without_host_credentials(&mut cmd)
-        .arg("credential-process")
+    cmd.arg("credential-process")
         .args(arguments.split_whitespace());
     run(&mut cmd)
 }
@@ -109,8 +108,7 @@ fn an_encrypted_key_takes_its_password_from_a_file_or_the_environment_never_a_fl
     );
 
     let mut cmd = keyhold();
-    without_host_credentials(&mut cmd)
-        .env("KEYHOLD_PRIVATE_KEY_PASSWORD", "correct horse")
+    cmd.env("KEYHOLD_PRIVATE_KEY_PASSWORD", "correct horse")
         .arg("credential-process")
         .args(base.split_whitespace());
     run(&mut cmd).ok();

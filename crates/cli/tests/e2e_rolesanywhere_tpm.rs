@@ -60,7 +60,7 @@ fn a_tpm_key_password_comes_from_a_file_and_a_wrong_one_is_named() {
     let run_with = |password_text: &str| {
         std::fs::write(&password, password_text).unwrap();
         let mut cmd = keyhold();
-        without_host_credentials(&mut cmd).args([
+        cmd.args([
             "credential-process",
             "--certificate",
             pki.path("leaf.pem").to_str().unwrap(),
@@ -109,9 +109,7 @@ fn the_whole_flow_from_cert_keygen_in_a_tpm_to_an_aws_command() {
     let reference = format!("tpm:file={}", key.display());
     let keyhold_ok = |args: &[&str]| {
         let mut cmd = keyhold();
-        without_host_credentials(&mut cmd)
-            .args(args)
-            .args(["--tcti", &tcti()]);
+        cmd.args(args).args(["--tcti", &tcti()]);
         run(&mut cmd).ok().stdout
     };
     for key_type in ["ec-p384", "rsa-2048"] {
@@ -191,7 +189,7 @@ fn sign_string_doctor_and_the_signing_helpers_spellings_work_with_a_tpm_key() {
     let endpoint = Endpoint::start(&pki.path("ca.pem"), 0);
     let session = endpoint.session_flags();
     let mut doctor = keyhold();
-    without_host_credentials(&mut doctor)
+    doctor
         .args(["doctor", "--certificate", leaf.to_str().unwrap()])
         .args(["--private-key", &reference, "--tcti", &tcti])
         .args(&session);
@@ -221,14 +219,13 @@ fn sign_string_doctor_and_the_signing_helpers_spellings_work_with_a_tpm_key() {
     test_support::tpm::flush_all(&tcti);
     for private_key in [key.display().to_string(), format!("handle:{HELPER_HANDLE}")] {
         let mut cmd = keyhold();
-        without_host_credentials(&mut cmd)
-            .args([
-                "credential-process",
-                "--certificate",
-                leaf.to_str().unwrap(),
-            ])
-            .args(["--private-key", &private_key, "--tcti", &tcti])
-            .args(&session);
+        cmd.args([
+            "credential-process",
+            "--certificate",
+            leaf.to_str().unwrap(),
+        ])
+        .args(["--private-key", &private_key, "--tcti", &tcti])
+        .args(&session);
         let out = run(&mut cmd);
         assert_eq!(out.code, 0, "{private_key}: {}", out.stderr);
         let document: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();

@@ -9,24 +9,10 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
+use test_support::openbao::Bao;
 
 fn root_token() -> String {
     env(test_support::env::VAULT_ROOT_TOKEN)
-}
-
-/// `bao ARGS` as root.
-fn bao_command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(python_bin().join("bao"));
-    cmd.args(args)
-        .env("VAULT_ADDR", env(test_support::env::VAULT_ADDR))
-        .env("VAULT_TOKEN", root_token())
-        .env("HOME", std::env::temp_dir());
-    cmd
-}
-
-/// `bao ARGS` as root, which must succeed; stdout.
-fn bao(args: &[&str]) -> String {
-    run(&mut bao_command(args)).ok().stdout
 }
 
 /// `keyhold` pointed at the OpenBao server, its token in `token_file`.
@@ -46,8 +32,9 @@ fn signing_token(dir: &Path, name: &str) -> std::path::PathBuf {
         format!("path \"transit/hmac/{name}/sha2-256\" {{ capabilities = [\"update\"] }}\n"),
     )
     .unwrap();
-    bao(&["policy", "write", name, policy.to_str().unwrap()]);
-    let token = bao(&[
+    let root = Bao::dev_root();
+    root.run(&["policy", "write", name, policy.to_str().unwrap()]);
+    let token = root.run(&[
         "token", "create", "-policy", name, "-ttl", "1h", "-field", "token",
     ]);
     let file = dir.join("signing-token");
@@ -286,12 +273,9 @@ fn a_killed_import_leaves_no_key_or_a_whole_one() {
         std::thread::sleep(total.mul_f64(1.2) * i as u32 / tries as u32);
         send_signal(&child, signal);
         child.wait().unwrap();
-        let listed = run(&mut bao_command(&[
-            "read",
-            "-field=name",
-            &format!("transit/keys/{name}"),
-        ]));
-        if listed.code == 0 {
+        let listed =
+            Bao::dev_root().try_run(&["read", "-field=name", &format!("transit/keys/{name}")]);
+        if listed.is_ok() {
             made += 1;
             // A whole key: STS accepts its signatures.
             assert_is_test_user(&whoami(&name).ok().stdout);

@@ -1,6 +1,6 @@
 //! The variables `cargo xtask` (`e2e`, `with-services`, `ci`) sets for the tests it runs:
-//! where SoftHSM, swtpm and moto are, and who the test user is. xtask sets them by these
-//! names and tests read them by these names.
+//! where SoftHSM, swtpm, moto and OpenBao are, and who the test user is. xtask sets them by
+//! these names and tests read them by these names.
 
 /// The SoftHSM PKCS#11 module's path.
 pub const PKCS11_MODULE: &str = "KEYHOLD_TEST_PKCS11_MODULE";
@@ -25,7 +25,11 @@ pub const ACCOUNT: &str = "KEYHOLD_TEST_ACCOUNT";
 pub const USER_ARN: &str = "KEYHOLD_TEST_USER_ARN";
 /// A role the test user may assume.
 pub const ROLE_ARN: &str = "KEYHOLD_TEST_ROLE_ARN";
-/// The xtask virtualenv's `bin` directory (python, aws, boto3).
+/// The OpenBao dev server's address (`http://127.0.0.1:N`), transit mounted at `transit/`.
+pub const VAULT_ADDR: &str = "KEYHOLD_TEST_VAULT_ADDR";
+/// Its root token, for the tests' set-up only (keyhold is given least-privilege tokens).
+pub const VAULT_ROOT_TOKEN: &str = "KEYHOLD_TEST_VAULT_ROOT_TOKEN";
+/// The xtask virtualenv's `bin` directory (python, aws, boto3, bao).
 pub const PYTHON_BIN: &str = "KEYHOLD_TEST_PYTHON_BIN";
 
 /// The value of `name`, or a panic that says how to run the tests with their services.
@@ -33,12 +37,8 @@ pub fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!(
             "{name} is not set: run these tests through `cargo xtask e2e` (or `cargo xtask \
-             with-services cargo nextest run -p CRATE`), which starts SoftHSM, swtpm and moto \
-             on loopback and sets it"
+             with-services cargo nextest run -p CRATE`), which starts SoftHSM, swtpm, moto and \
+             OpenBao on loopback and sets it"
         )
     })
 }
-/// The OpenBao dev server's address (`http://127.0.0.1:N`), transit mounted at `transit/`.
-pub const VAULT_ADDR: &str = "KEYHOLD_TEST_VAULT_ADDR";
-/// Its root token, for the tests' set-up only (keyhold is given least-privilege tokens).
-pub const VAULT_ROOT_TOKEN: &str = "KEYHOLD_TEST_VAULT_ROOT_TOKEN";

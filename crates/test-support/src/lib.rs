@@ -13,6 +13,7 @@
 //! - `softhsm` (feature `softhsm`): the SoftHSM module and fresh tokens;
 //! - [`tpm`]: tpm2-tools against swtpm, to make keys as users of other tools make them;
 //! - `moto` (feature `moto`): the local AWS (moto) and signed calls to it;
+//! - [`openbao`]: OpenBao's `bao` CLI, to set up the dev server or a test's own server;
 //! - `rolesanywhere` (feature `moto`): the local IAM Roles Anywhere endpoint that verifies
 //!   what it receives and mints credentials from moto, and its test PKI.
 
@@ -23,6 +24,7 @@ pub mod http;
 pub mod local_server;
 #[cfg(feature = "moto")]
 pub mod moto;
+pub mod openbao;
 pub mod proxy;
 #[cfg(feature = "moto")]
 pub mod rolesanywhere;

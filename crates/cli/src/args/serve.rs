@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::{SourceArgs, parse_duration};
+use super::{SourceArgs, parse_duration, parse_profile};
 
 pub(super) const SERVE_EXAMPLES: &str = "\
 Examples:
@@ -159,7 +159,7 @@ pub struct ExportArgs {
     pub format: ExportFormat,
 
     /// The section name for --format ini.
-    #[arg(long, default_value = "default", value_name = "NAME")]
+    #[arg(long, default_value = "default", value_name = "NAME", value_parser = parse_profile)]
     pub profile: String,
 }
 
@@ -179,7 +179,8 @@ pub struct UpdateArgs {
         long,
         env = "AWS_PROFILE",
         default_value = "default",
-        value_name = "NAME"
+        value_name = "NAME",
+        value_parser = parse_profile
     )]
     pub profile: String,
 

@@ -42,12 +42,6 @@ fn render(document: &Document, format: ExportFormat, profile: &str) -> zeroize::
 
 /// Fetches the credentials and prints them.
 pub fn run(args: &ExportArgs) -> Result<(), CliError> {
-    if args.profile.is_empty() || args.profile.contains(['[', ']', '\n', '\r']) {
-        return Err(CliError::Usage(format!(
-            "--profile {:?} cannot name a section: no brackets or line breaks",
-            args.profile
-        )));
-    }
     let document = fetch(&args.source)?;
     match args.format {
         ExportFormat::Json => output::print_json(&document),

@@ -86,15 +86,6 @@ pub fn write(path: &Path, profile: &str, document: &Document) -> Result<(), CliE
 
 /// Writes the credentials, then (without `--once`) keeps them fresh until SIGTERM or SIGINT.
 pub fn run(args: &UpdateArgs, signals: crate::Signals) -> Result<(), CliError> {
-    if args.profile.is_empty()
-        || args.profile.trim() != args.profile
-        || args.profile.contains(['[', ']', '\n', '\r'])
-    {
-        return Err(CliError::Usage(format!(
-            "--profile {:?} cannot name a section: no brackets, line breaks or surrounding spaces",
-            args.profile
-        )));
-    }
     let path = credentials_path()?;
     let refresh = serve::refresh(&args.source, &args.refresh)?;
     if args.once {
