@@ -27,6 +27,11 @@ const SENSITIVE_HEADERS: &[&str] = &[
     "x-amz-copy-source-server-side-encryption-customer-key-md5",
 ];
 
+/// Where the sensitive values lie in a canonical request: inline for a session token and
+/// one more (a warm signature with a session token allocates only its text, see
+/// `tests/allocations.rs`); SSE-C requests with a token spill to the heap.
+pub(crate) type Places = smallvec::SmallVec<[Range<usize>; 2]>;
+
 /// A request as SigV4 sees it: method, wire path and query, headers. Borrowed from the
 /// caller; build it with [`SignableRequest::new`] or [`SignableRequest::from_http`].
 #[derive(Clone)]
@@ -224,7 +229,7 @@ pub struct CanonicalRequest {
     payload_hash: Range<usize>,
     /// Values never shown by [`CanonicalRequest::redacted`] (the session token, customer
     /// keys), in order.
-    sensitive: Vec<Range<usize>>,
+    sensitive: Places,
 }
 
 /// Appends what `write` writes to `text`, and returns where it lies.
@@ -258,7 +263,7 @@ impl CanonicalRequest {
         let mut text = Vec::with_capacity(
             request.method.len() + 3 * request.path.len() + 1 + query_bytes + header_bytes + 70,
         );
-        let mut sensitive = Vec::new();
+        let mut sensitive = Places::new();
 
         let method = span(&mut text, |t| {
             t.extend_from_slice(request.method.as_bytes())

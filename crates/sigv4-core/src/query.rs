@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use smallvec::SmallVec;
 
-use crate::canonical::{HeaderList, Placement, signed_names};
+use crate::canonical::{HeaderList, Placement, Places, signed_names};
 use crate::encoding::{decimal_into, percent_encode_into, reencode_form_pairs_into};
 use crate::names;
 use crate::settings::{SessionTokenMode, SigningSettings};
@@ -64,7 +64,7 @@ pub(crate) fn write_query(
     placement: &Placement<'_>,
     headers: &HeaderList<'_>,
     settings: &SigningSettings,
-    sensitive: &mut Vec<Range<usize>>,
+    sensitive: &mut Places,
 ) {
     // The pairs are encoded unsorted after what `out` holds, then copied after themselves
     // in order, and the unsorted copy dropped: one buffer, sized by `query_capacity`.
