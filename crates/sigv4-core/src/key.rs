@@ -92,8 +92,23 @@ impl fmt::Debug for DateStamp {
 }
 
 /// `kDate`: 32 bytes derived from the secret for one day. Zeroized on drop, never printed.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone)]
 pub struct DateKey([u8; 32]);
+
+impl Zeroize for DateKey {
+    fn zeroize(&mut self) {
+        // As a slice: zeroize clears it in bulk (an array, a volatile store per byte).
+        self.0.as_mut_slice().zeroize();
+    }
+}
+
+impl Drop for DateKey {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for DateKey {}
 
 impl DateKey {
     /// Wraps the 32-byte HMAC output a device returned.
