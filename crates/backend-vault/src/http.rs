@@ -32,7 +32,8 @@ struct Job {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Resend {
     /// Sending it twice leaves the server as sending it once: a read, or an HMAC (a pure
-    /// function of its input).
+    /// function of its input). A token with a use limit (`num_uses`) spends one use on each
+    /// sending the server read.
     Safe,
     /// The server acts on each sending (an import, a login): sent once, whatever happens.
     Never,
@@ -157,9 +158,10 @@ async fn send(client: &reqwest::Client, job: &Job) -> Result<Reply, Failed> {
     }
 }
 
-/// Whether a request failed on a connection that was made but closed or reset before any
-/// reply: not a connection that could not be made (a second try would meet the same), nor a
-/// timeout (it has waited its whole time already).
+/// Whether a request failed after its connection was made and before a whole reply head came
+/// back (in practice a kept-alive connection the server had closed or reset; also a reply
+/// head hyper could not parse): not a connection that could not be made (a second try would
+/// meet the same), nor a timeout (it has waited its whole time already).
 fn died_unanswered(error: &reqwest::Error) -> bool {
     error.is_request() && !error.is_connect() && !error.is_timeout()
 }

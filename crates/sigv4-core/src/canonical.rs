@@ -29,7 +29,7 @@ const SENSITIVE_HEADERS: &[&str] = &[
 
 /// Where the sensitive values lie in a canonical request: inline for a session token and
 /// one more (a warm signature with a session token allocates only its text, see
-/// `tests/allocations.rs`); SSE-C requests with a token spill to the heap.
+/// `tests/allocations.rs`); more (SSE-C keys and their digests) spill to the heap.
 pub(crate) type Places = smallvec::SmallVec<[Range<usize>; 2]>;
 
 /// A request as SigV4 sees it: method, wire path and query, headers. Borrowed from the

@@ -23,8 +23,29 @@ fn compress(state: &mut [u32; 8], block: &[u8; BLOCK]) {
 
 /// Secret bytes on the stack, zeroized on drop. `Zeroizing<[u8; N]>` would do, but zeroize
 /// clears an array a volatile store per element and a slice in bulk; a cache-off signature
-/// wipes about 400 bytes of such buffers (bench row `get-vanilla`, keyhold-cache-off).
-pub(crate) struct Wiped<const N: usize>(pub(crate) [u8; N]);
+/// wipes about 400 bytes of such buffers (bench row `get-vanilla`, keyhold-cache-off). The
+/// bytes are reached through `Deref`, never moved out (an array is `Copy`).
+pub(crate) struct Wiped<const N: usize>([u8; N]);
+
+impl<const N: usize> Wiped<N> {
+    pub(crate) fn new(bytes: [u8; N]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl<const N: usize> std::ops::Deref for Wiped<N> {
+    type Target = [u8; N];
+
+    fn deref(&self) -> &[u8; N] {
+        &self.0
+    }
+}
+
+impl<const N: usize> std::ops::DerefMut for Wiped<N> {
+    fn deref_mut(&mut self) -> &mut [u8; N] {
+        &mut self.0
+    }
+}
 
 impl<const N: usize> Drop for Wiped<N> {
     fn drop(&mut self) {
@@ -58,21 +79,21 @@ impl HmacKey {
     /// Keys of up to 64 bytes (SigV4's are 32, or 44 for `"AWS4"+secret`); longer keys are
     /// hashed first, as RFC 2104 says.
     pub(crate) fn new(key: &[u8]) -> Self {
-        let mut hashed = Wiped([0u8; 32]);
+        let mut hashed = Wiped::new([0u8; 32]);
         let key = if key.len() > BLOCK {
-            sha256_into(key, &mut hashed.0);
-            &hashed.0[..]
+            sha256_into(key, &mut hashed);
+            &hashed[..]
         } else {
             key
         };
         // The key XOR ipad, then the key XOR opad.
-        let mut block = Wiped([0x36u8; BLOCK]);
-        block.0.iter_mut().zip(key).for_each(|(b, k)| *b ^= k);
+        let mut block = Wiped::new([0x36u8; BLOCK]);
+        block.iter_mut().zip(key).for_each(|(b, k)| *b ^= k);
         let mut inner = INITIAL_STATE;
-        compress(&mut inner, &block.0);
-        block.0.iter_mut().for_each(|b| *b ^= 0x36 ^ 0x5c);
+        compress(&mut inner, &block);
+        block.iter_mut().for_each(|b| *b ^= 0x36 ^ 0x5c);
         let mut outer = INITIAL_STATE;
-        compress(&mut outer, &block.0);
+        compress(&mut outer, &block);
         Self { inner, outer }
     }
 

@@ -244,7 +244,11 @@ pub(crate) fn presigned_uri(
         unreachable!("presigned_uri is called with a presigned signature");
     };
     let (path, query) = (uri.path(), uri.query());
-    let mut target: Vec<u8> = Vec::with_capacity(path.len() + query.map_or(0, str::len) + 512);
+    // Room for the parameters (a token may need three bytes for each of its own); shrunk to
+    // the length below.
+    let token = output.session_token.as_ref().map_or(0, |t| t.0.len());
+    let mut target: Vec<u8> =
+        Vec::with_capacity(path.len() + query.map_or(0, str::len) + 512 + 3 * token);
     target.extend_from_slice(path.as_bytes());
     let mut separator = match query {
         None => Some(b'?'),
@@ -295,8 +299,11 @@ pub(crate) fn apply_headers(
     headers.reserve(2 + usize::from(content_sha256) + usize::from(output.session_token.is_some()));
     headers.insert(X_AMZ_DATE, value(date, names::X_AMZ_DATE)?);
     let authorization = output.authorization_bytes().expect("a header signature");
-    let authorization = HeaderValue::try_from(authorization)
+    let mut authorization = HeaderValue::try_from(authorization)
         .map_err(|_| SignError::InvalidHeaderValue(names::AUTHORIZATION))?;
+    // Not a secret, but a credential for the minutes it is valid: kept out of HPACK tables
+    // and `http`'s Debug output.
+    authorization.set_sensitive(true);
     headers.insert(http::header::AUTHORIZATION, authorization);
     if content_sha256 {
         let hash = output.canonical_request.payload_hash();

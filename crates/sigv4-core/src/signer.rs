@@ -443,13 +443,13 @@ impl Signer {
         let k_date = self.root_key.date_key(date).map_err(SignError::Key)?;
         // kRegion = HMAC(kDate, region), kService = HMAC(kRegion, service),
         // kSigning = HMAC(kService, "aws4_request").
-        let mut chained = Wiped(*k_date.as_bytes());
+        let mut chained = Wiped::new(*k_date.as_bytes());
         drop(k_date);
         for step in [region, service, names::SCOPE_TERMINATOR] {
-            let next = HmacKey::new(&chained.0);
-            next.mac_into(&[step.as_bytes()], &mut chained.0);
+            let next = HmacKey::new(&chained[..]);
+            next.mac_into(&[step.as_bytes()], &mut chained);
         }
-        let pads = HmacKey::new(&chained.0);
+        let pads = HmacKey::new(&chained[..]);
         let key = SigningKey {
             key: match cached {
                 true => SigningPads::Kept(Arc::new(Locked::new(pads))),

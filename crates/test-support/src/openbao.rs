@@ -13,8 +13,8 @@ pub fn program() -> PathBuf {
     Path::new(&env::var(env::PYTHON_BIN)).join("bao")
 }
 
-/// `bao` pointed at one server with one token. Only what is set here reaches it: the host's
-/// `VAULT_*` and `BAO_*` settings for the address, token, namespace and CA are removed.
+/// `bao` pointed at one server with one token. Only what is set here reaches it: every
+/// `VAULT_*` and `BAO_*` setting of the host is removed.
 #[derive(Clone)]
 pub struct Bao {
     addr: String,
@@ -78,20 +78,18 @@ impl Bao {
     /// cannot be started at all.
     pub fn try_run(&self, args: &[&str]) -> Result<String, Failed> {
         let mut cmd = Command::new(program());
+        // Every host setting of the CLI goes first (output format, TLS skips, client
+        // certificates too), so that only what is set here counts.
+        for (name, _) in std::env::vars_os() {
+            let text = name.to_string_lossy();
+            if text.starts_with("VAULT_") || text.starts_with("BAO_") {
+                cmd.env_remove(&name);
+            }
+        }
         cmd.args(args)
             .env("VAULT_ADDR", &self.addr)
             .env("VAULT_TOKEN", &self.token)
             .env("HOME", &self.home);
-        for var in [
-            "BAO_ADDR",
-            "BAO_TOKEN",
-            "BAO_NAMESPACE",
-            "BAO_CACERT",
-            "VAULT_NAMESPACE",
-            "VAULT_CACERT",
-        ] {
-            cmd.env_remove(var);
-        }
         if let Some(ca_cert) = &self.ca_cert {
             cmd.env("VAULT_CACERT", ca_cert);
         }

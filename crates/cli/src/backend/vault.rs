@@ -239,7 +239,11 @@ pub fn doctor(key: &KeyPath, args: &KeyArgs) -> (Vec<Link>, Option<OpenedKey>) {
                  with a token that may only HMAC"
             ));
         }
-        _ => {}
+        Ok(_) => {}
+        Err(e) => token.push_str(&format!(
+            "; whether it may change {config_path} could not be checked: {}",
+            sigv4_core::error_chain(&e)
+        )),
     }
     details.push(token);
     let client = Arc::new(client);
