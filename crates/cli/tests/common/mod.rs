@@ -96,10 +96,11 @@ pub fn cache_dir() -> PathBuf {
     std::env::temp_dir().join(format!("keyhold-cli-cache-{}", std::process::id()))
 }
 
-/// What a finished command printed, as text.
+/// What a finished command printed, as text (and stdout as it came, for binary output).
 pub struct Run {
     pub code: i32,
     pub stdout: String,
+    pub stdout_bytes: Vec<u8>,
     pub stderr: String,
 }
 
@@ -108,6 +109,7 @@ impl Run {
         Self {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stdout_bytes: out.stdout,
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
     }
