@@ -15,7 +15,7 @@ use smallvec::SmallVec;
 
 use crate::encoding::{encode_unsafe_path_bytes_into, normalize_path, percent_encode_into};
 use crate::names;
-use crate::query::{query_capacity, write_query};
+use crate::query::{PresigningPairs, query_capacity, write_query};
 use crate::settings::{PathEncoding, SessionTokenMode, SigningSettings};
 
 /// Header values never shown by [`CanonicalRequest::redacted`].
@@ -230,6 +230,8 @@ pub struct CanonicalRequest {
     /// Values never shown by [`CanonicalRequest::redacted`] (the session token, customer
     /// keys), in order.
     sensitive: Places,
+    /// A presigned URL's own pairs in the query (none for a header signature).
+    presigning: PresigningPairs,
 }
 
 /// Appends what `write` writes to `text`, and returns where it lies.
@@ -264,6 +266,7 @@ impl CanonicalRequest {
             request.method.len() + 3 * request.path.len() + 1 + query_bytes + header_bytes + 70,
         );
         let mut sensitive = Places::new();
+        let mut presigning = PresigningPairs::default();
 
         let method = span(&mut text, |t| {
             t.extend_from_slice(request.method.as_bytes())
@@ -273,7 +276,8 @@ impl CanonicalRequest {
         text.push(b'\n');
         let canonical_query = span(&mut text, |t| {
             if !query.is_empty() || presigned {
-                write_query(t, query, placement, &headers, settings, &mut sensitive);
+                let places = (&mut sensitive, &mut presigning);
+                write_query(t, query, placement, &headers, settings, places);
             }
         });
         text.push(b'\n');
@@ -314,7 +318,14 @@ impl CanonicalRequest {
             signed_headers,
             payload_hash,
             sensitive,
+            presigning,
         })
+    }
+
+    /// A presigned URL's own `key=value` pairs as the canonical query holds them (encoded),
+    /// in the order they were added.
+    pub(crate) fn presigning_pairs(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.presigning.spans().map(|span| &self.text[span])
     }
 
     /// A part that is ASCII by construction (all but the canonical headers).

@@ -240,7 +240,7 @@ pub(crate) fn presigned_uri(
     uri: &http::Uri,
     output: &SigningOutput,
 ) -> Result<http::Uri, SignError> {
-    let Location::Query { expires_secs } = output.location else {
+    let Location::Query { .. } = output.location else {
         unreachable!("presigned_uri is called with a presigned signature");
     };
     let (path, query) = (uri.path(), uri.query());
@@ -258,17 +258,39 @@ pub(crate) fn presigned_uri(
             (!query.is_empty()).then_some(b'&')
         }
     };
-    output.query_parameters(expires_secs, &mut |name, parts, _| {
+    let mut next_pair = |target: &mut Vec<u8>| {
         if let Some(sep) = separator {
             target.push(sep);
         }
         separator = Some(b'&');
-        percent_encode_into(&mut target, name.as_bytes(), false);
-        target.push(b'=');
-        for part in parts {
-            percent_encode_into(&mut target, part, false);
+    };
+    // The five signed parameters (algorithm, credential, date, expires, signed headers) as the
+    // canonical query holds them, already encoded; the signature; then the session token,
+    // copied too when it was signed, else encoded here.
+    let signed: smallvec::SmallVec<[&[u8]; 6]> =
+        output.canonical_request.presigning_pairs().collect();
+    let (parameters, signed_token) = signed.split_at(5);
+    for pair in parameters {
+        next_pair(&mut target);
+        target.extend_from_slice(pair);
+    }
+    next_pair(&mut target);
+    target.extend_from_slice(names::query::SIGNATURE.as_bytes());
+    target.push(b'=');
+    output.signature.hex_into(&mut target);
+    match (signed_token.first(), &output.session_token) {
+        (Some(token), _) => {
+            next_pair(&mut target);
+            target.extend_from_slice(token);
         }
-    });
+        (None, Some(token)) => {
+            next_pair(&mut target);
+            target.extend_from_slice(names::query::SECURITY_TOKEN.as_bytes());
+            target.push(b'=');
+            percent_encode_into(&mut target, token.0.as_bytes(), false);
+        }
+        (None, None) => {}
+    }
     // Exactly as long as it is: `Bytes` would make a second allocation for a `Vec` with
     // room to spare (bench row `shape-presigned-with-query`).
     target.shrink_to_fit();
