@@ -136,16 +136,7 @@ fn mistakes_are_named_with_the_flag_and_refusals_with_the_service_reason() {
     let dir = scratch("ra-mistakes");
     let pki = Pki::make(&dir.join("pki"), &["--key", "p256"]);
     let other = Pki::make(&dir.join("other"), &["--key", "p256"]);
-    let expired = Pki::make(
-        &dir.join("expired"),
-        &[
-            "--key",
-            "p256",
-            "--expired",
-            "--ca-dir",
-            pki.dir.to_str().unwrap(),
-        ],
-    );
+    let expired = Pki::make_expired(&dir.join("expired"), &pki, "p256");
     let endpoint = Endpoint::start(&pki.path("ca.pem"), 0);
     let base = arguments(&pki, "leaf.pem", &endpoint, "ra-mistakes");
 

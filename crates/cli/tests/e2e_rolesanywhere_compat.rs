@@ -34,15 +34,6 @@ fn credential_process(pki: &Pki, anchor: &str, extra: &[&str], env: &[(&str, &st
     run(&mut cmd)
 }
 
-/// The `AccessKeyId` of a successful run's JSON.
-fn access_key_id(out: &Run) -> String {
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let document: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let id = document["AccessKeyId"].as_str().unwrap().to_owned();
-    assert!(id.starts_with("ASIA"), "{id}");
-    id
-}
-
 fn endpoint_in(pki: &Pki, region: &str, trust_anchor_arn: &str) -> Endpoint {
     let profile_arn = match trust_anchor_arn {
         TRUST_ANCHOR_ARN_EU_WEST_1 => PROFILE_ARN_EU_WEST_1,
@@ -77,7 +68,7 @@ fn the_signing_region_is_the_trust_anchors_unless_region_says_otherwise() {
             ("AWS_DEFAULT_REGION", "us-east-1"),
         ],
     );
-    access_key_id(&out);
+    temporary_key_id(&out);
     assert!(eu.refusals().is_empty(), "{}", eu.refusals());
 
     // A trust anchor in us-east-1 and a service that signs for eu-west-1: --region says so.
@@ -89,7 +80,7 @@ fn the_signing_region_is_the_trust_anchors_unless_region_says_otherwise() {
         &["--endpoint-url", &url, "--region", "eu-west-1"],
         &[("AWS_REGION", "us-east-1")],
     );
-    access_key_id(&out);
+    temporary_key_id(&out);
     assert!(there.refusals().is_empty(), "{}", there.refusals());
     // Without it, the trust anchor's region is signed, and the service says so.
     let out = credential_process(
@@ -114,7 +105,7 @@ fn the_signing_region_is_the_trust_anchors_unless_region_says_otherwise() {
         &["--endpoint-url", &eu.url, "--region", "", "-v"],
         &[],
     );
-    access_key_id(&out);
+    temporary_key_id(&out);
     assert!(
         out.stderr.contains("region=\"eu-west-1\"")
             && out.stderr.contains("from=\"the trust anchor\"")
@@ -140,7 +131,7 @@ fn the_endpoint_comes_from_endpoint_or_the_environment() {
     let endpoint = Endpoint::start(&pki.path("ca.pem"), 0);
     // The AWS signing helper's --endpoint.
     let url = endpoint.url.clone();
-    access_key_id(&credential_process(
+    temporary_key_id(&credential_process(
         &pki,
         TRUST_ANCHOR_ARN,
         &["--endpoint", &url],
@@ -156,7 +147,7 @@ fn the_endpoint_comes_from_endpoint_or_the_environment() {
             ("AWS_ENDPOINT_URL", "http://192.0.2.1:9"),
         ],
     );
-    access_key_id(&out);
+    temporary_key_id(&out);
     assert!(
         out.stderr
             .contains("AWS_ENDPOINT_URL_ROLESANYWHERE in the environment"),
@@ -170,18 +161,10 @@ fn the_endpoint_comes_from_endpoint_or_the_environment() {
 fn throttling_is_retried_and_then_given_up_with_the_services_reason() {
     let dir = scratch("ra-throttle");
     let pki = Pki::make(&dir.join("pki"), &["--key", "p384"]);
-    let throttled = |n| {
-        Endpoint::start_configured(
-            &pki.path("ca.pem"),
-            &EndpointOptions {
-                throttle_first: n,
-                ..EndpointOptions::default()
-            },
-        )
-    };
+    let throttled = |n| Endpoint::throttling(&pki.path("ca.pem"), n);
     let endpoint = throttled(2);
     let url = endpoint.url.clone();
-    access_key_id(&credential_process(
+    temporary_key_id(&credential_process(
         &pki,
         TRUST_ANCHOR_ARN,
         &["--endpoint-url", &url],
@@ -218,7 +201,7 @@ fn the_signing_helpers_flags_that_change_nothing_and_debug_are_taken() {
         "--debug",
     ];
     let out = credential_process(&pki, TRUST_ANCHOR_ARN, &flags, &[]);
-    access_key_id(&out);
+    temporary_key_id(&out);
     // --debug is -vv: the log shows the steps (on stderr; stdout stays JSON).
     assert!(
         out.stderr.contains("Roles Anywhere endpoint"),
@@ -285,7 +268,7 @@ fn read_certificate_data_is_cert_show_and_pkcs11_lib_names_the_module() {
             PROFILE_ARN,
         ])
         .args(["--role-arn", &role_arn(), "--endpoint-url", &endpoint.url]);
-    access_key_id(&run(&mut cmd));
+    temporary_key_id(&run(&mut cmd));
     let mut sign = keyhold();
     sign.args(["sign-string", "--private-key", &no_module(&private)])
         .args(["--pkcs11-lib", &module, "--reuse-pin"])

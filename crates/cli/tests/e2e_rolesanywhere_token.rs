@@ -17,13 +17,6 @@ use test_support::rolesanywhere::{Endpoint, Pki};
 
 const PIN: &str = "user-pin-for-tests";
 
-/// The JSON a successful credential-process printed: its `AccessKeyId`.
-fn access_key_id(out: &Run) -> String {
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let document: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    document["AccessKeyId"].as_str().unwrap().to_owned()
-}
-
 /// `pkcs11-tool --module M --token-label LABEL --login ARGS` with `SOFTHSM2_CONF` = `conf`.
 fn pkcs11_tool(conf: &str, label: &str, args: &[&str]) {
     let out = Command::new("pkcs11-tool")
@@ -153,7 +146,7 @@ fn the_aws_yubikey_line_works_as_written_through_p11_kits_proxy() {
     let mut cmd = keyhold();
     line(cmd.arg("-v"));
     let out = run(&mut cmd);
-    assert!(access_key_id(&out).starts_with("ASIA"));
+    temporary_key_id(&out);
     assert!(out.stderr.contains("p11-kit-proxy"), "{}", out.stderr);
     assert!(endpoint.refusals().is_empty(), "{}", endpoint.refusals());
 
@@ -214,7 +207,7 @@ fn a_certificate_with_another_cka_id_finds_its_key_by_public_key() {
     let mut cmd = keyhold();
     cmd.args(["credential-process", "--certificate", &certificate])
         .args(endpoint.session_flags());
-    assert!(access_key_id(&run(&mut cmd)).starts_with("ASIA"));
+    temporary_key_id(&run(&mut cmd));
     assert!(endpoint.refusals().is_empty(), "{}", endpoint.refusals());
 }
 
@@ -300,16 +293,7 @@ fn sign_string_and_doctor_work_with_a_token_key_and_doctor_names_an_expired_cert
 
     // An expired certificate of the same CA: the link that fails says so, and the rest are
     // skipped (nothing is sent).
-    let expired = Pki::make(
-        &dir.join("expired"),
-        &[
-            "--key",
-            "p256",
-            "--expired",
-            "--ca-dir",
-            pki.dir.to_str().unwrap(),
-        ],
-    );
+    let expired = Pki::make_expired(&dir.join("expired"), &pki, "p256");
     let out = doctor(
         expired.path("leaf.pem").to_str().unwrap(),
         Some(expired.path("leaf.key").to_str().unwrap()),
@@ -332,11 +316,5 @@ fn sign_string_and_doctor_work_with_a_token_key_and_doctor_names_an_expired_cert
         out.stdout
     );
     // Only doctor's reachability probes (GET) were refused: no CreateSession failed.
-    let refusals = endpoint.refusals();
-    assert!(
-        refusals
-            .lines()
-            .all(|l| l.contains("no such operation GET")),
-        "{refusals}"
-    );
+    endpoint.assert_only_probes_refused();
 }

@@ -191,15 +191,7 @@ fn throttling_is_retried_with_backoff_and_given_up_typed() {
     let dir = scratch("throttle");
     let pki = Pki::make(&dir, &["--key", "rsa2048"]);
     let chain = CertificateChain::from_pem(&read(&pki, "leaf.pem")).unwrap();
-    let throttled = |n| {
-        Endpoint::start_configured(
-            &pki.path("ca.pem"),
-            &EndpointOptions {
-                throttle_first: n,
-                ..EndpointOptions::default()
-            },
-        )
-    };
+    let throttled = |n| Endpoint::throttling(&pki.path("ca.pem"), n);
     // Two 429s, then an answer: within the default three attempts.
     let endpoint = throttled(2);
     let credentials = runtime()

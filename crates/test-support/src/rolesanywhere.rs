@@ -91,6 +91,12 @@ impl Pki {
         Self::make_with_password(dir, args, "")
     }
 
+    /// An expired leaf with a `key` key (`p256`, `rsa2048`...) in `dir`, issued by `ca`'s CA.
+    pub fn make_expired(dir: &Path, ca: &Pki, key: &str) -> Self {
+        let ca_dir = ca.dir.to_str().expect("a UTF-8 scratch path");
+        Self::make(dir, &["--key", key, "--expired", "--ca-dir", ca_dir])
+    }
+
     /// As [`make`](Self::make), encrypting the key (`--key-format encrypted`) with `password`.
     pub fn make_with_password(dir: &Path, args: &[&str], password: &str) -> Self {
         let out = Command::new(python())
@@ -136,6 +142,17 @@ impl Endpoint {
             anchor,
             &EndpointOptions {
                 fail_first,
+                ..EndpointOptions::default()
+            },
+        )
+    }
+
+    /// Starts an endpoint trusting `anchor` whose first `n` verified requests get a 429.
+    pub fn throttling(anchor: &Path, n: u32) -> Self {
+        Self::start_configured(
+            anchor,
+            &EndpointOptions {
+                throttle_first: n,
                 ..EndpointOptions::default()
             },
         )
@@ -246,6 +263,18 @@ impl Endpoint {
     /// The reasons the endpoint refused (or throttled, or redirected) requests, one per line.
     pub fn refusals(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Panics unless every refusal was of a reachability probe (`keyhold doctor`'s GET): no
+    /// CreateSession was refused.
+    pub fn assert_only_probes_refused(&self) {
+        let refusals = self.refusals();
+        assert!(
+            refusals
+                .lines()
+                .all(|l| l.contains("no such operation GET")),
+            "{refusals}"
+        );
     }
 }
 

@@ -8,6 +8,15 @@ use test_support::rolesanywhere::Pki;
 
 use super::*;
 
+/// The `AccessKeyId` of a successful run's JSON, which must be a temporary one (`ASIA...`).
+pub fn temporary_key_id(out: &Run) -> String {
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let document: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let id = document["AccessKeyId"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("ASIA"), "{id}");
+    id
+}
+
 /// `keyhold ARGS...`, which must succeed; its stdout.
 pub fn keyhold_ok(args: &[&str]) -> String {
     let mut cmd = keyhold();
