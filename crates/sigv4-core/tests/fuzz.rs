@@ -84,6 +84,7 @@ fn fuzz_sigv4_request() {
         b"x-amz-date:",
         b"X-Amz-Security-Token=",
     ];
+    let presigned = std::sync::atomic::AtomicUsize::new(0);
     fuzz::run(
         "sigv4-request",
         0x5eed_0002,
@@ -121,7 +122,24 @@ fn fuzz_sigv4_request() {
                     signed = true;
                 }
             }
+            // A target that makes a URI is presigned on a request too: the URI copies the
+            // signed parameters from the canonical query, then appends the signature.
+            if let Ok(mut request) = http::Request::get(format!("https://h{target}")).body(input) {
+                let expires_in = Duration::from_secs(60);
+                if let Ok(out) = signer.presign_request(&mut request, &params, expires_in) {
+                    let query = request.uri().query().unwrap_or_default();
+                    let signature = format!("X-Amz-Signature={}", out.signature());
+                    assert!(query.contains(&signature), "{query}");
+                    assert!(query.contains("X-Amz-Credential=AKIDEXAMPLE%2F"), "{query}");
+                    assert!(query.ends_with("X-Amz-Security-Token=token"), "{query}");
+                    presigned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
             signed
         },
+    );
+    assert!(
+        presigned.into_inner() > 100,
+        "the fuzz run presigned too few requests on an http::Request"
     );
 }
